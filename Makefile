@@ -1,0 +1,34 @@
+# dlcompat: the two commands of the quick start, and what they stand on.
+#   make run   - build the main environment and run the default study (quick preset, embedded digits)
+#   make test  - build it with the test tools and run the test suite (what CI runs)
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.dlcompat-setup
+
+.PHONY: setup run test lint bench clean
+
+$(STAMP): envs/main.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r envs/main.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/dlcompat run
+
+$(VENV)/.dlcompat-test: $(STAMP) envs/test.txt
+	$(BIN)/python -m pip install -q -r envs/test.txt
+	touch $@
+
+test: $(VENV)/.dlcompat-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/quick_study.py
+
+clean:
+	rm -rf dlcompat-out

@@ -1,0 +1,263 @@
+"""The command line: `dlcompat run | report | export | list | env`.
+
+Exit codes: 0 the study ran (failed cells are findings, counted in the summary); 1 the study could
+not complete (or, with --fail-on-findings, it had findings); 2 a usage or input error, explained in
+one sentence.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dlcompat.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0] if __doc__ else "")
+env_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Toolchain environments: list and build them.")
+app.add_typer(env_app, name="env")
+console = Console(stderr=True)
+DEFAULT_OUT = Path("dlcompat-out")
+
+OutOption = Annotated[Path, typer.Option("--out", help="Folder of the results database, artifacts and reports.")]
+
+
+class ExecutorName(StrEnum):
+    inline = "inline"
+    local = "local"
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _open_store(out: Path, database: str | None) -> Any:
+    from dlcompat.store.db import ResultStore, database_url
+
+    if database is None and not (out / "results.sqlite").exists():
+        _fail(f"no results database in {out}: run `dlcompat run --out {out}` first, or pass the right --out")
+    return ResultStore(database or database_url(out))
+
+
+def _report_run(store: Any, run_id: str | None) -> dict[str, Any]:
+    run = store.run(run_id)
+    summary = run.get("summary", {})
+    statuses = list(store.job_statuses(run["job_keys"]).values())
+    jobs = {"total": len(run["job_keys"]), **{s: statuses.count(s) for s in ("ok", "failed", "unavailable")},
+            # the last invocation: how many jobs it found stored, how many it skipped after a failure
+            "cached": summary.get("cached", 0), "skipped": summary.get("skipped", 0)}
+    return {
+        "id": run["id"], "name": run["name"], "created": run["created"], "status": run["status"],
+        "config_toml": run["config_toml"], "environment": run["environment"], "jobs": jobs,
+        "seeds": run["environment"].get("seeds", []), "threads": run["environment"].get("threads", 1),
+    }
+
+
+def _write_report(store: Any, run_id: str | None, out: Path) -> tuple[Path, Path]:
+    from dlcompat.report.build import write_report
+
+    run = _report_run(store, run_id)
+    return write_report(run, store.rows(run["id"]), out / "reports" / run["id"])
+
+
+@app.command()
+def run(
+    config: Annotated[Path | None, typer.Argument(help="A study config (TOML). Default: the `quick` preset.")] = None,
+    preset: Annotated[str | None, typer.Option(help="A built-in study: quick, paper-mnist, paper-cifar10.")] = None,
+    out: OutOption = DEFAULT_OUT,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Existing dataset files (else DLCOMPAT_DATA_DIR, else download).")
+    ] = None,
+    executor: Annotated[
+        ExecutorName, typer.Option(help="inline (one process, for debugging) or local processes.")
+    ] = ExecutorName.local,
+    jobs: Annotated[int, typer.Option(min=1, help="Jobs run at once (local executor).")] = 1,
+    database: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL of the results database (default: SQLite in --out).")
+    ] = None,
+    fail_on_findings: Annotated[bool, typer.Option(help="Exit 1 when any cell failed.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Run a study: train, convert, deploy and measure every cell; resume what a previous run left."""
+    from dlcompat.study.config import load_config, load_preset
+    from dlcompat.study.progress import ProgressView
+    from dlcompat.study.runner import run_study
+
+    if config is not None and preset is not None:
+        _fail("pass either a config file or --preset, not both")
+    study = load_config(config) if config is not None else load_preset(preset or "quick")
+    if data_dir is not None and not data_dir.is_dir():
+        _fail(f"--data-dir {data_dir} is not a folder: pass the folder that holds the dataset files")
+    console.print(f"study [bold]{study.name}[/]: results in {out}/", highlight=False)
+    view = ProgressView(enabled=not quiet, console=console)
+    try:
+        summary = run_study(study, out, data_dir=str(data_dir) if data_dir else None, executor=executor.value,
+                            jobs=jobs, view=view, database=database)
+    except UserError:
+        raise
+    except KeyboardInterrupt:
+        console.print("interrupted: run the same command again to resume")
+        raise typer.Exit(1) from None
+    store = _open_store(out, database)
+    html, markdown = _write_report(store, summary.run_id, out)
+    console.print(
+        f"run {summary.run_id}: {summary.total} jobs, {summary.cached} from the store, {summary.ran} run "
+        f"({summary.ok} ok, {summary.failed} failed, {summary.unavailable} unavailable), {summary.skipped} "
+        f"skipped after a failure, in {summary.duration_s:.1f} s", highlight=False,
+    )
+    for finding in summary.findings:
+        console.print(f"  finding: {finding}", highlight=False, markup=False)
+    typer.echo(f"report:   {html}")
+    typer.echo(f"markdown: {markdown}")
+    typer.echo(f"database: {summary.database}")
+    if fail_on_findings and (summary.failed or summary.skipped):
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix, or `latest`).")] = "latest",
+    out: OutOption = DEFAULT_OUT,
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results database.")] = None,
+) -> None:
+    """Write the HTML report and its Markdown twin for a run."""
+    store = _open_store(out, database)
+    html, markdown = _write_report(store, run_id, out)
+    typer.echo(f"report:   {html}")
+    typer.echo(f"markdown: {markdown}")
+
+
+@app.command()
+def export(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix, or `latest`).")] = "latest",
+    format: Annotated[ExportFormat, typer.Option("--format", help="csv or parquet.")] = ExportFormat.csv,
+    output: Annotated[Path | None, typer.Option(help="File to write (CSV: standard output when omitted).")] = None,
+    out: OutOption = DEFAULT_OUT,
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results database.")] = None,
+) -> None:
+    """Export a run's results as one tidy table, one row per measurement."""
+    from dlcompat.report.export import write_csv, write_parquet
+
+    store = _open_store(out, database)
+    rows = store.rows(store.run(run_id)["id"])
+    if format is ExportFormat.parquet:
+        if output is None:
+            _fail("parquet is binary: pass --output FILE")
+        write_parquet(rows, output)
+    else:
+        write_csv(rows, output)
+
+
+@app.command("list")
+def list_components() -> None:
+    """Which datasets, models, frameworks, converters and runtimes exist, where, and whether installed."""
+    from dlcompat.converters.graph import converter, converter_names
+    from dlcompat.data.registry import dataset_names
+    from dlcompat.envs.registry import get_env, probe_modules
+    from dlcompat.frameworks.registry import framework_entry, framework_names
+    from dlcompat.runtimes.base import runtime_entry, runtime_names
+    from dlcompat.study.config import preset_names
+    from dlcompat.zoo.registry import model_entry, model_names
+
+    out = Console()
+    rows: list[tuple[str, str, str, str, str]] = []
+    for name in framework_names():
+        e = framework_entry(name)
+        rows.append(("framework", name, e.env, e.module, e.install))
+    for name in converter_names():
+        c = converter(name)
+        rows.append(("converter", f"{name} ({c.source} → {c.target})", c.env, c.module, f"dlcompat env sync {c.env}"))
+    for name in runtime_names():
+        r = runtime_entry(name)
+        rows.append(("runtime", f"{name} ({r.platform})", r.env, r.module, r.install))
+    probes: dict[str, dict[str, str | None]] = {}
+    for env in {r[2] for r in rows}:
+        probes[env] = probe_modules(env, sorted({r[3] for r in rows if r[2] == env}))
+    table = Table(title="frameworks, converters and runtimes")
+    for column in ("kind", "name", "environment", "status"):
+        table.add_column(column)
+    for kind, name, env, module, install in rows:
+        version = probes[env].get(module)
+        if version:
+            status = f"[green]available[/] ({module} {version})"
+        elif not get_env(env).exists():
+            status = f"[yellow]environment not built[/]: dlcompat env sync {env}"
+        else:
+            status = f"[red]not installed[/]: {install}"
+        table.add_row(kind, name, env, status)
+    out.print(table)
+    out.print("datasets: " + ", ".join(dataset_names()))
+    out.print("models:   " + "; ".join(f"{m} ({model_entry(m).summary})" for m in model_names()))
+    out.print("presets:  " + ", ".join(preset_names()))
+
+
+@env_app.command("list")
+def env_list() -> None:
+    """Each toolchain environment, its Python, its requirements and whether it is built."""
+    from dlcompat.envs.registry import env_names, get_env
+
+    table = Table(title="toolchain environments")
+    for column in ("name", "python", "requirements", "location", "built"):
+        table.add_column(column)
+    for name in env_names():
+        e = get_env(name)
+        table.add_row(name, e.python, str(e.requirements_path), str(e.location()), "yes" if e.exists() else "no")
+    Console().print(table)
+
+
+@env_app.command("sync")
+def env_sync(name: Annotated[str | None, typer.Argument(help="Environment name (default: every one).")] = None) -> None:
+    """Create or complete toolchain environments from their pinned requirements."""
+    from dlcompat.envs.registry import env_names, sync_env
+
+    for env in [name] if name else env_names():
+        console.print(f"syncing environment {env} ...")
+        typer.echo(f"{env}: {sync_env(env)}")
+
+
+def main() -> None:
+    try:
+        code = app(standalone_mode=False)  # click returns the code of a typer.Exit here
+        if isinstance(code, int) and code:
+            sys.exit(code)
+    except UserError as exc:
+        from rich.markup import escape
+
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        console.print("aborted")
+        sys.exit(1)
+    except Exception as exc:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        if os.environ.get("DLCOMPAT_DEBUG"):
+            raise
+        from rich.markup import escape
+
+        console.print(f"[bold red]dlcompat failed:[/] {escape(f'{type(exc).__name__}: {exc}')} (set "
+                      "DLCOMPAT_DEBUG=1 for the traceback); run the same command again to resume", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""The built-in converter edges, as data."""
+
+from __future__ import annotations
+
+from dlcompat.converters.graph import Converter, register_converter
+
+register_converter(
+    Converter(
+        name="torch.onnx",
+        source="pytorch",
+        target="onnx",
+        env="main",
+        function="dlcompat.converters.torch_onnx:convert",
+        tool="torch.onnx.export",
+        module="torch",
+        variants=("dynamo", "torchscript"),
+        suffix=".onnx",
+    )
+)

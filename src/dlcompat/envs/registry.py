@@ -1,0 +1,180 @@
+"""Toolchain environments: each is a Python version plus a pinned requirements file under `envs/`.
+
+Jobs run in the environment of their framework, converter or runtime, because toolchains pin
+conflicting versions (Theano needs numpy 1.23, onnx2tf 2.x needs Python 3.12, tensorflowjs its own
+protobuf). `main` is the environment the driver itself runs in (`make setup` builds it as `.venv`);
+every other environment is created on demand under the environments root, in a folder named by the
+hash of its requirements, so changing a pin builds a fresh environment and never mutates an old one.
+Workers of other environments import dlcompat's NumPy-only core from the source tree (PYTHONPATH).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlcompat.errors import ConfigError, FrameworkUnavailableError
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/dlcompat
+SOURCE_ROOT = PACKAGE_ROOT.parent  # src/ (put on PYTHONPATH for workers)
+PROJECT_ROOT = SOURCE_ROOT.parent
+REQUIREMENTS_DIR = PROJECT_ROOT / "envs"
+
+
+def envs_root() -> Path:
+    return Path(os.environ.get("DLCOMPAT_ENVS_DIR", Path.home() / ".cache" / "dlcompat" / "envs"))
+
+
+@dataclass(frozen=True)
+class ToolchainEnv:
+    name: str
+    python: str  # "3.11"
+    requirements: str  # file name under envs/
+    description: str
+    variables: dict[str, str] = field(default_factory=dict)  # extra environment variables for its workers
+
+    @property
+    def requirements_path(self) -> Path:
+        return REQUIREMENTS_DIR / self.requirements
+
+    def lock_hash(self) -> str:
+        """Hash of what defines the environment: its Python version and its pinned requirements."""
+        text = self.requirements_path.read_text() if self.requirements_path.exists() else ""
+        return hashlib.sha256(f"python{self.python}\n{text}".encode()).hexdigest()
+
+    @property
+    def is_driver(self) -> bool:
+        return self.name == "main"
+
+    def location(self) -> Path:
+        if self.is_driver:
+            return Path(sys.prefix)
+        return envs_root() / f"{self.name}-{self.lock_hash()[:12]}"
+
+    def interpreter(self) -> Path:
+        if self.is_driver:
+            return Path(sys.executable)
+        return self.location() / "bin" / "python"
+
+    def exists(self) -> bool:
+        return self.interpreter().exists() and (self.is_driver or (self.location() / ".dlcompat-synced").exists())
+
+    def worker_environ(self, threads: int) -> dict[str, str]:
+        """Environment variables for a worker: thread budget, dlcompat's source on the path, extras."""
+        env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+            env[var] = str(threads)
+        env["TF_NUM_INTEROP_THREADS"] = "1"
+        env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)
+        env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.variables)
+        return env
+
+
+_ENVS: dict[str, ToolchainEnv] = {}
+
+
+def register_env(env: ToolchainEnv) -> None:
+    _ENVS[env.name] = env
+
+
+register_env(ToolchainEnv("main", "3.11", "main.txt", "the driver, PyTorch (CPU), ONNX, ONNX Runtime"))
+
+
+def env_names() -> list[str]:
+    return list(_ENVS)
+
+
+def get_env(name: str) -> ToolchainEnv:
+    if name not in _ENVS:
+        raise ConfigError(f"unknown toolchain environment {name!r}: choose one of {', '.join(_ENVS)}")
+    return _ENVS[name]
+
+
+def find_python(version: str) -> str:
+    """An interpreter of `version`: `pythonX.Y` on PATH, or pyenv's install of it."""
+    found = shutil.which(f"python{version}")
+    if found:
+        return found
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    for candidate in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}")):
+        return str(candidate)
+    raise FrameworkUnavailableError(
+        f"Python {version} is not installed: install it (e.g. `pyenv install {version}`) to build that environment"
+    )
+
+
+def sync_env(name: str, log: Path | None = None) -> Path:
+    """Create (or complete) environment `name` from its pinned requirements; return its interpreter."""
+    env = get_env(name)
+    pip_log = open(log, "a") if log else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        if env.is_driver:
+            subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", str(env.requirements_path)],
+                           check=True, stdout=pip_log, stderr=pip_log)
+            return env.interpreter()
+        location = env.location()
+        if not env.interpreter().exists():
+            location.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([find_python(env.python), "-m", "venv", str(location)], check=True,
+                           stdout=pip_log, stderr=pip_log)
+        subprocess.run([str(env.interpreter()), "-m", "pip", "install", "-q", "-r", str(env.requirements_path)],
+                       check=True, stdout=pip_log, stderr=pip_log)
+        (location / ".dlcompat-synced").write_text(env.lock_hash())
+        return env.interpreter()
+    except subprocess.CalledProcessError as exc:
+        raise FrameworkUnavailableError(
+            f"building environment {name!r} failed ({exc}): see {log or 'pip output'} and check the pins in "
+            f"{env.requirements_path}"
+        ) from exc
+    finally:
+        if log:
+            pip_log.close()  # type: ignore[union-attr]
+
+
+def probe_modules(name: str, modules: list[str]) -> dict[str, str | None]:
+    """Version of each module as installed in environment `name` (None where it is missing).
+
+    In the driver's own environment this reads package metadata without importing anything; elsewhere
+    it asks the environment's interpreter, which costs one short-lived process.
+    """
+    env = get_env(name)
+    if env.is_driver:
+        return {m: _installed_version(m) for m in modules}
+    if not env.exists():
+        return dict.fromkeys(modules)
+    code = (
+        "import json,sys\nfrom importlib import metadata, util\nout={}\n"
+        "for m in sys.argv[1:]:\n"
+        "    spec=util.find_spec(m)\n"
+        "    if spec is None: out[m]=None; continue\n"
+        "    try: out[m]=metadata.version(m)\n"
+        "    except metadata.PackageNotFoundError: out[m]='installed'\n"
+        "print(json.dumps(out))\n"
+    )
+    done = subprocess.run([str(env.interpreter()), "-c", code, *modules], capture_output=True, text=True,
+                          timeout=120, env=env.worker_environ(1))
+    import json
+
+    return json.loads(done.stdout) if done.returncode == 0 else dict.fromkeys(modules)
+
+
+_DISTRIBUTIONS = {"torch": "torch", "onnxruntime": "onnxruntime", "onnx": "onnx", "sklearn": "scikit-learn"}
+
+
+def _installed_version(module: str) -> str | None:
+    from importlib import metadata, util
+
+    if util.find_spec(module) is None:
+        return None
+    try:
+        return metadata.version(_DISTRIBUTIONS.get(module, module))
+    except metadata.PackageNotFoundError:
+        return "installed"

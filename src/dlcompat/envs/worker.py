@@ -1,0 +1,80 @@
+"""The child-process entry point: a long-lived worker that runs one job at a time in its environment.
+
+Protocol (JSON lines): the driver writes one job request per line to the worker's stdin; the worker
+answers on its *original* stdout, which it keeps for the protocol alone: fd 1 is pointed at stderr
+before any job runs, so whatever a framework prints can never corrupt a message. Messages out:
+``{"type": "ready", ...}`` once, then for each job any number of ``{"type": "progress", "event": {...}}``
+and one ``{"type": "result", "outcome": {...}}``. A worker never writes the results database.
+
+Imports the standard library, NumPy and the job's own module only (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from typing import IO, Any
+
+#: modules whose versions a job's environment record names, when the job loaded them
+_VERSIONED = ("numpy", "torch", "onnx", "onnxruntime", "onnxscript", "tensorflow", "keras", "jax", "flax",
+              "theano", "pytensor", "ai_edge_litert", "executorch", "coremltools", "sklearn", "scipy")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in _VERSIONED:
+        module = sys.modules.get(name)
+        if module is not None:
+            out[name] = str(getattr(module, "__version__", "unknown"))
+    return out
+
+
+def _send(channel: IO[str], message: dict[str, Any]) -> None:
+    channel.write(json.dumps(message, default=str) + "\n")
+    channel.flush()
+
+
+def serve(requests: IO[str], channel: IO[str]) -> None:
+    from dlcompat.store.artifacts import ArtifactStore
+    from dlcompat.study.jobs import job_function
+    from dlcompat.study.jobs.base import JobContext, run_job
+
+    _send(channel, {"type": "ready", "pid": os.getpid(), "python": platform.python_version(),
+                    "executable": sys.executable})
+    for line in requests:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        ctx = JobContext(
+            kind=request["kind"],
+            params=request["params"],
+            inputs=request["inputs"],
+            artifacts=ArtifactStore(request["artifacts_root"]),
+            threads=int(request.get("threads", 1)),
+            progress=lambda event: _send(channel, {"type": "progress", "event": event}),
+        )
+        try:
+            fn = job_function(request["kind"])
+        except Exception as exc:  # the job's module does not import here: a finding about this environment
+            from dlcompat.study.jobs.base import JobOutcome, error_text
+
+            outcome = JobOutcome(status="failed", error=f"cannot load job {request['kind']}: {error_text(exc)}")
+        else:
+            outcome = run_job(fn, ctx)
+        outcome.environment = {"python": platform.python_version(), "executable": sys.executable,
+                               "platform": platform.platform(), "pid": os.getpid(), "threads": ctx.threads,
+                               "packages": _versions()}
+        _send(channel, {"type": "result", "outcome": outcome.to_dict()})
+
+
+def main() -> None:
+    channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # anything printed by a framework goes to the worker's log, not the protocol
+    sys.stdout = sys.stderr
+    serve(sys.stdin, channel)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,268 @@
+"""PyTorch adapter: the zoo spec compiled into an `nn.Module`, trained with torch.optim, saved as a state dict."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dlcompat.data.batching import batch_order
+from dlcompat.errors import ModelFileError
+from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.zoo import spec as zs
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def _key(name: str) -> str:
+    """nn.ModuleDict keys may not contain dots; canonical layer names may."""
+    return name.replace(".", "__")
+
+
+def _build_module(spec: zs.ModelSpec) -> Any:
+    torch = _torch()
+    nn = torch.nn
+    functional = torch.nn.functional
+    act = {"relu": torch.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+
+    class SpecModule(nn.Module):
+        """Runs the spec's layers in order; `taps` collects named outputs when given."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.mods = nn.ModuleDict()
+            shapes = spec.weight_shapes()  # every layer's sizes, inputs included, come from the spec
+            for layer in spec.iter_layers():
+                mod = self._make(layer, shapes)
+                if mod is not None:
+                    self.mods[_key(layer.name)] = mod
+
+        @staticmethod
+        def _make(layer: zs.Layer, shapes: dict[str, tuple[int, ...]]) -> Any:
+            if isinstance(layer, zs.Conv2D):
+                out, cin, k, _ = shapes[f"{layer.name}.weight"]
+                return nn.Conv2d(cin, out, k, layer.stride, layer.padding, bias=layer.bias)
+            if isinstance(layer, zs.BatchNorm):
+                return nn.BatchNorm2d(shapes[f"{layer.name}.gamma"][0], eps=layer.eps, momentum=layer.momentum)
+            if isinstance(layer, zs.Dense):
+                units, features = shapes[f"{layer.name}.weight"]
+                return nn.Linear(features, units, bias=layer.bias)
+            if isinstance(layer, zs.Dropout):
+                return nn.Dropout(layer.rate)
+            return None
+
+        def forward(self, x: Any, taps: dict[str, Any] | None = None) -> Any:
+            return self._run(spec.layers, x, taps)
+
+        def _run(self, layers: tuple[zs.Layer, ...], x: Any, taps: dict[str, Any] | None) -> Any:
+            for layer in layers:
+                x = self._apply(layer, x, taps)
+                if taps is not None:
+                    taps[layer.name] = x
+            return x
+
+        def _apply(self, layer: zs.Layer, x: Any, taps: dict[str, Any] | None) -> Any:
+            if isinstance(layer, (zs.Conv2D, zs.BatchNorm, zs.Dense, zs.Dropout)):
+                return self.mods[_key(layer.name)](x)
+            if isinstance(layer, zs.Activation):
+                return act[layer.fn](x)
+            if isinstance(layer, zs.MaxPool):
+                return functional.max_pool2d(x, layer.size, layer.stride or layer.size)
+            if isinstance(layer, zs.AvgPool):
+                return functional.avg_pool2d(x, layer.size, layer.stride or layer.size)
+            if isinstance(layer, zs.GlobalAvgPool):
+                return x.mean(dim=(2, 3))
+            if isinstance(layer, zs.Flatten):
+                return torch.flatten(x, 1)  # NCHW -> channel-major, the canonical order
+            if isinstance(layer, zs.Residual):
+                body = self._run(layer.body, x, taps)
+                short = self._run(layer.shortcut, x, taps) if layer.shortcut else x
+                return act[layer.activation](body + short)
+            raise Unavailable(f"pytorch adapter has no layer {type(layer).__name__}")
+
+    return SpecModule()
+
+
+_PARAM_NAMES = {  # canonical param -> torch attribute
+    "weight": "weight",
+    "bias": "bias",
+    "gamma": "weight",
+    "beta": "bias",
+    "mean": "running_mean",
+    "var": "running_var",
+}
+
+
+class PyTorchAdapter(FrameworkAdapter):
+    name = "pytorch"
+    module = "torch"
+    native_suffix = ".pt"
+    predict_api = "model(x) under torch.inference_mode()"
+    exports: ClassVar[dict[str, str]] = {"onnx": "torch.onnx.export (variants: dynamo, torchscript)"}
+
+    def __init__(self, threads: int = 1) -> None:
+        super().__init__(threads)
+        torch = _torch()
+        torch.set_num_threads(threads)
+
+    def version(self) -> str:
+        return str(_torch().__version__)
+
+    # --- building and weights -------------------------------------------------------------------
+    def build(self, spec: zs.ModelSpec, seed: int) -> Any:
+        model = _build_module(spec)
+        model.spec = spec
+        self.set_weights(model, zs.init_weights(spec, seed))
+        return model
+
+    def _tensor_for(self, model: Any, name: str) -> Any:
+        layer, param = name.rsplit(".", 1)
+        return getattr(model.mods[_key(layer)], _PARAM_NAMES[param])
+
+    def get_weights(self, model: Any) -> dict[str, np.ndarray]:
+        return {
+            name: self._tensor_for(model, name).detach().cpu().numpy().astype(np.float32, copy=True)
+            for name in model.spec.weight_shapes()
+        }
+
+    def set_weights(self, model: Any, weights: dict[str, np.ndarray]) -> None:
+        torch = _torch()
+        expected = model.spec.weight_shapes()
+        missing = sorted(set(expected) - set(weights))
+        if missing:
+            raise ValueError(f"weights are missing {', '.join(missing[:5])}")
+        with torch.no_grad():
+            for name, shape in expected.items():
+                value = np.asarray(weights[name], dtype=np.float32)
+                if value.shape != shape:
+                    raise ValueError(f"weight {name} has shape {value.shape}, the spec says {shape}")
+                self._tensor_for(model, name).copy_(torch.from_numpy(value))
+
+    # --- training ---------------------------------------------------------------------------------
+    def train(
+        self,
+        model: Any,
+        spec: zs.ModelSpec,
+        train: tuple[np.ndarray, np.ndarray],
+        val: tuple[np.ndarray, np.ndarray],
+        settings: TrainSettings,
+        progress: Progress | None = None,
+    ) -> TrainHistory:
+        torch = _torch()
+        torch.manual_seed(settings.seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        x_all = torch.from_numpy(np.ascontiguousarray(train[0].transpose(0, 3, 1, 2)))
+        y_all = torch.from_numpy(train[1].astype(np.int64))
+        if settings.optimizer == "adam":
+            opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        else:
+            opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                                  weight_decay=settings.weight_decay)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        history = TrainHistory()
+        for epoch in range(settings.epochs):
+            model.train()
+            start = time.perf_counter()
+            total, count = 0.0, 0
+            for idx in batch_order(len(y_all), settings.batch_size, epoch, settings.seed):
+                index = torch.from_numpy(idx)
+                xb, yb = x_all[index], y_all[index]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(xb), yb)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+                count += len(idx)
+            history.epoch_time_s.append(time.perf_counter() - start)
+            history.train_loss.append(total / max(count, 1))
+            val_acc = float((self.predict(model, val[0]).argmax(1) == val[1]).mean()) if len(val[1]) else float("nan")
+            history.val_accuracy.append(val_acc)
+            if progress:
+                progress({"epoch": epoch + 1, "epochs": settings.epochs, "loss": history.train_loss[-1],
+                          "val_accuracy": val_acc})
+        model.eval()
+        return history
+
+    # --- inference and gradients ------------------------------------------------------------------
+    def predict(self, model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        torch = _torch()
+        model.eval()
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(x), batch_size):
+                xb = torch.from_numpy(np.ascontiguousarray(x[i : i + batch_size].transpose(0, 3, 1, 2)))
+                out.append(model(xb).numpy())
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, model.spec.num_classes), np.float32)
+
+    def predictor(self, model: Any, x: np.ndarray) -> Callable[[], Any]:
+        torch = _torch()
+        model.eval()
+        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+        def forward() -> Any:
+            with torch.inference_mode():
+                return model(xt)
+
+        return forward
+
+    def loss_gradient(self, model: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        torch = _torch()
+        model.eval()
+        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(model(xt), torch.from_numpy(y.astype(np.int64)))
+        (grad,) = torch.autograd.grad(loss, xt)
+        return grad.numpy().transpose(0, 2, 3, 1).copy()
+
+    def activations(self, model: Any, x: np.ndarray, layers: list[str] | None = None) -> dict[str, np.ndarray]:
+        torch = _torch()
+        model.eval()
+        taps: dict[str, Any] = {}
+        with torch.inference_mode():
+            model(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))), taps)
+        wanted = layers if layers is not None else list(taps)
+        return {name: taps[name].numpy().copy() for name in wanted}
+
+    # --- persistence and export -------------------------------------------------------------------
+    def save(self, model: Any, path: Path) -> None:
+        _torch().save(model.state_dict(), path)
+
+    def load(self, spec: zs.ModelSpec, path: Path) -> Any:
+        torch = _torch()
+        model = self.build(spec, seed=0)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except Exception as exc:  # a foreign, corrupt or pickled-object file
+            raise ModelFileError(
+                f"{path} is not a PyTorch state dict of {spec.name} ({type(exc).__name__}): "
+                "pass a file written by dlcompat or torch.save(model.state_dict())"
+            ) from exc
+        model.eval()
+        return model
+
+    def export(self, model: Any, spec: zs.ModelSpec, fmt: str, path: Path, variant: str = "dynamo") -> dict[str, Any]:
+        if fmt != "onnx":
+            raise Unavailable(f"pytorch adapter exports only onnx, not {fmt}")
+        torch = _torch()
+        model.eval()
+        h, w, c = spec.input_shape
+        example = (torch.zeros(2, c, h, w),)
+        if variant == "dynamo":
+            batch = torch.export.Dim("batch", min=1, max=4096)
+            torch.onnx.export(model, example, str(path), dynamo=True, external_data=False,
+                              input_names=["input"], output_names=["logits"],
+                              dynamic_shapes=({0: batch},), opset_version=18, verbose=False)
+        elif variant == "torchscript":
+            torch.onnx.export(model, example, str(path), dynamo=False, input_names=["input"],
+                              output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+                              opset_version=17)
+        else:
+            raise Unavailable(f"unknown torch.onnx exporter variant {variant!r} (dynamo, torchscript)")
+        return {"tool": f"torch.onnx ({variant})", "tool_version": self.version(), "input_layout": "NCHW"}

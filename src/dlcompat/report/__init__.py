@@ -1,0 +1,11 @@
+"""The report layer: a run's tidy rows as an HTML report, a Markdown report, and CSV/Parquet exports.
+
+Import-light on purpose; import the module you need:
+
+- `dlcompat.report.build.write_report(run, rows, out_dir)` -> (report.html, report.md)
+- `dlcompat.report.html.render_html(run, rows)` / `dlcompat.report.markdown.render_markdown(run, rows)`
+- `dlcompat.report.export.write_csv(rows, path_or_None)` / `write_parquet(rows, path)`
+
+`document.build_document` decides what the report says (sections, answers, tables, charts) once, and
+both renderers lay out the same document.
+"""

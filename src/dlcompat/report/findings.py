@@ -1,0 +1,93 @@
+"""What the report lists as a finding: every failed or unavailable cell, and every inconsistent one.
+
+DESIGN.md: a conversion or a run that fails is a finding, recorded with its error text; a moved model
+that predicts a different label than its source on some test image is one too (an inconsistency).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .formatting import as_int, count, display_name, percent, scientific
+from .rows import CELL_METRICS, CellIndex, is_training, key_sort, ok_value
+
+#: Findings are listed failures first, then unavailable cells, then any other status a job left
+#: (say, skipped), then inconsistencies.
+STATUS_ORDER = {"failed": 0, "unavailable": 1, "inconsistent": 9}
+
+
+def comparison_total(metrics: Mapping[str, Mapping[str, Any]]) -> int | None:
+    """How many test images a comparison covered: its method's `images`, else flips / rate."""
+    row = metrics.get("label_flips")
+    images = as_int(row["method"].get("images")) if row is not None else None
+    if images:
+        return images
+    flips, rate = ok_value(metrics, "label_flips"), ok_value(metrics, "label_flip_rate")
+    if flips is None or rate is None or rate <= 0:
+        return None
+    return round(flips / rate)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A failed or unavailable cell (all its metrics that share one error), or an inconsistent one."""
+
+    status: str
+    kind: str
+    dataset: str
+    model: str
+    framework: str
+    target: str
+    variant: str
+    seed: int | None
+    metrics: tuple[str, ...]
+    error: str
+
+
+def findings(rows: Sequence[Mapping[str, Any]]) -> list[Finding]:
+    """Every row whose status is not ok: failed, unavailable, or another (grouped when one job's error
+    failed several metrics); then every measured cell whose predictions changed (label flips > 0)."""
+    groups: dict[tuple[Any, ...], list[str]] = {}
+    for row in rows:
+        if row["status"] == "ok":
+            continue
+        group = (row["status"], row["kind"], row["job"], row["dataset"], row["model"], row["framework"],
+                 row["target"], row["variant"], row["seed"], row["error"])
+        metrics = groups.setdefault(group, [])
+        if row["metric"] not in metrics:
+            metrics.append(row["metric"])
+    out = [Finding(status, kind, dataset, model, framework, target, variant, seed, tuple(metrics),
+                   error or "(no error text recorded)")
+           for (status, kind, _job, dataset, model, framework, target, variant, seed, error), metrics
+           in groups.items()]
+    comparison_rows = [row for row in rows if row["metric"] in CELL_METRICS and not is_training(row)]
+    index = CellIndex.build(comparison_rows, with_seed=True)
+    for key, metrics in index.items():
+        flips = ok_value(metrics, "label_flips")
+        if flips is None or flips <= 0:
+            continue
+        dataset, model, framework, target, variant, seed = key
+        out.append(Finding("inconsistent", metrics["label_flips"]["kind"], dataset, model, framework,
+                           target, variant, seed, ("label_flips",), inconsistency_text(metrics, framework)))
+    out.sort(key=lambda f: (STATUS_ORDER.get(f.status, 5),
+                            key_sort((f.dataset, f.model, f.framework, f.target, f.variant, f.seed))))
+    return out
+
+
+def inconsistency_text(metrics: Mapping[str, Mapping[str, Any]], framework: str) -> str:
+    """`3 of 360 test images (0.83 %) changed label against PyTorch; max |Δlogit| 2.4.`"""
+    flips = ok_value(metrics, "label_flips") or 0
+    rate = ok_value(metrics, "label_flip_rate")
+    total = comparison_total(metrics)
+    images = f"{count(flips)} of {total:,} test images" if total else f"{count(flips)} test images"
+    text = f"{images}{f' ({percent(rate)})' if rate is not None else ''} changed label against " \
+           f"{display_name(framework)}"
+    max_diff = ok_value(metrics, "max_abs_logit_diff")
+    if max_diff is not None:
+        text += f"; max |Δlogit| {scientific(max_diff)}"
+    return text + "."
+
+
+__all__ = ["STATUS_ORDER", "Finding", "comparison_total", "findings", "inconsistency_text"]

@@ -1,0 +1,230 @@
+"""The results database (SQLAlchemy Core): runs, jobs and measurements. SQLite by default, any URL works.
+
+The driver is its only writer. A finished job and all its measurements are written in one
+transaction, keyed by the job's key, so a study killed at any instant leaves either the whole job or
+none of it, and a job is never stored twice.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from dlcompat.errors import UserError
+from dlcompat.metrics.record import COLUMNS, Measurement
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("config_toml", Text, nullable=False),
+    Column("created", String(40), nullable=False),
+    Column("updated", String(40), nullable=False),
+    Column("status", String(20), nullable=False),  # running | complete | interrupted | failed
+    Column("environment", Text, nullable=False),  # JSON: python, platform, cpu, packages, threads, seeds
+    Column("job_keys", Text, nullable=False),  # JSON list, the plan's jobs in order
+    Column("summary", Text, nullable=False, default="{}"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("env", String(40), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("deps", Text, nullable=False),
+    Column("status", String(20), nullable=False),  # ok | failed | unavailable
+    Column("error", Text, nullable=False, default=""),
+    Column("detail", Text, nullable=False, default=""),
+    Column("outputs", Text, nullable=False, default="{}"),
+    Column("environment", Text, nullable=False, default="{}"),
+    Column("duration_s", Float),
+    Column("finished", String(40), nullable=False),
+    Column("run_id", String(32), nullable=False),  # the run that computed it first
+)
+
+measurements = Table(
+    "measurements",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_key", String(64), ForeignKey("jobs.key"), nullable=False, index=True),
+    Column("dataset", String(100), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("framework", String(100), nullable=False),
+    Column("seed", Integer),
+    Column("target", String(200), nullable=False),
+    Column("variant", Text, nullable=False),
+    Column("metric", String(100), nullable=False),
+    Column("value", Float),
+    Column("unit", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("artifact", Text, nullable=False),
+    Column("method", Text, nullable=False),
+)
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def database_url(out_dir: Path) -> str:
+    return f"sqlite:///{(out_dir / 'results.sqlite').resolve()}"
+
+
+class ResultStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    # --- jobs ---------------------------------------------------------------------------------------
+    def finished_keys(self, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        with self.engine.connect() as conn:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                found |= {row[0] for row in conn.execute(select(jobs.c.key).where(jobs.c.key.in_(chunk)))}
+        return found
+
+    def job(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(jobs).where(jobs.c.key == key)).mappings().first()
+        if row is None:
+            return None
+        out = dict(row)
+        for name in ("params", "deps", "outputs", "environment"):
+            out[name] = json.loads(out[name])
+        return out
+
+    def record_job(self, run_id: str, key: str, kind: str, env: str, label: str, params: dict[str, Any],
+                   deps: dict[str, str], outcome: Any) -> bool:
+        """Store a finished job and its measurements atomically; False if the key was already stored."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(jobs).values(
+                    key=key, kind=kind, env=env, label=label, params=json.dumps(params, sort_keys=True),
+                    deps=json.dumps(deps, sort_keys=True), status=outcome.status, error=outcome.error,
+                    detail=outcome.detail, outputs=json.dumps(outcome.outputs, default=str),
+                    environment=json.dumps(outcome.environment, default=str), duration_s=outcome.duration_s,
+                    finished=now(), run_id=run_id,
+                ))
+                rows = [_measurement_row(key, m) for m in outcome.measurements]
+                if rows:
+                    conn.execute(insert(measurements), rows)
+        except IntegrityError:
+            return False
+        return True
+
+    # --- runs ---------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, name: str, config_toml: str, environment: dict[str, Any],
+                  job_keys: list[str]) -> None:
+        with self.engine.begin() as conn:
+            exists = conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first()
+            values = {"status": "running", "updated": now(), "environment": json.dumps(environment, default=str),
+                      "job_keys": json.dumps(job_keys)}
+            if exists:
+                conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+            else:
+                conn.execute(insert(runs).values(id=run_id, name=name, config_toml=config_toml, created=now(),
+                                                 summary="{}", **values))
+
+    def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(status=status, updated=now(),
+                                                                         summary=json.dumps(summary)))
+
+    def runs(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(runs).order_by(runs.c.updated.desc())).mappings().all()
+        return [_run_dict(r) for r in rows]
+
+    def run(self, run_id: str | None) -> dict[str, Any]:
+        """A run by id, by unique id prefix, or the latest (None or "latest")."""
+        all_runs = self.runs()
+        if not all_runs:
+            raise UserError(f"no runs in {self.url}: run `dlcompat run` first, or pass --out to the right folder")
+        if run_id in (None, "latest"):
+            return all_runs[0]
+        matches = [r for r in all_runs if r["id"].startswith(run_id)]
+        if len(matches) != 1:
+            known = ", ".join(r["id"] for r in all_runs[:10])
+            raise UserError(f"run {run_id!r} {'is ambiguous' if matches else 'not found'}: known runs are {known}")
+        return matches[0]
+
+    def rows(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's tidy table: one dict per measurement, keys exactly `COLUMNS`."""
+        run = self.run(run_id)
+        keys = run["job_keys"]
+        order = {k: i for i, k in enumerate(keys)}
+        out: list[dict[str, Any]] = []
+        with self.engine.connect() as conn:
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                query = (select(measurements, jobs.c.kind).join(jobs, jobs.c.key == measurements.c.job_key)
+                         .where(measurements.c.job_key.in_(chunk)))
+                for row in conn.execute(query).mappings():
+                    record = {c: row[c] for c in COLUMNS if c in row}
+                    record.update(run=run["id"], job=row["job_key"], kind=row["kind"],
+                                  method=json.loads(row["method"]))
+                    out.append({c: record.get(c) for c in COLUMNS} | {"_order": (order[row["job_key"]], row["id"])})
+        out.sort(key=lambda r: r.pop("_order"))
+        return out
+
+    def job_statuses(self, keys: list[str]) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            result: dict[str, str] = {}
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                result.update(dict(conn.execute(select(jobs.c.key, jobs.c.status).where(jobs.c.key.in_(chunk))).all()))
+        return result
+
+
+def _measurement_row(job_key: str, m: Measurement) -> dict[str, Any]:
+    return {"job_key": job_key, "dataset": m.dataset, "model": m.model, "framework": m.framework, "seed": m.seed,
+            "target": m.target, "variant": m.variant, "metric": m.metric, "value": m.value, "unit": m.unit,
+            "status": m.status, "error": m.error, "artifact": m.artifact,
+            "method": json.dumps(m.method, sort_keys=True, default=str)}
+
+
+def _run_dict(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    out["environment"] = json.loads(out["environment"])
+    out["job_keys"] = json.loads(out["job_keys"])
+    out["summary"] = json.loads(out["summary"] or "{}")
+    return out
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

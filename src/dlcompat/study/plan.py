@@ -1,0 +1,126 @@
+"""The planner: a study config expanded into a DAG of jobs, each keyed by the hash of all it depends on.
+
+A job's key covers its kind (and that kind's version), its parameters, the toolchain environment it
+runs in (name and pinned requirements), and the keys of the jobs it reads from. Two jobs with the
+same key are the same job: the plan holds it once, and a store that already has it never runs it
+again. That is what makes a re-run free and a killed study resumable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlcompat.converters.graph import Converter, find_path
+from dlcompat.envs.registry import get_env
+from dlcompat.frameworks.registry import framework_entry
+from dlcompat.runtimes.base import runtime_entry
+from dlcompat.study.config import StudyConfig
+from dlcompat.study.jobs import job_version
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class Job:
+    kind: str
+    env: str
+    params: dict[str, Any]
+    deps: dict[str, str]  # role -> key of the job whose outputs this one reads
+    label: str
+    #: settings that do not change the result (where data is read from, time limits): not hashed
+    runtime: dict[str, Any] = field(default_factory=dict)
+    key: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.key:
+            self.key = _digest({"kind": self.kind, "version": job_version(self.kind), "env": self.env,
+                                "env_lock": get_env(self.env).lock_hash(), "params": self.params,
+                                "deps": self.deps})
+
+
+@dataclass
+class Plan:
+    config: StudyConfig
+    jobs: dict[str, Job] = field(default_factory=dict)  # key -> job, in topological order
+
+    def add(self, job: Job) -> str:
+        missing = [k for k in job.deps.values() if k not in self.jobs]
+        if missing:
+            raise ValueError(f"job {job.label} depends on jobs not in the plan")
+        self.jobs.setdefault(job.key, job)
+        return job.key
+
+    @property
+    def run_id(self) -> str:
+        """Stable id of this study: the same config (and code versions) gives the same run."""
+        return _digest({"name": self.config.name, "jobs": sorted(self.jobs)})[:12]
+
+    def dependents(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {k: [] for k in self.jobs}
+        for key, job in self.jobs.items():
+            for dep in job.deps.values():
+                out[dep].append(key)
+        return out
+
+    def envs(self) -> set[str]:
+        return {job.env for job in self.jobs.values()}
+
+
+def _cell(dataset: str, model: str, framework: str, seed: int, target: str, variant: str = "") -> dict[str, Any]:
+    return {"dataset": dataset, "model": model, "framework": framework, "seed": seed, "target": target,
+            "variant": variant}
+
+
+def _chains(config: StudyConfig, path: list[Converter]) -> list[list[tuple[Converter, str]]]:
+    """Every combination of the configured variants along a converter path."""
+    options = [[(edge, v) for v in config.converters.get(edge.name, [edge.variants[0]])] for edge in path]
+    return [list(combo) for combo in itertools.product(*options)]
+
+
+def _describe(chain: list[tuple[Converter, str]]) -> str:
+    return " → ".join(f"{edge.name} ({variant})" if variant else edge.name for edge, variant in chain)
+
+
+def build_plan(config: StudyConfig, data_dir: str | None = None) -> Plan:
+    plan = Plan(config)
+    threads = config.threads
+    latency = config.latency.model_dump()
+    train = config.train.model_dump()
+    limits = {"timeout_s": config.timeout_s}
+    for dataset in config.datasets:
+        data = plan.add(Job("dataset", "main", {"dataset": dataset, **config.data.model_dump()}, {},
+                            f"load {dataset}", runtime={"data_dir": data_dir, **limits}))
+        for model, framework, seed in itertools.product(config.models, config.frameworks, config.seeds):
+            fw_env = framework_entry(framework).env
+            where = f"{framework}/{model}/{dataset}/seed{seed}"
+            native = _cell(dataset, model, framework, seed, framework)
+            trained = plan.add(Job("train", fw_env, {"cell": native, "train": train, "threads": threads},
+                                   {"data": data}, f"train {where}", runtime=limits))
+            source = plan.add(Job("evaluate", fw_env,
+                                  {"cell": native, "runtime": "native", "latency": latency, "threads": threads},
+                                  {"data": data, "model": trained}, f"evaluate {where} natively", runtime=limits))
+            for runtime in config.runtimes:
+                entry = runtime_entry(runtime)
+                for chain in _chains(config, find_path(framework, entry.accepts)):
+                    upstream = trained
+                    for depth, (edge, variant) in enumerate(chain, start=1):
+                        cell = _cell(dataset, model, framework, seed, edge.target, _describe(chain[:depth]))
+                        upstream = plan.add(Job("convert", edge.env,
+                                                {"cell": cell, "converter": edge.name, "variant": variant,
+                                                 "threads": threads},
+                                                {"data": data, "model": upstream},
+                                                f"convert {where} {cell['variant']}", runtime=limits))
+                    cell = _cell(dataset, model, framework, seed, runtime, _describe(chain))
+                    target = plan.add(Job("evaluate", entry.env,
+                                          {"cell": cell, "runtime": runtime, "latency": latency, "threads": threads},
+                                          {"data": data, "model": upstream},
+                                          f"evaluate {where} in {runtime}", runtime=limits))
+                    plan.add(Job("compare", "main", {"cell": cell}, {"source": source, "target": target},
+                                 f"compare {where} {runtime} against {framework}", runtime=limits))
+    return plan

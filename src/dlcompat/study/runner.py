@@ -1,0 +1,203 @@
+"""The study runner: plan, skip what the store has, run the rest on an executor, write each result once.
+
+The runner is the single writer of the results database. Jobs whose key is stored are not run again;
+a job whose upstream failed is skipped (not stored, so it runs once its upstream succeeds); every
+finished job is stored with its measurements in one transaction the moment it completes.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlcompat import __version__
+from dlcompat.converters.graph import converter
+from dlcompat.envs.registry import get_env, probe_modules, sync_env
+from dlcompat.errors import DataError, FrameworkUnavailableError
+from dlcompat.frameworks.registry import framework_entry
+from dlcompat.runtimes.base import runtime_entry
+from dlcompat.store.artifacts import ArtifactStore
+from dlcompat.store.db import ResultStore, database_url
+from dlcompat.study.config import StudyConfig, config_to_toml
+from dlcompat.study.executors.base import Executor
+from dlcompat.study.jobs.base import JobOutcome
+from dlcompat.study.plan import Job, Plan, build_plan
+from dlcompat.study.progress import ProgressView
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    out_dir: str
+    database: str
+    total: int = 0
+    cached: int = 0
+    ran: int = 0
+    ok: int = 0
+    failed: int = 0
+    unavailable: int = 0
+    skipped: int = 0
+    duration_s: float = 0.0
+    findings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def requirements(config: StudyConfig) -> list[tuple[str, str, str, str]]:
+    """(what, env, module, how to install) for every framework, converter and runtime the config names."""
+    needs = []
+    for name in config.frameworks:
+        entry = framework_entry(name)
+        needs.append((f"framework {name!r}", entry.env, entry.module, entry.install))
+    for name in config.runtimes:
+        rt = runtime_entry(name)
+        needs.append((f"runtime {name!r}", rt.env, rt.module, rt.install))
+    for name in config.converters:
+        edge = converter(name)
+        needs.append((f"converter {name!r}", edge.env, edge.module, f"`dlcompat env sync {edge.env}`"))
+    return needs
+
+
+def preflight(config: StudyConfig, plan: Plan, log: Path | None = None) -> None:
+    """Build missing toolchain environments, then make sure each needed module is installed in its env."""
+    for env in sorted(plan.envs()):
+        if not get_env(env).exists():
+            sync_env(env, log)
+    by_env: dict[str, list[tuple[str, str, str]]] = {}
+    for what, env, module, install in requirements(config):
+        by_env.setdefault(env, []).append((what, module, install))
+    for env, needs in by_env.items():
+        versions = probe_modules(env, [m for _, m, _ in needs])
+        for what, module, install in needs:
+            if versions.get(module) is None:
+                raise FrameworkUnavailableError(
+                    f"{what} needs the Python module {module!r}, which is not installed in environment "
+                    f"{env!r}: {install}"
+                )
+
+
+def run_environment(config: StudyConfig) -> dict[str, Any]:
+    """What a reader needs to judge and reproduce the run: machine, interpreter, versions, threads, seeds."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    modules = ["torch", "onnx", "onnxruntime", "onnxscript", "numpy", "sklearn", "sqlalchemy", "pydantic"]
+    return {
+        "dlcompat": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "packages": {m: v for m, v in probe_modules("main", modules).items() if v},
+        "threads": config.threads,
+        "seeds": config.seeds,
+        "latency_method": config.latency.model_dump(),
+        "blas": os.environ.get("OPENBLAS_CORETYPE", ""),
+    }
+
+
+def _request(job: Job, inputs: dict[str, dict[str, Any]], artifacts: ArtifactStore) -> dict[str, Any]:
+    return {"kind": job.kind, "params": {**job.params, **{k: v for k, v in job.runtime.items() if k == "data_dir"}},
+            "inputs": inputs, "artifacts_root": str(artifacts.root), "threads": job.params.get("threads", 1),
+            "env": job.env, "timeout_s": job.runtime.get("timeout_s", 1800), "key": job.key, "label": job.label}
+
+
+def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, executor: Executor,
+                 view: ProgressView, summary: RunSummary) -> None:
+    jobs = plan.jobs
+    done = store.finished_keys(list(jobs))
+    status = store.job_statuses(list(done))
+    summary.total, summary.cached = len(jobs), len(done)
+    view.start(len(jobs), len(done))
+    pending = [k for k in jobs if k not in done]
+    running: dict[Future[JobOutcome], str] = {}
+    outputs_cache: dict[str, dict[str, Any]] = {}
+
+    def outputs_of(key: str) -> dict[str, Any]:
+        if key not in outputs_cache:
+            outputs_cache[key] = store.job(key)["outputs"]  # type: ignore[index]
+        return outputs_cache[key]
+
+    while pending or running:
+        progressed = False
+        for key in list(pending):
+            job = jobs[key]
+            dep_status = [status.get(d) for d in job.deps.values()]
+            if any(s is None for s in dep_status):
+                continue  # an upstream job has not finished yet
+            pending.remove(key)
+            progressed = True
+            if any(s != "ok" for s in dep_status):
+                summary.skipped += 1
+                status[key] = "skipped"
+                view.job_done(job.label, "skipped")
+                continue
+            if len(running) >= executor.slots:
+                pending.insert(0, key)
+                break
+            inputs = {role: outputs_of(dep) for role, dep in job.deps.items()}
+            task = view.job_started(job.label)
+            running[executor.submit(_request(job, inputs, artifacts), lambda e, t=task: view.job_event(t, e))] = key
+        if not running:
+            if pending and not progressed:
+                raise RuntimeError("the plan has a cycle or a job whose dependency is missing")
+            continue
+        finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for future in finished:
+            key = running.pop(future)
+            job = jobs[key]
+            outcome = future.result()
+            if outcome.user_error:  # bad input, not a finding: stop, store nothing, say what to do
+                raise DataError(outcome.error)
+            store.record_job(summary.run_id, key, job.kind, job.env, job.label, job.params, job.deps, outcome)
+            status[key] = outcome.status
+            summary.ran += 1
+            setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
+            if outcome.status != "ok":
+                summary.findings.append(f"{job.label}: {outcome.status}: {outcome.error.splitlines()[0][:300]}")
+            view.job_done(job.label, outcome.status)
+
+
+def make_executor(name: str, jobs: int, log_dir: Path) -> Executor:
+    if name == "inline":
+        from dlcompat.study.executors.inline import InlineExecutor
+
+        return InlineExecutor()
+    from dlcompat.study.executors.local import LocalExecutor
+
+    return LocalExecutor(slots=jobs, log_dir=log_dir)
+
+
+def run_study(config: StudyConfig, out_dir: Path, *, data_dir: str | None = None, executor: str = "local",
+              jobs: int = 1, view: ProgressView | None = None, database: str | None = None) -> RunSummary:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    view = view or ProgressView(enabled=False)
+    plan = build_plan(config, data_dir)
+    preflight(config, plan, out_dir / "env-sync.log")
+    url = database or database_url(out_dir)
+    store = ResultStore(url)
+    artifacts = ArtifactStore(out_dir / "artifacts")
+    artifacts.clean_tmp()
+    summary = RunSummary(run_id=plan.run_id, out_dir=str(out_dir), database=url)
+    store.start_run(plan.run_id, config.name, config_to_toml(config), run_environment(config), list(plan.jobs))
+    start = time.perf_counter()
+    final = "interrupted"
+    try:
+        with make_executor(executor, jobs, out_dir / "logs") as ex, view:
+            execute_plan(plan, store, artifacts, ex, view, summary)
+        final = "complete"
+    finally:
+        summary.duration_s = time.perf_counter() - start
+        store.finish_run(plan.run_id, final, summary.to_dict())
+    return summary

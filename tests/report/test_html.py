@@ -1,0 +1,205 @@
+"""The HTML report: self-contained, escaped, every section, findings with their full error text."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+from markupsafe import escape
+from plotly.offline import get_plotlyjs
+
+from dlcompat.report.document import SECTION_IDS
+from dlcompat.report.html import TEMPLATES, render_html
+
+from .conftest import CONVERSION_ERROR, row
+from .helpers import figures, parse_page
+
+EVIL = "<script>alert(1)</script>"
+
+
+@pytest.fixture
+def page(run: dict, rows: list[dict]) -> str:
+    return render_html(run, rows)
+
+
+def test_no_external_url_in_any_src_or_href(page: str) -> None:
+    parsed = parse_page(page)
+    links = [(tag, name, value) for tag, attrs in parsed.elements for name, value in attrs.items()
+             if name in ("src", "href", "srcset", "action", "data", "poster")]
+    assert all(value.startswith("#") for _, _, value in links), links
+    assert not any(tag in ("link", "iframe", "img", "object", "embed") for tag, _ in parsed.elements)
+    assert not any("src" in attrs for attrs, _ in parsed.scripts)
+
+
+def test_plotly_is_bundled_inline_and_network_is_forbidden(page: str) -> None:
+    parsed = parse_page(page)
+    assert any(text == get_plotlyjs() for attrs, text in parsed.scripts if not attrs)
+    csp = next(attrs["content"] for tag, attrs in parsed.elements
+               if tag == "meta" and attrs.get("http-equiv") == "Content-Security-Policy")
+    assert "default-src 'none'" in csp
+    assert "connect-src" not in csp  # falls back to default-src 'none'
+
+
+def test_every_section_has_its_id_and_an_answer(page: str) -> None:
+    parsed = parse_page(page)
+    section_ids = [attrs.get("id") for tag, attrs in parsed.elements if tag == "section"]
+    assert section_ids == list(SECTION_IDS)
+    assert page.count('<p class="answer') == len(SECTION_IDS)
+
+
+def test_answers_are_written_from_the_numbers(page: str) -> None:
+    assert "lenet5 changed 3 of 360 labels (0.83 %)" in page
+    assert "the largest logit difference was 2.4" in page
+    assert "ran 2.8× faster than PyTorch for lenet1 and 3× faster for lenet5" in page
+    assert "13 of 14 jobs succeeded" in page
+
+
+def test_agreement_answer_when_nothing_flips(run: dict, rows: list[dict]) -> None:
+    for r in rows:
+        if r["metric"] in ("label_flips", "label_flip_rate") and r["status"] == "ok":
+            r["value"] = 0.0
+        if r["metric"] == "max_abs_logit_diff":
+            r["value"] = 3.1e-6
+    page = render_html(run, rows)
+    assert ("ONNX Runtime [torch.onnx (dynamo)] agreed with PyTorch on every test image for both models "
+            "(lenet1 and lenet5); the largest logit difference was 3.1e-6.") in page
+
+
+def test_findings_list_the_full_error_text(page: str) -> None:
+    findings = page[page.index('<section id="findings"'):page.index('<section id="environment"')]
+    assert str(escape(CONVERSION_ERROR)) in findings
+    assert "status-failed" in findings and "status-inconsistent" in findings
+    assert "3 of 360 test images (0.83 %) changed label against PyTorch" in findings
+
+
+def test_user_strings_are_escaped_everywhere(run: dict, rows: list[dict]) -> None:
+    for r in rows:
+        if r["model"] == "lenet5":
+            r["model"] = EVIL
+    rows.append(row("accuracy", None, "fraction", model=EVIL, target="onnxruntime", variant=EVIL,
+                    status="failed", error=f"boom {EVIL}\nsecond line"))
+    run["name"] = EVIL
+    run["config_toml"] = f'name = "{EVIL}"\n'
+    run["environment"]["cpu"] = EVIL
+
+    page = render_html(run, rows)
+
+    assert EVIL not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    parsed = parse_page(page)
+    # The only scripts: plotly, our own, and inert JSON figure data.
+    assert all(attrs == {} or attrs.get("type") == "application/json" for attrs, _ in parsed.scripts)
+    assert sum(1 for attrs, _ in parsed.scripts if not attrs) == 2
+    # Inside figures, the name is HTML-escaped too (plotly.js would read tags in labels as markup).
+    names = [trace["name"] for figure in figures(page).values() for trace in figure["data"]]
+    xs = [x for figure in figures(page).values() for trace in figure["data"] for x in trace["x"]]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in xs
+    assert not any("<script" in text for text in [*names, *xs])
+
+
+def test_figures_are_valid_plotly_specs(page: str) -> None:
+    specs = figures(page)
+    assert set(specs) == {"figure-accuracy", "figure-label-flips", "figure-latency"}
+    for spec in specs.values():
+        go.Figure(data=spec["data"], layout=spec["layout"])  # raises on an unknown property
+        assert spec["config"]["displaylogo"] is False
+    latency = specs["figure-latency"]["data"]
+    assert {trace["name"] for trace in latency} == {"PyTorch (native)", "ONNX Runtime · torch.onnx (dynamo)"}
+    native = next(trace for trace in latency if trace["name"] == "PyTorch (native)")
+    assert native["y"] == [0.081, 0.142]
+    assert native["error_y"]["arrayminus"][0] == pytest.approx(0.081 * 0.08)
+    assert native["error_y"]["array"][0] == pytest.approx(0.081 * 0.21)
+
+
+def test_every_table_is_sortable_and_the_page_prints(page: str) -> None:
+    parsed = parse_page(page)
+    tables = [attrs for tag, attrs in parsed.elements if tag == "table"]
+    assert tables and all("sortable" in attrs.get("class", "") for attrs in tables)
+    assert 'querySelectorAll("table.sortable")' in page
+    assert "@media print" in page
+
+
+def test_numeric_cells_carry_their_sort_value(page: str) -> None:
+    parsed = parse_page(page)
+    sorts = [attrs["data-sort"] for tag, attrs in parsed.elements
+             if tag == "td" and "num" in attrs.get("class", "") and "data-sort" in attrs]
+    assert "0.9722" in sorts and "248100.0" in sorts
+
+
+def test_empty_rows_render_every_section_in_one_line(run: dict) -> None:
+    page = render_html(run, [])
+    parsed = parse_page(page)
+    assert [attrs.get("id") for tag, attrs in parsed.elements if tag == "section"] == list(SECTION_IDS)
+    assert "No model was trained in this run." in page
+    assert "No latency was measured in this run." in page
+    assert "Nothing failed" in page
+    assert figures(page) == {}
+    assert get_plotlyjs()[:200] not in page  # no charts, no 4.8 MB bundle
+    assert render_html(None, None).count("<section") == len(SECTION_IDS)
+
+
+def test_unknown_metrics_are_shown_not_dropped(run: dict, rows: list[dict]) -> None:
+    rows += [
+        row("robust_accuracy_fgsm", 0.42, "fraction", target="onnxruntime", variant="eps=0.1",
+            method={"eps": [0.05, 0.1], "norm": "inf"}),
+        row("energy", 1.5e-3, "J", model="lenet5"),
+        row("attack_time", None, "s", status="unavailable", error="ART is not installed"),
+        row("train_peak_memory", 1.2e9, "bytes", kind="train"),
+        row("weird", 7.0, "furlongs", status="strange-status"),
+    ]
+    page = render_html(run, rows)
+    other = page[page.index('<section id="other"'):page.index('<section id="findings"')]
+    for text in ("robust_accuracy_fgsm", "42.00 %", "energy", "0.0015 J", "attack_time", "unavailable",
+                 "weird", "7 furlongs"):
+        assert text in other, text
+    assert "ART is not installed" in page
+    training = page[page.index('<section id="training"'):page.index('<section id="accuracy"')]
+    assert "train peak memory" in training and "1.2 GB" in training
+
+
+def test_long_tracebacks_fold_but_stay_in_the_page(run: dict, rows: list[dict]) -> None:
+    long_error = "Traceback (most recent call last):\n" + "\n".join(f"  frame {i}" for i in range(40)) \
+        + "\nValueError: the real reason"
+    rows.append(row("accuracy", None, "fraction", target="litert", status="failed", error=long_error))
+    page = render_html(run, rows)
+    assert "<details><summary>ValueError: the real reason" in page
+    assert str(escape(long_error)) in page
+
+
+def test_report_script_is_valid_javascript(tmp_path: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    result = subprocess.run([node, "--check", str(TEMPLATES / "report.js")], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_run_info_may_be_an_object(rows: list[dict]) -> None:
+    class RunInfo:
+        def model_dump(self) -> dict:
+            return {"id": "abc", "name": "from-object", "jobs": {"total": 1, "ok": 1}}
+
+    assert "from-object" in render_html(RunInfo(), rows)
+
+
+@pytest.mark.parametrize("run_info", [
+    None,
+    {},
+    {"environment": "a string", "jobs": None, "seeds": 3, "threads": "auto", "config_toml": None},
+    {"environment": {"packages": ["torch"], "cpu_count": "many"}, "jobs": {"total": "x"}},
+])
+def test_odd_inputs_never_crash(run_info: dict | None, rows: list[dict]) -> None:
+    odd = [
+        {"metric": "label_flips", "value": float("inf"), "target": "onnxruntime", "framework": "pytorch"},
+        {"metric": "accuracy", "value": "0.5", "status": None, "method": "not json"},
+        {"metric": "latency_p50", "value": "abc", "unit": None, "seed": "2"},
+        {"model": "m", "metric": "mystery", "value": True, "status": "weird"},
+        {},
+    ]
+    page = render_html(run_info, rows + odd)
+    assert page.count("<section ") == len(SECTION_IDS) + 1  # + "Other measurements"
+    assert "inf" in page  # an infinite value is shown as measured, but left out of sentences and charts

@@ -1,0 +1,114 @@
+"""The Markdown report: same sections as the HTML, tables that cannot break, text that stays text."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from dlcompat.report.document import build_document
+from dlcompat.report.markdown import escape_cell, escape_text, fenced, render_markdown
+
+from .conftest import CONFIG_TOML, CONVERSION_ERROR, row
+from .helpers import markdown_tables
+
+
+@pytest.fixture
+def text(run: dict, rows: list[dict]) -> str:
+    return render_markdown(run, rows)
+
+
+def test_same_sections_as_the_html(run: dict, rows: list[dict], text: str) -> None:
+    titles = [s.title for s in build_document(run, rows).sections]
+    assert re.findall(r"^## (.+)$", text, flags=re.M) == titles == [
+        "Summary", "Training", "Accuracy & inconsistency per target", "Latency", "Findings",
+        "Environment & method"]
+
+
+def test_cells_table_header_and_rows(text: str) -> None:
+    cells = next(t for t in markdown_tables(text) if t[0][:2] == ["dataset", "model"] and "accuracy" in t[0])
+    assert cells[0] == ["dataset", "model", "framework", "target", "variant", "accuracy", "size",
+                        "latency p50 [p10–p90]", "load time", "peak RSS", "label flips (rate)",
+                        r"max \|Δlogit\|", r"mean \|Δlogit\|"]
+    assert len(cells) == 1 + 5
+    flipped = next(r for r in cells if r[1] == "lenet5" and r[4] == "torch.onnx (dynamo)")
+    assert flipped[5] == "98.06 %" and flipped[10] == "3 (0.83 %)" and flipped[11] == "2.4"
+    assert r"| digits | lenet5 | pytorch | onnxruntime | torch.onnx (torchscript) | failed |" in text
+
+
+def test_numeric_columns_are_right_aligned(text: str) -> None:
+    assert "|---|---|---|---:|---:|---:|" in text  # the training table
+
+
+def test_every_table_row_has_as_many_cells_as_its_header(run: dict, rows: list[dict]) -> None:
+    for r in rows:
+        if r["model"] == "lenet5":
+            r["model"] = "le|net5"
+    rows.append(row("accuracy", None, "fraction", target="litert", variant="a|b", status="failed",
+                    error="one | two\nthree | four"))
+    text = render_markdown(run, rows)
+    assert r"le\|net5" in text and r"a\|b" in text
+    for table in markdown_tables(text):
+        assert {len(r) for r in table} == {len(table[0])}, table
+
+
+def test_findings_show_the_summary_and_the_full_error(text: str) -> None:
+    findings = text[text.index("## Findings"):text.index("## Environment")]
+    table = markdown_tables(findings)[0]
+    assert table[0] == ["#", "status", "job", "dataset", "model", "framework", "target", "variant", "metrics",
+                        "error"]
+    assert table[1][:2] == ["F1", "failed"]
+    assert table[1][-1].startswith("torch.onnx.errors.UnsupportedOperatorError: Exporting the operator")
+    assert table[1][-1].endswith("(full text under F1)")
+    assert table[2][:2] == ["F2", "inconsistent"]
+    assert fenced(CONVERSION_ERROR) in findings  # verbatim, pipes and all, in a code block
+
+
+def test_config_is_reproduced_in_a_toml_block(text: str) -> None:
+    assert "```toml\n" + CONFIG_TOML.rstrip() + "\n```" in text
+
+
+def test_html_in_user_strings_stays_text(run: dict, rows: list[dict]) -> None:
+    evil = "<script>alert(1)</script>"
+    run["name"] = evil
+    for r in rows:
+        r["model"] = evil if r["model"] == "lenet1" else r["model"]
+    text = render_markdown(run, rows)
+    assert "<script>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+
+
+@pytest.mark.parametrize(("raw", "cell", "paragraph"), [
+    ("a|b", r"a\|b", "a|b"),
+    ("x86_64 and _private_", r"x86_64 and \_private\_", r"x86_64 and \_private\_"),
+    ("*bold* `code`", r"\*bold\* \`code\`", r"\*bold\* \`code\`"),
+    ("[link](javascript:x)", r"[link\](javascript:x)", r"[link\](javascript:x)"),
+    ("AT&T &amp; <b>", "AT&T &amp;amp; &lt;b&gt;", "AT&T &amp;amp; &lt;b&gt;"),
+    ("two\nlines", "two<br>lines", "two lines"),
+    ("back\\slash", r"back\\slash", r"back\\slash"),
+])
+def test_escaping(raw: str, cell: str, paragraph: str) -> None:
+    assert escape_cell(raw) == cell
+    assert escape_text(raw) == paragraph
+
+
+def test_fence_outlasts_backticks_in_the_text() -> None:
+    block = fenced("a ```` b")
+    assert block.startswith("`````\n") and block.endswith("\n`````")
+
+
+def test_empty_rows_render(run: dict) -> None:
+    text = render_markdown(run, [])
+    assert text.count("\n## ") == 6
+    assert "No model was trained in this run." in text
+    bare = render_markdown(None, None)
+    assert bare.startswith("# dlcompat report: unnamed run\n")
+    assert "The run recorded no environment." in bare
+
+
+def test_unknown_metrics_get_their_own_section(run: dict, rows: list[dict]) -> None:
+    rows.append(row("robust_accuracy_pgd", 0.12, "fraction", target="onnxruntime", method={"eps": 0.3}))
+    text = render_markdown(run, rows)
+    other = text[text.index("## Other measurements"):text.index("## Findings")]
+    assert r"robust\_accuracy\_pgd" not in other  # intraword underscores are left alone
+    assert "robust_accuracy_pgd" in other and "12.00 %" in other and '{"eps":0.3}' in other

@@ -1,0 +1,108 @@
+"""The shared tables: one row per cell, findings, training; both renderers show exactly their text."""
+
+from __future__ import annotations
+
+from markupsafe import escape
+
+from dlcompat.metrics.record import Measurement
+from dlcompat.report.document import build_document
+from dlcompat.report.findings import findings
+from dlcompat.report.html import render_document as render_html_document
+from dlcompat.report.markdown import escape_cell
+from dlcompat.report.markdown import render_document as render_markdown_document
+from dlcompat.report.rows import normalize_rows
+from dlcompat.report.tables import cells_table, findings_table, latency_table, training_table
+
+from .conftest import CONVERSION_ERROR, DYNAMO, TORCHSCRIPT, row
+
+
+def test_cells_table_has_one_row_per_cell_native_first(rows: list[dict]) -> None:
+    table = cells_table(normalize_rows(rows))
+    keys = [(r["model"].text, r["target"].text, r["variant"].text) for r in table.rows]
+    assert keys == [
+        ("lenet1", "(native)", "—"),
+        ("lenet1", "onnxruntime", DYNAMO),
+        ("lenet5", "(native)", "—"),
+        ("lenet5", "onnxruntime", DYNAMO),
+        ("lenet5", "onnxruntime", TORCHSCRIPT),
+    ]
+    flipped = table.records()[3]
+    assert flipped["accuracy"] == "98.06 %"
+    assert flipped["size"] == "252 kB"
+    assert flipped["latency p50 [p10–p90]"] == "0.047 [0.0432–0.0569] ms"
+    assert flipped["label flips (rate)"] == "3 (0.83 %)"
+    assert table.rows[3]["label_flips"].status == "inconsistent"
+    failed = table.rows[4]
+    assert failed["accuracy"].text == "failed" and failed["accuracy"].sort is None
+    assert failed["accuracy"].note.startswith("torch.onnx.errors.UnsupportedOperatorError")
+
+
+def test_columns_without_any_measurement_are_left_out(rows: list[dict]) -> None:
+    only_accuracy = [r for r in rows if r["metric"] == "accuracy"]
+    labels = [c.label for c in cells_table(normalize_rows(only_accuracy)).columns]
+    assert labels == ["dataset", "model", "framework", "target", "variant", "accuracy"]
+
+
+def test_several_seeds_get_a_seed_column(rows: list[dict]) -> None:
+    more = [r | {"seed": 1, "value": None if r["value"] is None else r["value"] * 1.01} for r in rows]
+    table = cells_table(normalize_rows(rows + more))
+    assert "seed" in [c.key for c in table.columns]
+    assert len(table) == 10
+    assert len(training_table(normalize_rows(rows + more))) == 4
+
+
+def test_findings_group_one_jobs_failures_and_add_inconsistencies(rows: list[dict]) -> None:
+    found = findings(normalize_rows(rows))
+    assert [f.status for f in found] == ["failed", "inconsistent"]
+    failed, inconsistent = found
+    assert failed.metrics == ("accuracy", "model_size", "latency_p50", "label_flips")
+    assert failed.error == CONVERSION_ERROR and failed.kind == "convert"
+    assert inconsistent.model == "lenet5" and inconsistent.variant == DYNAMO
+    assert inconsistent.error == ("3 of 360 test images (0.83 %) changed label against PyTorch; "
+                                  "max |Δlogit| 2.4.")
+    table = findings_table(normalize_rows(rows))
+    assert [r["id"].text for r in table.rows] == ["F1", "F2"]
+
+
+def test_unavailable_rows_are_findings_too(rows: list[dict]) -> None:
+    rows.append(row("accuracy", None, "fraction", target="litert", status="unavailable",
+                    error="LiteRT is not installed: pip install 'dlcompat[litert]'"))
+    statuses = [f.status for f in findings(normalize_rows(rows))]
+    assert statuses == ["failed", "unavailable", "inconsistent"]
+
+
+def test_training_and_latency_tables(rows: list[dict]) -> None:
+    training = training_table(normalize_rows(rows)).records()
+    assert training == [
+        {"dataset": "digits", "model": "lenet1", "framework": "pytorch", "train time": "4.2 s",
+         "time / epoch": "0.84 s", "final train loss": "0.081"},
+        {"dataset": "digits", "model": "lenet5", "framework": "pytorch", "train time": "9.7 s",
+         "time / epoch": "1.94 s", "final train loss": "0.034"},
+    ]
+    latency = latency_table(normalize_rows(rows))
+    assert [c.label for c in latency.columns][5:] == ["p10", "p50", "p90", "mean", "std", "api", "batch",
+                                                       "repeats", "threads"]
+    assert latency.records()[1]["api"] == "onnxruntime.InferenceSession.run"
+
+
+def test_rows_may_be_measurements_or_partial_dicts() -> None:
+    measurement = Measurement("digits", "lenet1", "pytorch", "accuracy", 0.9, "fraction")
+    partial = {"model": "lenet5", "metric": "accuracy", "value": "0.8", "method": '{"n": 360}'}
+    normalized = normalize_rows([measurement, partial])
+    assert normalized[1]["value"] == 0.8 and normalized[1]["method"] == {"n": 360}
+    assert normalized[1]["status"] == "ok" and normalized[1]["seed"] is None
+    assert len(cells_table(normalized)) == 2
+
+
+def test_html_and_markdown_show_the_same_cell_texts(run: dict, rows: list[dict]) -> None:
+    document = build_document(run, rows)
+    page = render_html_document(document)
+    text = render_markdown_document(document)
+    for section in document.sections:
+        assert str(escape(section.answer)) in page
+        for table in section.tables:
+            for record in table.records():
+                for value in record.values():
+                    if "\n" not in value:
+                        assert str(escape(value)) in page, value
+                        assert escape_cell(value) in text, value

@@ -1,0 +1,44 @@
+"""The planner: the quick study's DAG, stable keys, shared jobs held once."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from dlcompat.study.config import load_preset, parse_config
+from dlcompat.study.plan import build_plan
+
+
+def test_quick_plan_has_every_cell():
+    plan = build_plan(load_preset("quick"))
+    kinds = Counter(job.kind for job in plan.jobs.values())
+    # 1 dataset; per model: train, native evaluation, ONNX export, ORT evaluation, comparison
+    assert kinds == {"dataset": 1, "train": 2, "evaluate": 4, "convert": 2, "compare": 2}
+    order = list(plan.jobs)
+    for key, job in plan.jobs.items():
+        assert all(order.index(dep) < order.index(key) for dep in job.deps.values())
+
+
+def test_keys_are_stable_and_change_with_what_they_depend_on():
+    a = build_plan(load_preset("quick"))
+    b = build_plan(load_preset("quick"))
+    assert list(a.jobs) == list(b.jobs) and a.run_id == b.run_id
+    changed = build_plan(parse_config('name = "quick"\nmodels = ["lenet1", "lenet5"]\n[train]\nepochs = 14'))
+    trains = {j.params["cell"]["model"]: k for k, j in a.jobs.items() if j.kind == "train"}
+    trains2 = {j.params["cell"]["model"]: k for k, j in changed.jobs.items() if j.kind == "train"}
+    assert trains.keys() == trains2.keys() and not set(trains.values()) & set(trains2.values())
+    # the dataset job does not depend on training settings, so it is the same job
+    assert {k for k, j in a.jobs.items() if j.kind == "dataset"} == {
+        k for k, j in changed.jobs.items() if j.kind == "dataset"}
+
+
+def test_data_dir_and_time_limits_do_not_change_keys():
+    config = load_preset("quick")
+    assert list(build_plan(config, data_dir="/somewhere").jobs) == list(build_plan(config).jobs)
+
+
+def test_two_exporter_variants_make_two_chains_and_two_seeds_double_the_cells():
+    config = parse_config('models = ["lenet5"]\nseeds = [0, 1]\n[converters]\n"torch.onnx" = ["dynamo", "torchscript"]')
+    plan = build_plan(config)
+    compares = [j for j in plan.jobs.values() if j.kind == "compare"]
+    assert len(compares) == 4
+    assert {j.params["cell"]["variant"] for j in compares} == {"torch.onnx (dynamo)", "torch.onnx (torchscript)"}

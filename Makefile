@@ -8,7 +8,8 @@ STAMP  := $(VENV)/.dlcompat-setup
 
 .PHONY: setup run test lint bench clean
 
-$(STAMP): envs/main.txt pyproject.toml
+$(STAMP): envs/main.txt pyproject.toml scripts/system-deps.sh
+	bash scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -r envs/main.txt
 	$(BIN)/python -m pip install -q --no-deps -e .

@@ -13,7 +13,7 @@ import pytest
 from dlcompat.data.registry import load_dataset
 from dlcompat.errors import DataError
 
-BATCHES = tuple(f"data_batch_{i}.bin" for i in range(1, 6)) + ("test_batch.bin",)
+BATCHES = (*(f"data_batch_{i}.bin" for i in range(1, 6)), "test_batch.bin")
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -116,7 +116,7 @@ def test_a_wrong_record_size_is_a_data_error(tmp_path: Path, cifar_records) -> N
     for name, data in cifar_records.items():
         (tmp_path / name).write_bytes(data)
     (tmp_path / "data_batch_2.bin").write_bytes(cifar_records["data_batch_2.bin"] + b"\x00" * 5)
-    with pytest.raises(DataError, match="corrupt or truncated .*not a whole number of 3073-byte records"):
+    with pytest.raises(DataError, match=r"corrupt or truncated .*not a whole number of 3073-byte records"):
         load_dataset("cifar10", tmp_path, download=False)
 
 
@@ -131,7 +131,7 @@ def test_a_label_above_9_is_a_data_error(tmp_path: Path, cifar_records) -> None:
 def test_a_tarball_missing_a_batch_is_a_data_error(tmp_path: Path, cifar_records) -> None:
     members = {k: v for k, v in cifar_records.items() if k != "data_batch_4.bin"}
     write_tarball(tmp_path / "cifar-10-binary.tar.gz", members)
-    with pytest.raises(DataError, match="lacks data_batch_4.bin"):
+    with pytest.raises(DataError, match=r"lacks data_batch_4\.bin"):
         load_dataset("cifar10", tmp_path, download=False)
 
 

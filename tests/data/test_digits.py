@@ -15,7 +15,7 @@ def digits_all():
     return load_dataset("digits", val_fraction=0.0)
 
 
-def test_digits_are_28x28_uint8_with_10_classes(digits_all, tmp_path, monkeypatch) -> None:
+def test_digits_are_28x28_uint8_with_10_classes(digits_all) -> None:
     ds = digits_all
     assert ds.input_shape == (28, 28, 1) and ds.num_classes == 10 and ds.class_names == tuple("0123456789")
     assert ds.train.x.dtype == np.uint8 and ds.train.y.dtype == np.int64

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dlcompat.data import download
+from dlcompat.data import cifar10, download, mnist
 from dlcompat.data.registry import load_dataset
 from dlcompat.errors import DataError
 
@@ -69,14 +69,31 @@ def test_a_tampered_download_is_refused_and_leaves_nothing(tmp_path, mirror_dir,
     assert sorted(p.name for p in target.iterdir()) == sorted(MNIST_FILES[:3])  # no partial or temp file
 
 
-def test_a_right_file_with_wrong_content_hash_is_refused(tmp_path, mirror_dir, http_mirror, monkeypatch) -> None:
-    """The uncompressed-content check runs on download too (here: a content hash that cannot match)."""
-    remote = download.RemoteFile("t10k-labels-idx1-ubyte.gz", ("unused",),
-                                 content_check=lambda path: "its uncompressed content does not match")
+def test_the_uncompressed_content_is_checked_on_download(tmp_path, mirror_dir, http_mirror,
+                                                         monkeypatch) -> None:
+    """A file that passes its own checksum is still refused when its gunzipped content is wrong."""
+    name = "t10k-labels-idx1-ubyte.gz"
+    good = "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"
     monkeypatch.setenv(download.MIRROR_ENV, http_mirror(mirror_dir))
+    wrong = download.RemoteFile(name, ("unused",), content_check=mnist.gunzipped_sha256_check("0" * 64))
     with pytest.raises(DataError, match="uncompressed content does not match"):
-        download.fetch("mnist", remote, tmp_path / "out", what="a test file was", looked_in=[tmp_path])
-    assert list((tmp_path / "out").iterdir()) == []
+        download.fetch("mnist", wrong, tmp_path / "out", what="the test file was", looked_in=[tmp_path])
+    assert not (tmp_path / "out").exists()
+    right = download.RemoteFile(name, ("unused",), content_check=mnist.gunzipped_sha256_check(good))
+    path = download.fetch("mnist", right, tmp_path / "out", what="the test file was", looked_in=[tmp_path])
+    assert path == tmp_path / "out" / name and path.read_bytes() == (mirror_dir / "mnist" / name).read_bytes()
+
+
+def test_the_cifar_content_check_reads_the_tarball(tmp_path, cifar_records) -> None:
+    path = tmp_path / "cifar-10-binary.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in cifar_records.items():
+            info = tarfile.TarInfo(f"cifar-10-batches-bin/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    assert cifar10.check_tarball_content(path) == "its batches do not match the published checksums"
+    path.write_bytes(b"not a tarball")
+    assert cifar10.check_tarball_content(path) == "it is not a readable tar.gz archive"
 
 
 def test_a_cifar_tarball_that_is_not_the_published_one_is_refused(tmp_path, http_mirror, monkeypatch) -> None:
@@ -88,7 +105,7 @@ def test_a_cifar_tarball_that_is_not_the_published_one_is_refused(tmp_path, http
     monkeypatch.setenv(download.MIRROR_ENV, http_mirror(tmp_path / "mirror"))
     with pytest.raises(DataError, match="checksum does not match"):
         load_dataset("cifar10", tmp_path / "data")
-    assert list((tmp_path / "data" / "cifar10").iterdir()) == []
+    assert not (tmp_path / "data").exists()
 
 
 def test_nothing_listening_gives_one_sentence_naming_the_folder(tmp_path, closed_port, monkeypatch) -> None:
@@ -100,7 +117,7 @@ def test_nothing_listening_gives_one_sentence_naming_the_folder(tmp_path, closed
     assert str(data_dir / "mnist") in message and "--data-dir" in message and "DLCOMPAT_DATA_DIR" in message
     assert "could not be downloaded" in message and f"127.0.0.1:{closed_port}" in message
     assert "\n" not in message
-    assert list((data_dir / "mnist").iterdir()) == []
+    assert not data_dir.exists()  # nothing left behind, not even the folders
 
 
 def test_a_404_on_the_mirror_is_reported(tmp_path, http_mirror, monkeypatch) -> None:

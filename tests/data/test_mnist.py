@@ -22,7 +22,7 @@ def mnist_all(shared_data_dir: Path):
     return load_dataset("mnist", shared_data_dir, val_fraction=0.0, download=False)
 
 
-def test_real_mnist_matches_the_published_facts(mnist_all) -> None:
+def test_real_mnist_matches_the_published_facts(mnist_all, shared_data_dir: Path) -> None:
     ds = mnist_all
     assert ds.name == "mnist"
     assert ds.train.x.shape == (60000, 28, 28, 1) and ds.test.x.shape == (10000, 28, 28, 1)
@@ -119,7 +119,7 @@ def test_label_and_image_counts_must_agree(tmp_path: Path, tiny_mnist, idx_bytes
     tiny_mnist(tmp_path / "mnist")
     (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(
         gzip.compress(idx_bytes(np.zeros(4, dtype=np.uint8))))
-    with pytest.raises(DataError, match="4 labels but .* 5 images"):
+    with pytest.raises(DataError, match=r"4 labels but .* 5 images"):
         load_dataset("mnist", tmp_path, download=False)
 
 

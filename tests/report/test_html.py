@@ -54,7 +54,7 @@ def test_answers_are_written_from_the_numbers(page: str) -> None:
     assert "lenet5 changed 3 of 360 labels (0.83 %)" in page
     assert "the largest logit difference was 2.4" in page
     assert "ran 2.8× faster than PyTorch for lenet1 and 3× faster for lenet5" in page
-    assert "13 of 14 jobs succeeded" in page
+    assert "11 of 14 jobs succeeded; 1 failed and 2 were skipped after a failure upstream." in page
 
 
 def test_agreement_answer_when_nothing_flips(run: dict, rows: list[dict]) -> None:
@@ -72,6 +72,7 @@ def test_findings_list_the_full_error_text(page: str) -> None:
     findings = page[page.index('<section id="findings"'):page.index('<section id="environment"')]
     assert str(escape(CONVERSION_ERROR)) in findings
     assert "status-failed" in findings and "status-inconsistent" in findings
+    assert "(whole job)" in findings
     assert "3 of 360 test images (0.83 %) changed label against PyTorch" in findings
 
 
@@ -79,7 +80,7 @@ def test_user_strings_are_escaped_everywhere(run: dict, rows: list[dict]) -> Non
     for r in rows:
         if r["model"] == "lenet5":
             r["model"] = EVIL
-    rows.append(row("accuracy", None, "fraction", model=EVIL, target="onnxruntime", variant=EVIL,
+    rows.append(row("accuracy", None, "fraction", model=EVIL, target="litert", variant=EVIL,
                     status="failed", error=f"boom {EVIL}\nsecond line"))
     run["name"] = EVIL
     run["config_toml"] = f'name = "{EVIL}"\n'
@@ -148,7 +149,8 @@ def test_unknown_metrics_are_shown_not_dropped(run: dict, rows: list[dict]) -> N
         row("energy", 1.5e-3, "J", model="lenet5"),
         row("attack_time", None, "s", status="unavailable", error="ART is not installed"),
         row("train_peak_memory", 1.2e9, "bytes", kind="train"),
-        row("weird", 7.0, "furlongs", status="strange-status"),
+        row("weird", 7.0, "furlongs"),
+        row("odd", 1.0, "", status="strange-status", error="a status this report does not know"),
     ]
     page = render_html(run, rows)
     other = page[page.index('<section id="other"'):page.index('<section id="findings"')]
@@ -156,6 +158,8 @@ def test_unknown_metrics_are_shown_not_dropped(run: dict, rows: list[dict]) -> N
                  "weird", "7 furlongs"):
         assert text in other, text
     assert "ART is not installed" in page
+    findings = page[page.index('<section id="findings"'):page.index('<section id="environment"')]
+    assert "strange-status" in findings and "a status this report does not know" in findings
     training = page[page.index('<section id="training"'):page.index('<section id="accuracy"')]
     assert "train peak memory" in training and "1.2 GB" in training
 

@@ -5,13 +5,20 @@ from __future__ import annotations
 from markupsafe import escape
 
 from dlcompat.metrics.record import Measurement
-from dlcompat.report.document import build_document
+from dlcompat.report.document import build_document, run_info
 from dlcompat.report.findings import findings
 from dlcompat.report.html import render_document as render_html_document
 from dlcompat.report.markdown import escape_cell
 from dlcompat.report.markdown import render_document as render_markdown_document
 from dlcompat.report.rows import normalize_rows
-from dlcompat.report.tables import cells_table, findings_table, latency_table, training_table
+from dlcompat.report.tables import (
+    cells_table,
+    conversions_table,
+    environment_table,
+    findings_table,
+    latency_table,
+    training_table,
+)
 
 from .conftest import CONVERSION_ERROR, DYNAMO, TORCHSCRIPT, row
 
@@ -20,20 +27,21 @@ def test_cells_table_has_one_row_per_cell_native_first(rows: list[dict]) -> None
     table = cells_table(normalize_rows(rows))
     keys = [(r["model"].text, r["target"].text, r["variant"].text) for r in table.rows]
     assert keys == [
-        ("lenet1", "(native)", "—"),
+        ("lenet1", "pytorch (native)", "—"),
         ("lenet1", "onnxruntime", DYNAMO),
-        ("lenet5", "(native)", "—"),
+        ("lenet5", "pytorch (native)", "—"),
+        ("lenet5", "onnx", TORCHSCRIPT),  # the failed conversion (its evaluation was skipped)
         ("lenet5", "onnxruntime", DYNAMO),
-        ("lenet5", "onnxruntime", TORCHSCRIPT),
     ]
-    flipped = table.records()[3]
+    flipped = table.records()[4]
     assert flipped["accuracy"] == "98.06 %"
     assert flipped["size"] == "252 kB"
     assert flipped["latency p50 [p10–p90]"] == "0.047 [0.0432–0.0569] ms"
     assert flipped["label flips (rate)"] == "3 (0.83 %)"
-    assert table.rows[3]["label_flips"].status == "inconsistent"
-    failed = table.rows[4]
-    assert failed["accuracy"].text == "failed" and failed["accuracy"].sort is None
+    assert table.rows[4]["label_flips"].status == "inconsistent"
+    failed = table.rows[3]
+    assert all(failed[c.key].text == "failed" for c in table.columns[5:])
+    assert failed["accuracy"].sort is None and failed["accuracy"].status == "failed"
     assert failed["accuracy"].note.startswith("torch.onnx.errors.UnsupportedOperatorError")
 
 
@@ -55,7 +63,7 @@ def test_findings_group_one_jobs_failures_and_add_inconsistencies(rows: list[dic
     found = findings(normalize_rows(rows))
     assert [f.status for f in found] == ["failed", "inconsistent"]
     failed, inconsistent = found
-    assert failed.metrics == ("accuracy", "model_size", "latency_p50", "label_flips")
+    assert failed.metrics == ("convert",) and failed.whole_job
     assert failed.error == CONVERSION_ERROR and failed.kind == "convert"
     assert inconsistent.model == "lenet5" and inconsistent.variant == DYNAMO
     assert inconsistent.error == ("3 of 360 test images (0.83 %) changed label against PyTorch; "
@@ -65,7 +73,7 @@ def test_findings_group_one_jobs_failures_and_add_inconsistencies(rows: list[dic
 
 
 def test_unavailable_rows_are_findings_too(rows: list[dict]) -> None:
-    rows.append(row("accuracy", None, "fraction", target="litert", status="unavailable",
+    rows.append(row("accuracy", None, "fraction", target="litert", variant="fp16", status="unavailable",
                     error="LiteRT is not installed: pip install 'dlcompat[litert]'"))
     statuses = [f.status for f in findings(normalize_rows(rows))]
     assert statuses == ["failed", "unavailable", "inconsistent"]
@@ -75,14 +83,31 @@ def test_training_and_latency_tables(rows: list[dict]) -> None:
     training = training_table(normalize_rows(rows)).records()
     assert training == [
         {"dataset": "digits", "model": "lenet1", "framework": "pytorch", "train time": "4.2 s",
-         "time / epoch": "0.84 s", "final train loss": "0.081"},
+         "time / epoch": "0.84 s", "final train loss": "0.081", "val accuracy": "91.90 %"},
         {"dataset": "digits", "model": "lenet5", "framework": "pytorch", "train time": "9.7 s",
-         "time / epoch": "1.94 s", "final train loss": "0.034"},
+         "time / epoch": "1.94 s", "final train loss": "0.034", "val accuracy": "96.60 %"},
     ]
     latency = latency_table(normalize_rows(rows))
-    assert [c.label for c in latency.columns][5:] == ["p10", "p50", "p90", "mean", "std", "api", "batch",
-                                                       "repeats", "threads"]
+    assert [c.label for c in latency.columns][5:] == ["min", "p10", "p50", "p90", "p99", "mean", "std",
+                                                       "first call", "api", "batch", "repeats", "threads"]
     assert latency.records()[1]["api"] == "onnxruntime.InferenceSession.run"
+    assert len(latency) == 4  # the failed conversion was never timed
+
+
+def test_a_failed_training_job_fills_its_row(rows: list[dict]) -> None:
+    rows = [r for r in rows if not (r["kind"] == "train" and r["model"] == "lenet5")]
+    rows.append(row("train", None, "", model="lenet5", kind="train", status="failed", error="CUDA OOM"))
+    records = training_table(normalize_rows(rows)).records()
+    assert records[1]["train time"] == "failed" and records[1]["val accuracy"] == "failed"
+    assert "train" not in records[1]  # the failure row is not a metric column
+
+
+def test_conversions_table_names_the_tool_and_its_version(rows: list[dict]) -> None:
+    records = conversions_table(normalize_rows(rows)).records()
+    assert records[0] == {"dataset": "digits", "model": "lenet1", "framework": "pytorch", "target": "onnx",
+                          "variant": DYNAMO, "converter": "torch.onnx", "tool": "torch.onnx.export",
+                          "tool version": "2.13.0", "time": "1.9 s", "size": "31.2 kB"}
+    assert records[2]["variant"] == TORCHSCRIPT and records[2]["time"] == "failed"
 
 
 def test_rows_may_be_measurements_or_partial_dicts() -> None:
@@ -106,3 +131,9 @@ def test_html_and_markdown_show_the_same_cell_texts(run: dict, rows: list[dict])
                     if "\n" not in value:
                         assert str(escape(value)) in page, value
                         assert escape_cell(value) in text, value
+
+
+def test_environment_lists_each_fact_once(run: dict, rows: list[dict]) -> None:
+    run["environment"] |= {"seeds": [0], "threads": 1, "torch_threads": 1, "gpu": {"name": "none"}}
+    fields = [r["field"] for r in environment_table(run_info(run), normalize_rows(rows)).records()]
+    assert fields == ["Python", "platform", "CPU", "CPUs", "torch_threads", "threads", "seeds"]

@@ -155,12 +155,12 @@ def _locate(data_dir: Path, download: bool) -> _Found:
             "test_batch.bin, gzipped or not) were")
     if not download:
         raise missing_error(what, dirs, target, "downloading is turned off")
-    fetch(NAME, RemoteFile(TARBALL, URLS, md5=TARBALL_MD5, content_check=_check_tarball_content), target,
+    fetch(NAME, RemoteFile(TARBALL, URLS, md5=TARBALL_MD5, content_check=check_tarball_content), target,
           what=what, looked_in=dirs)
     return _Found(tarball=target / TARBALL)
 
 
-def _check_tarball_content(path: Path) -> str | None:
+def check_tarball_content(path: Path) -> str | None:
     """Problem with a downloaded tarball's batches (sha256 of each against the published values), or None."""
     seen: dict[str, str] = {}
     try:

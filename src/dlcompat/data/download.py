@@ -71,6 +71,7 @@ def fetch(dataset: str, remote: RemoteFile, target_dir: Path, *, what: str, look
     Raises `DataError` naming ``what`` was missing, where it was looked for (``looked_in``) and why
     each URL failed.
     """
+    created = [d for d in (target_dir, *target_dir.parents) if not d.exists()]  # innermost first
     try:
         target_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -96,7 +97,12 @@ def fetch(dataset: str, remote: RemoteFile, target_dir: Path, *, what: str, look
             reasons.append(f"{url}: {exc}")
         except (OSError, http.client.HTTPException, ValueError) as exc:  # network, HTTP, bad URL, disk
             reasons.append(f"{url}: {_reason(exc)}")
-        log.warning("download failed: %s", reasons[-1])
+        log.info("download failed: %s", reasons[-1])
+    for folder in created:  # leave no empty folders behind either
+        try:
+            folder.rmdir()
+        except OSError:
+            break
     raise missing_error(what, looked_in, target_dir, f"could not be downloaded ({'; '.join(reasons)})")
 
 

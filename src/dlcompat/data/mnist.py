@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,7 +199,7 @@ def _locate(spec: IdxDataset, data_dir: Path, download: bool) -> dict[str, Path]
             pub = spec.published[filename]
             remote = RemoteFile(
                 filename, spec.urls, md5=pub.md5, sha256=pub.sha256,
-                content_check=_gunzipped_sha256_check(pub.content_sha256) if pub.content_sha256 else None)
+                content_check=gunzipped_sha256_check(pub.content_sha256) if pub.content_sha256 else None)
             fetch(spec.name, remote, target, what=what, looked_in=dirs)
     found = probe(target)
     if found is None:  # pragma: no cover - fetch raises instead
@@ -206,7 +207,9 @@ def _locate(spec: IdxDataset, data_dir: Path, download: bool) -> dict[str, Path]
     return found
 
 
-def _gunzipped_sha256_check(expected: str):
+def gunzipped_sha256_check(expected: str) -> Callable[[Path], str | None]:
+    """A `RemoteFile.content_check`: the sha256 of the gunzipped file must be ``expected``."""
+
     def check(path: Path) -> str | None:
         try:
             content = gzip.decompress(path.read_bytes())

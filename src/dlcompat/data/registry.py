@@ -72,6 +72,9 @@ class Split:
         if len(self.x) != len(self.y):
             raise ValueError(f"Split has {len(self.x)} images but {len(self.y)} labels")
 
+    def __repr__(self) -> str:
+        return f"Split(x={_describe(self.x)}, y={_describe(self.y)})"
+
     def __len__(self) -> int:
         return len(self.y)
 
@@ -86,6 +89,11 @@ class Dataset:
     test: Split
     class_names: tuple[str, ...]
     source: str
+
+    def __repr__(self) -> str:
+        return (f"Dataset(name={self.name!r}, train={len(self.train)}, val={len(self.val)}, "
+                f"test={len(self.test)}, input_shape={self.input_shape}, classes={self.num_classes}, "
+                f"source={self.source!r})")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -214,7 +222,7 @@ def load_dataset(
     entry = _entry(name)
     _check_limit("limit_train", limit_train)
     _check_limit("limit_test", limit_test)
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)) \
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.floating)) \
             or not 0.0 <= float(val_fraction) < 1.0:
         raise DataError(f"val_fraction must be a number from 0 up to (not including) 1, not "
                         f"{val_fraction!r}: pass for example 0.1")

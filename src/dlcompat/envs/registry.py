@@ -85,7 +85,10 @@ def register_env(env: ToolchainEnv) -> None:
     _ENVS[env.name] = env
 
 
-register_env(ToolchainEnv("main", "3.11", "main.txt", "the driver, PyTorch (CPU), ONNX, ONNX Runtime"))
+register_env(ToolchainEnv("main", "3.11", "main.txt",
+                         "the driver; PyTorch (CPU), TensorFlow/Keras, JAX/Flax, PyTensor, ONNX, ONNX Runtime"))
+register_env(ToolchainEnv("theano", "3.11", "theano.txt", "the original Theano 1.0.5 (numpy 1.23.5, scipy < 1.12)",
+                          variables={"THEANO_FLAGS": "floatX=float32,blas.ldflags=-lopenblas"}))
 
 
 def env_names() -> list[str]:

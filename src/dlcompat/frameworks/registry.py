@@ -42,6 +42,48 @@ register_framework(
 )
 
 
+register_framework(
+    FrameworkEntry(
+        name="tensorflow",
+        adapter="dlcompat.frameworks.tensorflow:KerasAdapter",
+        env="main",
+        module="tensorflow",
+        install="pip install 'dlcompat[tensorflow]' (tensorflow-cpu==2.21.0, keras==3.15.1), or `make setup`",
+        description="Keras 3 on TensorFlow (model.fit with tf.data, .keras files)",
+    )
+)
+register_framework(
+    FrameworkEntry(
+        name="jax",
+        adapter="dlcompat.frameworks.jax:FlaxAdapter",
+        env="main",
+        module="flax",
+        install="pip install 'dlcompat[jax]' (jax==0.10.2, flax==0.12.8, optax==0.2.8), or `make setup`",
+        description="JAX with Flax (nnx) and optax, jit-compiled training step",
+    )
+)
+register_framework(
+    FrameworkEntry(
+        name="pytensor",
+        adapter="dlcompat.frameworks.pytensor:PyTensorAdapter",
+        env="main",
+        module="pytensor",
+        install="pip install 'dlcompat[pytensor]' (pytensor==3.0.7) and Debian's libopenblas-dev, or `make setup`",
+        description="PyTensor, Theano's maintained successor (C backend, im2col convolution)",
+    )
+)
+register_framework(
+    FrameworkEntry(
+        name="theano",
+        adapter="dlcompat.frameworks.theano:TheanoAdapter",
+        env="theano",
+        module="theano",
+        install="`dlcompat env sync theano` (Theano 1.0.5, numpy 1.23.5) and Debian's libopenblas-dev",
+        description="the original Theano 1.0.5 (nnet.conv2d, pool_2d), in its own environment",
+    )
+)
+
+
 def framework_names() -> list[str]:
     return list(_FRAMEWORKS)
 

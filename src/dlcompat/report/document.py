@@ -128,7 +128,7 @@ def build_document(run: Any, rows: Iterable[Any] | None) -> Document:
                 charts=_charts(("accuracy", "Accuracy per cell", charts.accuracy_chart(data)),
                                ("label-flips", "Label flips against the source framework",
                                 charts.label_flips_chart(data))),
-                tables=_tables(tables.cells_table(data))),
+                tables=_tables(tables.cells_table(data), tables.conversions_table(data))),
         Section("latency", "Latency", narrative.latency_answer(data),
                 charts=_charts(("latency", "Median latency, p10–p90 error bars", charts.latency_chart(data))),
                 tables=_tables(tables.latency_table(data))),

@@ -44,6 +44,7 @@ class Finding:
     seed: int | None
     metrics: tuple[str, ...]
     error: str
+    whole_job: bool = False  # the job failed as a whole (its one row's metric is its kind)
 
 
 def findings(rows: Sequence[Mapping[str, Any]]) -> list[Finding]:
@@ -59,7 +60,7 @@ def findings(rows: Sequence[Mapping[str, Any]]) -> list[Finding]:
         if row["metric"] not in metrics:
             metrics.append(row["metric"])
     out = [Finding(status, kind, dataset, model, framework, target, variant, seed, tuple(metrics),
-                   error or "(no error text recorded)")
+                   error or "(no error text recorded)", whole_job=tuple(metrics) == (kind,))
            for (status, kind, _job, dataset, model, framework, target, variant, seed, error), metrics
            in groups.items()]
     comparison_rows = [row for row in rows if row["metric"] in CELL_METRICS and not is_training(row)]

@@ -24,13 +24,14 @@ from .formatting import (
 )
 from .rows import (
     COMPARISON_METRICS,
+    CONVERSION_METRICS,
     LATENCY_METRICS,
-    PROBLEM_STATUSES,
     CellIndex,
     CellKey,
     distinct,
     has_several_seeds,
     is_cell_metric,
+    is_job_problem,
     is_native,
     is_training,
     ok_value,
@@ -72,7 +73,7 @@ def _models_phrase(labels: list[str]) -> str:
 def _problem_count(rows: Sequence[Mapping[str, Any]], predicate: Any) -> int:
     """How many distinct cells (by job and key) failed or were unavailable among rows matching predicate."""
     keys = {(r["job"], r["dataset"], r["model"], r["framework"], r["target"], r["variant"], r["seed"])
-            for r in rows if r["status"] in PROBLEM_STATUSES and predicate(r)}
+            for r in rows if r["status"] != "ok" and predicate(r)}
     return len(keys)
 
 
@@ -86,8 +87,10 @@ def summary_answer(run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) ->
     models = [str(m) for m in distinct(rows, "model")]
     datasets = [str(d) for d in distinct(rows, "dataset")]
     frameworks = [display_name(str(f)) for f in distinct(rows, "framework")]
+    # Where models were run (runtimes), not the formats conversions passed through on the way.
     targets = sorted({display_name(r["target"]) for r in rows
-                      if r["target"] and not is_native(r["framework"], r["target"])})
+                      if r["target"] and not is_native(r["framework"], r["target"])
+                      and r["kind"] != "convert" and r["metric"] not in CONVERSION_METRICS})
     sentence = f"Run {name} covered {plural(len(models), 'model')}"
     if models:
         sentence += f" ({join_words(models)})"
@@ -103,14 +106,14 @@ def summary_answer(run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) ->
     if isinstance(jobs, Mapping) and total:
         text = f"{jobs.get('ok', 0)} of {plural(total, 'job')} succeeded"
         labels = (("failed", "failed"), ("unavailable", "were unavailable"),
-                  ("cached", "came from the cache"))
+                  ("skipped", "were skipped after a failure upstream"), ("cached", "came from the cache"))
         extras = [f"{jobs[k]} {label}" for k, label in labels if jobs.get(k)]
         parts.append(text + (f"; {join_words(extras)}" if extras else "") + ".")
     parts.append(_agreement_sentence(rows))
-    problems = [f for f in findings(rows) if f.status in PROBLEM_STATUSES]
+    problems = [f for f in findings(rows) if f.status != "inconsistent"]
     if problems:
-        parts.append(f"{plural(len(problems), 'finding')} (failed or unavailable) "
-                     f"{'is' if len(problems) == 1 else 'are'} listed under Findings.")
+        parts.append(f"{plural(len(problems), 'cell')} failed or could not run; "
+                     f"{'it is' if len(problems) == 1 else 'they are'} listed under Findings.")
     return " ".join(p for p in parts if p)
 
 
@@ -187,7 +190,10 @@ def training_answer(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def accuracy_answer(rows: Sequence[Mapping[str, Any]]) -> str:
-    cell_rows = [r for r in rows if is_cell_metric(r) and r["metric"] not in LATENCY_METRICS]
+    def is_accuracy_row(r: Mapping[str, Any]) -> bool:
+        return is_cell_metric(r) and r["metric"] not in LATENCY_METRICS
+
+    cell_rows = [r for r in rows if is_accuracy_row(r)]
     if not any(r["metric"] in ("accuracy", *COMPARISON_METRICS) for r in cell_rows):
         return "No model was evaluated or compared in this run."
     with_seed = has_several_seeds(rows)
@@ -232,7 +238,7 @@ def accuracy_answer(rows: Sequence[Mapping[str, Any]]) -> str:
             parts.append(f"Accuracy ranged from {percent(low[0] or 0)} "
                          f"({low[1][1]} on {_where(*low[1][2:5])}) to {percent(high[0] or 0)} "
                          f"({high[1][1]} on {_where(*high[1][2:5])}).")
-    failed = _problem_count(cell_rows, lambda r: True)
+    failed = _problem_count(rows, lambda r: not is_training(r) and (is_job_problem(r) or is_accuracy_row(r)))
     if failed:
         parts.append(f"{plural(failed, 'cell')} could not be evaluated or compared (see Findings).")
     return " ".join(parts) or "No accuracy or agreement figure was measured successfully."
@@ -299,7 +305,8 @@ def latency_answer(rows: Sequence[Mapping[str, Any]]) -> str:
     method = _latency_method_sentence(latency_rows)
     if method:
         parts.append(method)
-    failed = _problem_count(latency_rows, lambda r: True)
+    failed = _problem_count(rows, lambda r: r["metric"] in LATENCY_METRICS
+                            or (is_job_problem(r) and r["kind"] in ("convert", "evaluate")))
     if failed:
         parts.append(f"{plural(failed, 'cell')} could not be timed (see Findings).")
     return " ".join(parts)
@@ -384,7 +391,7 @@ def findings_answer(rows: Sequence[Mapping[str, Any]], shown: int = 3) -> str:
         if finding.status == "inconsistent":
             parts.append(f"{subject}: {finding.error}")
         else:
-            job = f" ({finding.kind})" if finding.kind else ""
+            job = f" ({finding.kind} job)" if finding.kind else ""
             summary = error_summary(finding.error)
             stop = "" if summary.endswith(".") else "."
             parts.append(f"{subject}{job} {finding.status}: {summary}{stop}")

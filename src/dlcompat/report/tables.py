@@ -27,13 +27,13 @@ from .rows import (
     COMPARISON_METRICS,
     CONVERSION_METRICS,
     LATENCY_METRICS,
-    PROBLEM_STATUSES,
     TRAINING_METRICS,
     CellIndex,
     CellKey,
     has_several_seeds,
     is_cell_metric,
     is_job_problem,
+    is_native,
     is_ok,
     is_other,
     is_training,
@@ -116,8 +116,8 @@ def _key_cells(key: CellKey, fields: Sequence[str]) -> dict[str, Cell]:
     values = {"dataset": dataset, "model": model, "framework": framework, "target": target,
               "variant": variant, "seed": seed}
     cells = {name: text_cell(values[name]) for name in fields}
-    if "target" in cells and not target:
-        cells["target"] = Cell(NATIVE_TARGET, "")
+    if "target" in cells and is_native(framework, target):
+        cells["target"] = Cell(f"{target} {NATIVE_TARGET}" if target else NATIVE_TARGET, "")
     return cells
 
 
@@ -359,7 +359,7 @@ def findings_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             "id": Cell(f"F{number}", number),
             "status": Cell(finding.status, STATUS_ORDER.get(finding.status, 5), status=finding.status),
             "kind": text_cell(finding.kind),
-            "metrics": text_cell(", ".join(finding.metrics)),
+            "metrics": text_cell("(whole job)" if finding.whole_job else ", ".join(finding.metrics)),
             "error": Cell(finding.error, finding.error),
         })
         table.rows.append(row)
@@ -453,9 +453,10 @@ def environment_table(run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]])
     environment = run.get("environment") or {}
     pairs: list[tuple[str, Any]] = [(label, environment.get(key))
                                     for key, label in ENVIRONMENT_LABELS.items()]
+    shown_elsewhere = {*ENVIRONMENT_LABELS, "packages", "threads", "seeds"}
     pairs += [(key, value) for key, value in environment.items()
-              if key not in ENVIRONMENT_LABELS and key != "packages" and not isinstance(value, Mapping)]
-    pairs += [("threads", run.get("threads")), ("seeds", seeds_of(run, rows))]
+              if key not in shown_elsewhere and not isinstance(value, Mapping)]
+    pairs += [("threads", run.get("threads") or environment.get("threads")), ("seeds", seeds_of(run, rows))]
     return _field_table("environment-facts", "Environment", pairs)
 
 

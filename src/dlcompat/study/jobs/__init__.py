@@ -13,6 +13,7 @@ JOB_KINDS: dict[str, tuple[str, int]] = {
     "convert": ("dlcompat.study.jobs.convert:run", 1),
     "evaluate": ("dlcompat.study.jobs.evaluate:run", 1),
     "compare": ("dlcompat.study.jobs.compare:run", 1),
+    "probe": ("dlcompat.study.jobs.probe:run", 1),
 }
 
 

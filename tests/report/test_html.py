@@ -66,6 +66,7 @@ def test_agreement_answer_when_nothing_flips(run: dict, rows: list[dict]) -> Non
     page = render_html(run, rows)
     assert ("ONNX Runtime [torch.onnx (dynamo)] agreed with PyTorch on every test image for both models "
             "(lenet1 and lenet5); the largest logit difference was 3.1e-6.") in page
+    assert set(figures(page)) == {"figure-accuracy", "figure-latency"}  # no chart of zeros
 
 
 def test_findings_list_the_full_error_text(page: str) -> None:

@@ -17,6 +17,7 @@ from dlcompat.report.tables import (
     environment_table,
     findings_table,
     latency_table,
+    methods_table,
     training_table,
 )
 
@@ -137,3 +138,23 @@ def test_environment_lists_each_fact_once(run: dict, rows: list[dict]) -> None:
     run["environment"] |= {"seeds": [0], "threads": 1, "torch_threads": 1, "gpu": {"name": "none"}}
     fields = [r["field"] for r in environment_table(run_info(run), normalize_rows(rows)).records()]
     assert fields == ["Python", "platform", "CPU", "CPUs", "torch_threads", "threads", "seeds"]
+
+
+def test_methods_table_leaves_out_artifact_references_and_repeated_runtime_facts() -> None:
+    reference = "objects/ab/" + "0123456789abcdef" * 4 + ".npy"
+    rows = [
+        row("latency_p50", 0.1, "ms", method={"api": "InferenceSession.run", "threads": 1}),
+        row("accuracy", 0.9, "fraction", method={"api": "InferenceSession.run", "images": 360}),
+        row("label_flips", 0, "count", kind="compare", target="onnxruntime",
+            method={"source_logits": reference, "images": 360}),
+        row("train_time", 2.0, "s", kind="train", method={"threads": 1}),
+    ]
+    records = [(r["measurement"], r["field"], r["value(s)"])
+               for r in methods_table(normalize_rows(rows)).records()]
+    assert records == [
+        ("latency", "api", "InferenceSession.run"),
+        ("latency", "threads", "1"),
+        ("training", "threads", "1"),
+        ("comparison", "images", "360"),
+        ("accuracy", "images", "360"),
+    ]

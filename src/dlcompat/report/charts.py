@@ -135,7 +135,10 @@ def accuracy_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
 
 
 def label_flips_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """Test images whose predicted label changed against the source framework, per compared cell."""
+    """Test images whose predicted label changed against the source framework, per compared cell.
+
+    None when no label changed anywhere: a chart of zeros says less than the section's sentence.
+    """
     index, category = _index(rows)
     points = []
     for key, metrics in index.items():
@@ -145,7 +148,9 @@ def label_flips_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | Non
         rate = ok_value(metrics, "label_flip_rate")
         text = count(flips) + (f" ({percent(rate)})" if _finite(rate) else "")
         points.append(Point(target_label(key[2], key[3], key[4]), category(key), flips, text))
-    return bar_figure(points, "label flips (test images)", height=320) if points else None
+    if not any(point.y > 0 for point in points):
+        return None
+    return bar_figure(points, "label flips (test images)", height=320)
 
 
 def latency_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:

@@ -125,7 +125,7 @@ def _agreement_sentence(rows: Sequence[Mapping[str, Any]]) -> str:
         return ""
     flipped = [(key, m) for key, m in compared if (ok_value(m, "label_flips") or 0) > 0]
     if not flipped:
-        noun = "the one comparison" if len(compared) == 1 else f"all {len(compared)} comparisons"
+        noun = {1: "the one comparison", 2: "both comparisons"}.get(len(compared), f"all {len(compared)} comparisons")
         return f"Every moved model predicted the same label as its source on every test image ({noun})."
     key, metrics = max(flipped, key=lambda item: ok_value(item[1], "label_flips") or 0)
     images = plural(int(ok_value(metrics, "label_flips") or 0), "test image")
@@ -171,6 +171,7 @@ def training_answer(rows: Sequence[Mapping[str, Any]]) -> str:
         if ok_value(slow[1], "train_time_per_epoch") is not None:
             text += f", {seconds(slow[1], 'train_time_per_epoch')} per epoch"
         parts.append(text + f"); {label(fast[0])} was quickest ({seconds(fast[1], 'train_time')}).")
+
     def loss(item: tuple[CellKey, Mapping[str, Mapping[str, Any]]]) -> float:
         return ok_value(item[1], "final_train_loss") or 0.0
 
@@ -194,8 +195,10 @@ def accuracy_answer(rows: Sequence[Mapping[str, Any]]) -> str:
         return is_cell_metric(r) and r["metric"] not in LATENCY_METRICS
 
     cell_rows = [r for r in rows if is_accuracy_row(r)]
+    failed = _problem_count(rows, lambda r: not is_training(r) and (is_job_problem(r) or is_accuracy_row(r)))
+    failures = f"{plural(failed, 'cell')} could not be evaluated or compared (see Findings)." if failed else ""
     if not any(r["metric"] in ("accuracy", *COMPARISON_METRICS) for r in cell_rows):
-        return "No model was evaluated or compared in this run."
+        return f"No model was evaluated or compared in this run. {failures}".strip()
     with_seed = has_several_seeds(rows)
     several_datasets = len(distinct(cell_rows, "dataset")) > 1
     index = CellIndex.build(cell_rows, with_seed)
@@ -238,10 +241,9 @@ def accuracy_answer(rows: Sequence[Mapping[str, Any]]) -> str:
             parts.append(f"Accuracy ranged from {percent(low[0] or 0)} "
                          f"({low[1][1]} on {_where(*low[1][2:5])}) to {percent(high[0] or 0)} "
                          f"({high[1][1]} on {_where(*high[1][2:5])}).")
-    failed = _problem_count(rows, lambda r: not is_training(r) and (is_job_problem(r) or is_accuracy_row(r)))
-    if failed:
-        parts.append(f"{plural(failed, 'cell')} could not be evaluated or compared (see Findings).")
-    return " ".join(parts) or "No accuracy or agreement figure was measured successfully."
+    if failures:
+        parts.append(failures)
+    return " ".join(parts)
 
 
 def _agreement(framework: str, target: str, variant: str,
@@ -359,10 +361,19 @@ def _latency_method_sentence(latency_rows: Sequence[Mapping[str, Any]]) -> str:
         return values[0] if len(values) == 1 else None
 
     repeats, warmup, batch, threads = (single(n) for n in ("repeats", "warmup", "batch_size", "threads"))
-    if repeats is None and batch is None:
+    minimum = single("min_repeats")
+    counts = sorted(n for n in (as_int(v) for v in fields.get("repeats", [])) if n is not None)
+    if not fields.get("repeats") and batch is None:
         return ""
     text = "Each figure summarises"
-    text += f" {repeats} timed runs" if repeats else " repeated timed runs"
+    if repeats:
+        text += f" {repeats} timed runs"
+    elif counts:
+        text += f" {counts[0]:,} to {counts[-1]:,} timed runs"
+        if minimum:
+            text += f" (at least {minimum})"
+    else:
+        text += " repeated timed runs"
     if batch:
         text += f" at batch size {batch}"
     if warmup:

@@ -9,6 +9,7 @@ the HTML colours.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -282,7 +283,8 @@ def latency_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     present = {row["metric"] for row in latency_rows}
     stats = [(metric, label) for metric, label in _LATENCY_COLUMNS if metric in present]
     methods = [latency_method(metrics) for _, metrics in index.items()]
-    method_fields = [(k, label) for k, label in _LATENCY_METHOD_FIELDS if any(k in m for m in methods)]
+    method_fields = [(k, label) for k, label in _LATENCY_METHOD_FIELDS if any(k in m for m in methods)
+                     or (k == "threads" and any("intra_op_threads" in m for m in methods))]
     table = Table("latency-stats", "Latency per cell", _key_columns(fields)
                   + [Column(metric, label, numeric=True) for metric, label in stats]
                   + [Column(f"method.{k}", label, numeric=k != "api") for k, label in method_fields])
@@ -292,6 +294,8 @@ def latency_table(rows: Sequence[Mapping[str, Any]]) -> Table:
             row[metric] = metric_cell(metrics.get(metric), problems.get(key))
         for k, _ in method_fields:
             value = method.get(k)
+            if value is None and k == "threads":  # ONNX Runtime says intra_op_threads
+                value = method.get("intra_op_threads")
             row[f"method.{k}"] = Cell(MISSING if value is None else _compact(value),
                                       value if isinstance(value, int | float | str) else None)
         table.rows.append(row)
@@ -483,8 +487,18 @@ def method_family(metric: str) -> str:
     return metric
 
 
+#: A content-addressed artifact reference (store/artifacts.py): it is in the export's `artifact`
+#: column and means nothing in a summary of methods.
+_ARTIFACT_REFERENCE = re.compile(r"objects/[0-9a-f]{2}/[0-9a-f]{16,}[^/]*")
+_EVALUATION_FAMILIES = frozenset({"accuracy", "load_time", "model_size", "peak_rss"})
+
+
 def methods(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[str]]]:
-    """Measurement family -> method field -> its distinct values (as compact text), in first-seen order."""
+    """Measurement family -> method field -> its distinct values (as compact text), in first-seen order.
+
+    Fields that only reference artifacts are left out, and so is a field of another evaluation figure
+    whose values repeat the latency family's (an evaluation records its runtime once per figure).
+    """
     out: dict[str, dict[str, list[str]]] = {}
     for row in rows:
         if not row["method"]:
@@ -495,8 +509,15 @@ def methods(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, list[str]]
             text = _compact(value)
             if text not in values:
                 values.append(text)
+    latency = out.get("latency", {})
+    for family, fields in out.items():
+        for name in list(fields):
+            values = fields[name]
+            if all(_ARTIFACT_REFERENCE.fullmatch(v) for v in values) or (
+                    family in _EVALUATION_FAMILIES and set(values) <= set(latency.get(name, ()))):
+                del fields[name]
     order = {"latency": 0, "training": 1, "conversion": 2, "comparison": 3}
-    return dict(sorted(out.items(), key=lambda item: (order.get(item[0], 9), item[0])))
+    return dict(sorted(((k, v) for k, v in out.items() if v), key=lambda item: (order.get(item[0], 9), item[0])))
 
 
 def methods_table(rows: Sequence[Mapping[str, Any]], limit: int = 6) -> Table:

@@ -21,7 +21,7 @@ def text(run: dict, rows: list[dict]) -> str:
 def test_same_sections_as_the_html(run: dict, rows: list[dict], text: str) -> None:
     titles = [s.title for s in build_document(run, rows).sections]
     assert re.findall(r"^## (.+)$", text, flags=re.M) == titles == [
-        "Summary", "Training", "Accuracy & inconsistency per target", "Latency", "Findings",
+        "Summary", "Training across frameworks", "Accuracy & inconsistency per target", "Latency", "Findings",
         "Environment & method"]
 
 

@@ -9,10 +9,21 @@ from dlcompat.study.plan import build_plan
 
 
 def test_quick_plan_has_every_cell():
-    plan = build_plan(load_preset("quick"))
+    plan = build_plan(parse_config('models = ["lenet1", "lenet5"]\nframeworks = ["pytorch"]'))
     kinds = Counter(job.kind for job in plan.jobs.values())
-    # 1 dataset; per model: train, native evaluation, ONNX export, ORT evaluation, comparison
-    assert kinds == {"dataset": 1, "train": 2, "evaluate": 4, "convert": 2, "compare": 2}
+    # 1 dataset; per model: reproducibility, train, native evaluation, ONNX export, ORT evaluation, comparison
+    assert kinds == {"dataset": 1, "reproduce": 2, "train": 2, "evaluate": 4, "convert": 2, "compare": 2}
+
+
+def test_all_frameworks_expand_and_missing_paths_or_frameworks_become_recorded_cells():
+    plan = build_plan(parse_config('models = ["lenet5"]\nframeworks = ["all"]'), unavailable={"theano": "no env"})
+    trained = {j.params["cell"]["framework"] for j in plan.jobs.values() if j.kind == "train"}
+    assert trained == {"pytorch", "tensorflow", "jax", "pytensor"}
+    reasons = {(j.params["cell"]["framework"], j.params["cell"]["target"]): j.params["reason"]
+               for j in plan.jobs.values() if j.kind == "unavailable"}
+    assert reasons[("theano", "theano")] == "no env"
+    assert "no converter path from jax to onnx" in reasons[("jax", "onnxruntime")]
+    assert ("tensorflow", "onnxruntime") not in reasons  # Keras exports ONNX itself
     order = list(plan.jobs)
     for key, job in plan.jobs.items():
         assert all(order.index(dep) < order.index(key) for dep in job.deps.values())

@@ -69,8 +69,8 @@ def test_sigkill_mid_study_then_rerun_completes_exactly_once(tmp_path):
     assert run["summary"]["ran"] == total - done_before and run["summary"]["failed"] == 0
     with sqlite3.connect(db) as conn:
         assert conn.execute("select count(*), count(distinct key) from jobs").fetchone() == (total, total)
-        dupes = conn.execute("select count(*) from (select job_key, metric, target, variant, count(*) c "
-                             "from measurements group by 1, 2, 3, 4 having c > 1)").fetchone()[0]
+        dupes = conn.execute("select count(*) from (select job_key, metric, target, variant, method, count(*) c "
+                             "from measurements group by 1, 2, 3, 4, 5 having c > 1)").fetchone()[0]
         assert dupes == 0
     artifacts = ArtifactStore(out / "artifacts")
     referenced = {r["artifact"] for r in store.rows(run["id"]) if r["artifact"]}

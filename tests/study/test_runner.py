@@ -17,6 +17,7 @@ models = ["lenet1", "lenet5"]
 [data]
 limit_train = 300
 limit_test = 100
+
 [train]
 epochs = 2
 [latency]
@@ -35,7 +36,7 @@ def finished(tmp_path_factory):
 
 def test_every_cell_is_measured(finished):
     out, summary = finished
-    assert summary.failed == 0 and summary.skipped == 0 and summary.ok == summary.total == 11
+    assert summary.failed == 0 and summary.skipped == 0 and summary.ok == summary.total == 13
     rows = ResultStore(database_url(out)).rows(summary.run_id)
     metrics = {(r["model"], r["target"], r["metric"]) for r in rows}
     for model in ("lenet1", "lenet5"):

@@ -17,3 +17,17 @@ register_converter(
         suffix=".onnx",
     )
 )
+
+register_converter(
+    Converter(
+        name="keras.onnx",
+        source="tensorflow",
+        target="onnx",
+        env="main",
+        function="dlcompat.converters.keras_onnx:convert",
+        tool="keras Model.export(format='onnx')",
+        module="keras",
+        variants=("keras",),
+        suffix=".onnx",
+    )
+)

@@ -13,7 +13,7 @@ from typing import Any
 
 from dlcompat import __version__
 
-from . import charts, narrative, tables
+from . import charts, narrative, tables, training
 from .rows import is_other, is_training, normalize_rows
 from .tables import Table
 
@@ -122,8 +122,13 @@ def build_document(run: Any, rows: Iterable[Any] | None) -> Document:
     sections = [
         Section("summary", "Summary", narrative.summary_answer(info, data),
                 tables=_tables(tables.run_facts_table(info, data))),
-        Section("training", "Training", narrative.training_answer(data),
-                tables=_tables(tables.training_table(data)) if any(is_training(r) for r in data) else []),
+        Section("training", "Training across frameworks",
+                " ".join(t for t in (narrative.training_answer(data), training.training_verdict_answer(data)) if t),
+                charts=_charts(("learning-curves", "Learning curves (mean over seeds)",
+                                training.learning_curves_chart(data))),
+                tables=_tables(training.framework_accuracy_table(data), training.framework_verdict_table(data),
+                               tables.training_table(data) if any(is_training(r) for r in data)
+                               else tables.Table("training", "Training", []))),
         Section("accuracy", "Accuracy & inconsistency per target", narrative.accuracy_answer(data),
                 charts=_charts(("accuracy", "Accuracy per cell", charts.accuracy_chart(data)),
                                ("label-flips", "Label flips against the source framework",

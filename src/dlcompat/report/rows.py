@@ -35,6 +35,10 @@ LATENCY_METRICS: tuple[str, ...] = (
     "first_inference",
 )
 CONVERSION_METRICS: tuple[str, ...] = ("conversion_time", "converted_size")
+#: per-epoch learning curves (method.epoch says which epoch) and the reproduce job's figures: shown by
+#: the Training section's own chart and tables (report/training.py), never as table columns
+CURVE_METRICS: tuple[str, ...] = ("epoch_time", "epoch_train_loss", "epoch_val_accuracy")
+REPRODUCIBILITY_METRICS: tuple[str, ...] = ("bit_reproducible", "reproduce_max_weight_diff", "reproduce_label_flips")
 COMPARISON_METRICS: tuple[str, ...] = (
     "label_flips",
     "label_flip_rate",
@@ -137,6 +141,8 @@ def is_job_problem(row: Mapping[str, Any]) -> bool:
 
 
 def is_training(row: Mapping[str, Any]) -> bool:
+    if row["metric"] in CURVE_METRICS or row["metric"] in REPRODUCIBILITY_METRICS:
+        return False
     return row["metric"] in TRAINING_METRICS or row["kind"] in TRAIN_KINDS
 
 
@@ -146,7 +152,8 @@ def is_cell_metric(row: Mapping[str, Any]) -> bool:
 
 def is_other(row: Mapping[str, Any]) -> bool:
     """A metric the report has no dedicated column for (a feature newer than the report)."""
-    return not is_training(row) and not is_job_problem(row) and row["metric"] not in CELL_METRICS
+    return (not is_training(row) and not is_job_problem(row) and row["metric"] not in CELL_METRICS
+            and row["metric"] not in CURVE_METRICS and row["metric"] not in REPRODUCIBILITY_METRICS)
 
 
 def job_problem(metrics: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:

@@ -45,6 +45,7 @@ class StudyConfig(_Strict):
     description: str = ""
     datasets: list[str] = ["digits"]
     models: list[str] = ["lenet1", "lenet5"]
+    #: framework names, or ["all"]: every registered framework, those not installed recorded as unavailable
     frameworks: list[str] = ["pytorch"]
     seeds: list[int] = [0]
     #: runtimes every trained model is deployed to, through the converter graph
@@ -54,6 +55,8 @@ class StudyConfig(_Strict):
     data: DataSettings = DataSettings()
     train: TrainSettingsConfig = TrainSettingsConfig()
     latency: LatencySettings = LatencySettings()
+    #: train each (dataset, model, framework) twice with its first seed and record whether it is bit-identical
+    check_reproducibility: bool = True
     threads: Annotated[int, Field(ge=1)] = 1
     timeout_s: Annotated[float, Field(gt=0)] = 1800.0
 
@@ -85,7 +88,9 @@ class StudyConfig(_Strict):
     def _known_frameworks(cls, value: list[str]) -> list[str]:
         from dlcompat.frameworks.registry import framework_names
 
-        return _known(value, framework_names())
+        if "all" in value and len(value) > 1:
+            raise ValueError('"all" stands alone: list frameworks by name, or ["all"] for every one')
+        return _known(value, [*framework_names(), "all"])
 
     @field_validator("runtimes")
     @classmethod

@@ -16,7 +16,8 @@ from typing import Any
 
 from dlcompat.converters.graph import Converter, find_path
 from dlcompat.envs.registry import get_env
-from dlcompat.frameworks.registry import framework_entry
+from dlcompat.errors import ConfigError
+from dlcompat.frameworks.registry import framework_entry, framework_names
 from dlcompat.runtimes.base import runtime_entry
 from dlcompat.study.config import StudyConfig
 from dlcompat.study.jobs import job_version
@@ -87,8 +88,15 @@ def _describe(chain: list[tuple[Converter, str]]) -> str:
     return " → ".join(f"{edge.name} ({variant})" if variant else edge.name for edge, variant in chain)
 
 
-def build_plan(config: StudyConfig, data_dir: str | None = None) -> Plan:
+def planned_frameworks(config: StudyConfig) -> list[str]:
+    """The config's frameworks, with ["all"] expanded to every registered framework."""
+    return framework_names() if config.frameworks == ["all"] else list(config.frameworks)
+
+
+def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: dict[str, str] | None = None) -> Plan:
+    """The study's DAG. `unavailable` maps framework -> reason (not installed here): its cells are recorded."""
     plan = Plan(config)
+    unavailable = unavailable or {}
     threads = config.threads
     latency = config.latency.model_dump()
     train = config.train.model_dump()
@@ -96,10 +104,17 @@ def build_plan(config: StudyConfig, data_dir: str | None = None) -> Plan:
     for dataset in config.datasets:
         data = plan.add(Job("dataset", "main", {"dataset": dataset, **config.data.model_dump()}, {},
                             f"load {dataset}", runtime={"data_dir": data_dir, **limits}))
-        for model, framework, seed in itertools.product(config.models, config.frameworks, config.seeds):
+        for model, framework, seed in itertools.product(config.models, planned_frameworks(config), config.seeds):
             fw_env = framework_entry(framework).env
             where = f"{framework}/{model}/{dataset}/seed{seed}"
             native = _cell(dataset, model, framework, seed, framework)
+            if framework in unavailable:
+                plan.add(Job("unavailable", "main", {"cell": native, "reason": unavailable[framework]}, {},
+                             f"{where}: unavailable", runtime=limits))
+                continue
+            if config.check_reproducibility and seed == config.seeds[0]:
+                plan.add(Job("reproduce", fw_env, {"cell": native, "train": train, "threads": threads},
+                             {"data": data}, f"reproduce {where}", runtime=limits))
             trained = plan.add(Job("train", fw_env, {"cell": native, "train": train, "threads": threads},
                                    {"data": data}, f"train {where}", runtime=limits))
             source = plan.add(Job("evaluate", fw_env,
@@ -107,7 +122,14 @@ def build_plan(config: StudyConfig, data_dir: str | None = None) -> Plan:
                                   {"data": data, "model": trained}, f"evaluate {where} natively", runtime=limits))
             for runtime in config.runtimes:
                 entry = runtime_entry(runtime)
-                for chain in _chains(config, find_path(framework, entry.accepts)):
+                try:
+                    path = find_path(framework, entry.accepts)
+                except ConfigError as exc:  # no converter chain exists: a finding, not an error
+                    cell = _cell(dataset, model, framework, seed, runtime)
+                    plan.add(Job("unavailable", "main", {"cell": cell, "reason": f"{exc} (needed by {runtime})"},
+                                 {}, f"{where} in {runtime}: unavailable", runtime=limits))
+                    continue
+                for chain in _chains(config, path):
                     upstream = trained
                     for depth, (edge, variant) in enumerate(chain, start=1):
                         cell = _cell(dataset, model, framework, seed, edge.target, _describe(chain[:depth]))

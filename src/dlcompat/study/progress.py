@@ -34,6 +34,11 @@ class ProgressView:
     def __exit__(self, *exc: object) -> None:
         self.progress.stop()
 
+    def say(self, message: str) -> None:
+        """A one-line notice (e.g. a toolchain environment being built)."""
+        if self.enabled:
+            self.console.print(message, highlight=False, markup=False)
+
     def start(self, total: int, cached: int) -> None:
         note = f"{cached} already in the store" if cached else ""
         self._overall = self.progress.add_task("jobs", total=total, completed=cached, note=note)

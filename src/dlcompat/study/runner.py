@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from dlcompat.store.db import ResultStore, database_url
 from dlcompat.study.config import StudyConfig, config_to_toml
 from dlcompat.study.executors.base import Executor
 from dlcompat.study.jobs.base import JobOutcome
-from dlcompat.study.plan import Job, Plan, build_plan
+from dlcompat.study.plan import Job, Plan, build_plan, planned_frameworks
 from dlcompat.study.progress import ProgressView
 
 
@@ -49,12 +50,36 @@ class RunSummary:
         return asdict(self)
 
 
-def requirements(config: StudyConfig) -> list[tuple[str, str, str, str]]:
-    """(what, env, module, how to install) for every framework, converter and runtime the config names."""
-    needs = []
-    for name in config.frameworks:
+def resolve_frameworks(config: StudyConfig, log: Path | None = None,
+                       say: Callable[[str], None] = lambda _m: None) -> dict[str, str]:
+    """Check each framework the study trains; return {framework: reason} for those not usable here.
+
+    A framework named explicitly must be installed (else FrameworkUnavailableError: exit 2); with
+    `frameworks = ["all"]`, one that is not becomes a recorded `unavailable` finding instead.
+    Missing toolchain environments are built on demand.
+    """
+    explicit = config.frameworks != ["all"]
+    unavailable: dict[str, str] = {}
+    for name in planned_frameworks(config):
         entry = framework_entry(name)
-        needs.append((f"framework {name!r}", entry.env, entry.module, entry.install))
+        try:
+            if not get_env(entry.env).exists():
+                say(f"building toolchain environment {entry.env!r} for {name} (once; log: {log})")
+                sync_env(entry.env, log)
+            if probe_modules(entry.env, [entry.module]).get(entry.module) is None:
+                raise FrameworkUnavailableError(
+                    f"framework {name!r} needs the Python module {entry.module!r}, which is not installed in "
+                    f"environment {entry.env!r}: {entry.install}")
+        except FrameworkUnavailableError as exc:
+            if explicit:
+                raise
+            unavailable[name] = str(exc)
+    return unavailable
+
+
+def requirements(config: StudyConfig) -> list[tuple[str, str, str, str]]:
+    """(what, env, module, how to install) for every converter and runtime the config names."""
+    needs = []
     for name in config.runtimes:
         rt = runtime_entry(name)
         needs.append((f"runtime {name!r}", rt.env, rt.module, rt.install))
@@ -65,7 +90,7 @@ def requirements(config: StudyConfig) -> list[tuple[str, str, str, str]]:
 
 
 def preflight(config: StudyConfig, plan: Plan, log: Path | None = None) -> None:
-    """Build missing toolchain environments, then make sure each needed module is installed in its env."""
+    """Build missing toolchain environments, then make sure each converter and runtime is installed."""
     for env in sorted(plan.envs()):
         if not get_env(env).exists():
             sync_env(env, log)
@@ -183,7 +208,8 @@ def run_study(config: StudyConfig, out_dir: Path, *, data_dir: str | None = None
               jobs: int = 1, view: ProgressView | None = None, database: str | None = None) -> RunSummary:
     out_dir.mkdir(parents=True, exist_ok=True)
     view = view or ProgressView(enabled=False)
-    plan = build_plan(config, data_dir)
+    unavailable = resolve_frameworks(config, out_dir / "env-sync.log", view.say)
+    plan = build_plan(config, data_dir, unavailable)
     preflight(config, plan, out_dir / "env-sync.log")
     url = database or database_url(out_dir)
     store = ResultStore(url)

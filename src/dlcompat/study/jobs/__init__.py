@@ -14,6 +14,8 @@ JOB_KINDS: dict[str, tuple[str, int]] = {
     "evaluate": ("dlcompat.study.jobs.evaluate:run", 1),
     "compare": ("dlcompat.study.jobs.compare:run", 1),
     "probe": ("dlcompat.study.jobs.probe:run", 1),
+    "reproduce": ("dlcompat.study.jobs.reproduce:run", 1),
+    "unavailable": ("dlcompat.study.jobs.unavailable:run", 1),
 }
 
 

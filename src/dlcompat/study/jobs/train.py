@@ -9,7 +9,7 @@ import numpy as np
 from dlcompat.data.batching import to_float
 from dlcompat.frameworks.base import TrainSettings
 from dlcompat.frameworks.registry import make_adapter
-from dlcompat.metrics.memory import peak_rss_bytes
+from dlcompat.metrics.memory import peak_rss_bytes, reset_peak_rss
 from dlcompat.study.jobs.base import JobContext
 from dlcompat.study.jobs.common import dataset_of, spec_of
 
@@ -20,6 +20,7 @@ def run(ctx: JobContext) -> None:
     adapter = make_adapter(ctx.cell["framework"], threads=ctx.threads)
     settings = TrainSettings.from_dict({**ctx.params["train"], "seed": ctx.cell["seed"]})
     model = adapter.build(spec, settings.seed)
+    memory_reset = reset_peak_rss()
     start = time.perf_counter()
     history = adapter.train(
         model, spec, (to_float(data.train.x), data.train.y), (to_float(data.val.x), data.val.y), settings,
@@ -43,4 +44,13 @@ def run(ctx: JobContext) -> None:
                 method={**method, "statistic": "median over epochs", "epochs": len(history.epoch_time_s)})
     ctx.measure("final_train_loss", history.train_loss[-1], "", method=method)
     ctx.measure("val_accuracy", history.val_accuracy[-1], "fraction", method=method)
-    ctx.measure("train_peak_rss", peak_rss_bytes(), "bytes", method={"api": "getrusage ru_maxrss (worker process)"})
+    ctx.measure("train_peak_rss", peak_rss_bytes(), "bytes",
+                method={"api": "VmHWM reset before training" if memory_reset else "ru_maxrss (process-wide)",
+                        "scope": "training, in the worker (the framework's resident memory included)"})
+    for epoch, (seconds, loss, val_acc) in enumerate(
+        zip(history.epoch_time_s, history.train_loss, history.val_accuracy, strict=True), start=1
+    ):
+        curve = {"epoch": epoch, "epochs": len(history.epoch_time_s)}
+        ctx.measure("epoch_time", seconds, "s", method=curve)
+        ctx.measure("epoch_train_loss", loss, "", method=curve)
+        ctx.measure("epoch_val_accuracy", val_acc, "fraction", method=curve)

@@ -120,7 +120,7 @@ def run(
         f"skipped after a failure, in {summary.duration_s:.1f} s", highlight=False,
     )
     for finding in summary.findings:
-        console.print(f"  finding: {finding}", highlight=False, markup=False)
+        console.print(f"  finding: {finding}", highlight=False, markup=False, soft_wrap=True)
     typer.echo(f"report:   {html}")
     typer.echo(f"markdown: {markdown}")
     typer.echo(f"database: {summary.database}")

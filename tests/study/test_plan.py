@@ -53,3 +53,26 @@ def test_two_exporter_variants_make_two_chains_and_two_seeds_double_the_cells():
     compares = [j for j in plan.jobs.values() if j.kind == "compare"]
     assert len(compares) == 4
     assert {j.params["cell"]["variant"] for j in compares} == {"torch.onnx (dynamo)", "torch.onnx (torchscript)"}
+
+
+def test_migration_plans_both_routes_for_every_ordered_pair():
+    config = parse_config('models = ["lenet5"]\nframeworks = ["pytorch", "tensorflow", "jax"]\n'
+                          'migration = ["weights", "converters"]\n'
+                          '[converters]\n"torch.onnx" = ["dynamo", "torchscript"]')
+    plan = build_plan(config)
+    weights = {(j.params["cell"]["framework"], j.params["cell"]["target"]) for j in plan.jobs.values()
+               if j.kind == "evaluate" and j.params["runtime"] == "weights"}
+    assert weights == {(a, b) for a in ("pytorch", "tensorflow", "jax") for b in ("pytorch", "tensorflow", "jax")
+                       if a != b}
+    weight_eval = next(j for j in plan.jobs.values() if j.kind == "evaluate" and j.params["runtime"] == "weights"
+                       and j.params["cell"]["target"] == "jax")
+    assert weight_eval.params["adapter"] == "jax" and weight_eval.params["artifact_key"] == "weights"
+    # tensorflow -> pytorch goes through ONNX into onnx2torch; jax has no path to ONNX: a recorded cell
+    via = {j.params["cell"]["variant"] for j in plan.jobs.values()
+           if j.kind == "evaluate" and j.params["runtime"] == "onnx2torch"}
+    assert "keras.onnx (keras) → onnx2torch" in via
+    reasons = [j.params["reason"] for j in plan.jobs.values() if j.kind == "unavailable"]
+    assert any("no converter path from jax to onnx" in r for r in reasons)
+    # shared conversions are planned once: both routes into pytorch from tensorflow reuse one export
+    exports = [j for j in plan.jobs.values() if j.kind == "convert" and j.params["cell"]["framework"] == "pytorch"]
+    assert len(exports) == 2  # dynamo and torchscript, each once

@@ -70,8 +70,10 @@ class RuntimeEntry:
     accepts: str  # artifact format
     module: str  # the import that proves it is installed
     install: str
-    platform: str  # server | mobile | web
+    platform: str  # server | mobile | web | framework
     description: str
+    #: for a migration runtime (a converter that lands in another framework): that framework
+    framework: str = ""
 
 
 _RUNTIMES: dict[str, RuntimeEntry] = {}
@@ -81,9 +83,10 @@ def register_runtime(entry: RuntimeEntry) -> None:
     _RUNTIMES[entry.name] = entry
 
 
-def runtime_names() -> list[str]:
+def runtime_names(include_framework: bool = False) -> list[str]:
+    """Runtimes a study config may name (the framework runtimes `native`/`weights` are the planner's own)."""
     _load_builtin()
-    return list(_RUNTIMES)
+    return [name for name, entry in _RUNTIMES.items() if include_framework or entry.platform != "framework"]
 
 
 def runtime_entry(name: str) -> RuntimeEntry:

@@ -4,6 +4,31 @@ from __future__ import annotations
 
 from dlcompat.runtimes.base import RuntimeEntry, register_runtime
 
+# The framework runtimes: they run in the environment of the framework whose adapter they use (env "").
+register_runtime(
+    RuntimeEntry(
+        name="native",
+        runner="dlcompat.runtimes.native:NativeRunner",
+        env="",
+        accepts="(the framework's own file)",
+        module="",
+        install="",
+        platform="framework",
+        description="the framework's own saved model, run by its adapter with its fastest idiom",
+    )
+)
+register_runtime(
+    RuntimeEntry(
+        name="weights",
+        runner="dlcompat.runtimes.weights:WeightsRunner",
+        env="",
+        accepts="canonical weights (.npz)",
+        module="",
+        install="",
+        platform="framework",
+        description="weight transfer: another framework's canonical weights in this framework's native model",
+    )
+)
 register_runtime(
     RuntimeEntry(
         name="onnxruntime",
@@ -14,5 +39,19 @@ register_runtime(
         install="pip install 'dlcompat[onnx]' (onnxruntime==1.32.0), or `make setup`",
         platform="server",
         description="ONNX Runtime, CPUExecutionProvider, InferenceSession.run",
+    )
+)
+
+register_runtime(
+    RuntimeEntry(
+        name="onnx2torch",
+        runner="dlcompat.runtimes.onnx2torch:OnnxToTorchRunner",
+        env="onnx2torch",
+        accepts="onnx",
+        module="onnx2torch",
+        install="`dlcompat env sync onnx2torch`",
+        platform="migration",
+        description="ONNX -> PyTorch with onnx2torch, run in PyTorch",
+        framework="pytorch",
     )
 )

@@ -50,6 +50,8 @@ class StudyConfig(_Strict):
     seeds: list[int] = [0]
     #: runtimes every trained model is deployed to, through the converter graph
     runtimes: list[str] = ["onnxruntime"]
+    #: migration routes to every other framework: "weights" (canonical weight transfer), "converters"
+    migration: list[Literal["weights", "converters"]] = []
     #: converter name -> the variants to run (default: the converter's first variant)
     converters: dict[str, list[str]] = Field(default_factory=lambda: {"torch.onnx": ["dynamo"]})
     data: DataSettings = DataSettings()
@@ -59,6 +61,14 @@ class StudyConfig(_Strict):
     check_reproducibility: bool = True
     threads: Annotated[int, Field(ge=1)] = 1
     timeout_s: Annotated[float, Field(gt=0)] = 1800.0
+    #: resident memory a job's worker may use (MB, its child processes included); past it the worker is
+    #: killed and the job recorded as a finding. Also the memory a Ray task asks for. 0: no limit
+    memory_limit_mb: Annotated[float, Field(ge=0)] = 0.0
+    #: times a job is retried after an infrastructure fault (its worker or node killed from outside);
+    #: a job's own failure (an exception, a crash, a time or memory limit) is a finding and never retried
+    retries: Annotated[int, Field(ge=0)] = 2
+    #: GPUs each training job asks Ray for (train and reproduce jobs; the local executor runs them as is)
+    train_gpus: Annotated[float, Field(ge=0)] = 0.0
 
     @field_validator("datasets", "models", "frameworks", "seeds")
     @classmethod

@@ -18,7 +18,7 @@ from dlcompat.converters.graph import Converter, find_path
 from dlcompat.envs.registry import get_env
 from dlcompat.errors import ConfigError
 from dlcompat.frameworks.registry import framework_entry, framework_names
-from dlcompat.runtimes.base import runtime_entry
+from dlcompat.runtimes.base import runtime_entry, runtime_names
 from dlcompat.study.config import StudyConfig
 from dlcompat.study.jobs import job_version
 
@@ -110,7 +110,7 @@ def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: di
             native = _cell(dataset, model, framework, seed, framework)
             if framework in unavailable:
                 plan.add(Job("unavailable", "main", {"cell": native, "reason": unavailable[framework]}, {},
-                             f"{where}: unavailable", runtime=limits))
+                             f"{where} (not run here)", runtime=limits))
                 continue
             if config.check_reproducibility and seed == config.seeds[0]:
                 plan.add(Job("reproduce", fw_env, {"cell": native, "train": train, "threads": threads},
@@ -127,7 +127,7 @@ def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: di
                 except ConfigError as exc:  # no converter chain exists: a finding, not an error
                     cell = _cell(dataset, model, framework, seed, runtime)
                     plan.add(Job("unavailable", "main", {"cell": cell, "reason": f"{exc} (needed by {runtime})"},
-                                 {}, f"{where} in {runtime}: unavailable", runtime=limits))
+                                 {}, f"{where} in {runtime} (not run here)", runtime=limits))
                     continue
                 for chain in _chains(config, path):
                     upstream = trained
@@ -143,6 +143,66 @@ def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: di
                                           {"cell": cell, "runtime": runtime, "latency": latency, "threads": threads},
                                           {"data": data, "model": upstream},
                                           f"evaluate {where} in {runtime}", runtime=limits))
-                    plan.add(Job("compare", "main", {"cell": cell}, {"source": source, "target": target},
+                    plan.add(Job("compare", "main", {"cell": cell}, {"source": source, "target": target, "data": data},
                                  f"compare {where} {runtime} against {framework}", runtime=limits))
+            if config.migration:
+                _plan_migrations(plan, config, data, native, trained, source, unavailable, limits)
     return plan
+
+
+def _plan_migrations(plan: Plan, config: StudyConfig, data: str, native: dict[str, Any], trained: str, source: str,
+                     unavailable: dict[str, str], limits: dict[str, Any]) -> None:
+    """Every other framework as a target: by weight transfer, and by converters (ONNX and friends)."""
+    dataset, model, framework, seed = native["dataset"], native["model"], native["framework"], native["seed"]
+    where = f"{framework}/{model}/{dataset}/seed{seed}"
+    threads, latency = config.threads, config.latency.model_dump()
+
+    def compare(cell: dict[str, Any], target_key: str, label: str) -> None:
+        plan.add(Job("compare", "main", {"cell": cell}, {"source": source, "target": target_key, "data": data},
+                     f"compare {where} {label} against {framework}", runtime=limits))
+
+    def unavailable_cell(cell: dict[str, Any], reason: str) -> None:
+        plan.add(Job("unavailable", "main", {"cell": cell, "reason": reason}, {},
+                     f"{where} → {cell['target']} [{cell['variant']}] (not run here)", runtime=limits))
+
+    for target in planned_frameworks(config):
+        if target == framework:
+            continue
+        if "weights" in config.migration:
+            cell = _cell(dataset, model, framework, seed, target, "weight transfer")
+            if target in unavailable:
+                unavailable_cell(cell, unavailable[target])
+            else:
+                key = plan.add(Job("evaluate", framework_entry(target).env,
+                                   {"cell": cell, "runtime": "weights", "adapter": target, "artifact_key": "weights",
+                                    "latency": latency, "threads": threads},
+                                   {"data": data, "model": trained}, f"evaluate {where} in {target} by weight transfer",
+                                   runtime=limits))
+                compare(cell, key, f"{target} (weight transfer)")
+        if "converters" in config.migration:
+            landing = [r for r in runtime_names(include_framework=True) if runtime_entry(r).framework == target]
+            if not landing:
+                unavailable_cell(_cell(dataset, model, framework, seed, target, "converter"),
+                                 f"no converter into {target} exists (none takes ONNX or any other format to it)")
+                continue
+            for runtime in landing:
+                entry = runtime_entry(runtime)
+                try:
+                    path = find_path(framework, entry.accepts)
+                except ConfigError as exc:
+                    unavailable_cell(_cell(dataset, model, framework, seed, target, f"converter: {runtime}"), str(exc))
+                    continue
+                for chain in _chains(config, path):
+                    upstream = trained
+                    for depth, (edge, variant) in enumerate(chain, start=1):
+                        step = _cell(dataset, model, framework, seed, edge.target, _describe(chain[:depth]))
+                        upstream = plan.add(Job("convert", edge.env,
+                                                {"cell": step, "converter": edge.name, "variant": variant,
+                                                 "threads": threads}, {"data": data, "model": upstream},
+                                                f"convert {where} {step['variant']}", runtime=limits))
+                    cell = _cell(dataset, model, framework, seed, target, f"{_describe(chain)} → {runtime}")
+                    key = plan.add(Job("evaluate", entry.env, {"cell": cell, "runtime": runtime, "latency": latency,
+                                                               "threads": threads},
+                                       {"data": data, "model": upstream}, f"evaluate {where} in {target} via {runtime}",
+                                       runtime=limits))
+                    compare(cell, key, f"{target} via {runtime}")

@@ -12,7 +12,6 @@ from dlcompat.metrics.latency import LatencyMethod, measure_latency
 from dlcompat.metrics.memory import peak_rss_bytes, reset_peak_rss
 from dlcompat.metrics.size import artifact_size_bytes
 from dlcompat.runtimes.base import runner_class
-from dlcompat.runtimes.native import NativeRunner
 from dlcompat.study.jobs.base import JobContext
 from dlcompat.study.jobs.common import dataset_of, spec_of
 
@@ -20,11 +19,14 @@ from dlcompat.study.jobs.common import dataset_of, spec_of
 def run(ctx: JobContext) -> None:
     data = dataset_of(ctx)
     model = ctx.inputs["model"]
-    path = ctx.artifacts.path(model["artifact"])
+    artifact = model[ctx.params.get("artifact_key", "artifact")]  # "weights" for weight transfer
+    path = ctx.artifacts.path(artifact)
     runtime = ctx.params["runtime"]
-    options = {"framework": ctx.cell["framework"], "spec": spec_of(ctx)} if runtime == "native" else {}
-    cls = NativeRunner if runtime == "native" else runner_class(runtime)
-    runner = cls(path, input_layout=model.get("input_layout", "NHWC"), threads=ctx.threads, **options)
+    # framework runtimes (native, weights) run the adapter of `params["adapter"]`: the cell's own framework,
+    # or the migration target for weight transfer
+    options = {"framework": ctx.params.get("adapter", ctx.cell["framework"]), "spec": spec_of(ctx)}
+    runner = runner_class(runtime)(path, input_layout=model.get("input_layout", "NHWC"), threads=ctx.threads,
+                                   **options)
 
     x_test = to_float(data.test.x)
     memory_reset = reset_peak_rss()
@@ -48,7 +50,7 @@ def run(ctx: JobContext) -> None:
     ctx.outputs.update(logits=logits_path, runtime=info)
     ctx.measure("accuracy", top1_accuracy(logits, data.test.y), "fraction", artifact=logits_path,
                 method={"images": len(data.test.y), "split": "test", **info})
-    ctx.measure("model_size", artifact_size_bytes(path), "bytes", artifact=model["artifact"])
+    ctx.measure("model_size", artifact_size_bytes(path), "bytes", artifact=artifact)
     ctx.measure("load_time", load_time, "s", method=info)
     latency_method = {**method.to_dict(), **info, "batch_size": batch, "repeats": stats.repeats,
                       "converged": stats.converged, "clock": "time.perf_counter_ns"}

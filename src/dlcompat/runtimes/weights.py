@@ -1,0 +1,37 @@
+"""The weight-transfer runtime: canonical weights from one framework loaded into another's native model.
+
+This is the original study's "same weights" migration: the target framework builds the model from the
+same spec and takes the source's canonical weights, exact by construction, so any difference in its
+outputs is the target framework's numerics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from dlcompat.errors import ModelFileError
+from dlcompat.runtimes.native import NativeRunner
+
+
+class WeightsRunner(NativeRunner):
+    """`options`: framework (the *target* framework) and spec; the path is a canonical weights `.npz`."""
+
+    name = "weights"
+
+    def activate(self) -> None:
+        from dlcompat.frameworks.registry import make_adapter
+
+        self.adapter = make_adapter(self.options["framework"], threads=self.threads)
+        self.spec = self.options["spec"]
+        try:
+            with np.load(self.path, allow_pickle=False) as npz:
+                weights = {name: npz[name] for name in npz.files}
+        except (OSError, ValueError) as exc:
+            raise ModelFileError(f"{self.path} is not a canonical weights file: re-run the training job") from exc
+        self.model = self.adapter.build(self.spec, seed=0)
+        self.adapter.set_weights(self.model, weights)
+
+    def info(self) -> dict[str, Any]:
+        return {**super().info(), "route": "weight transfer (canonical weights into the spec's native model)"}

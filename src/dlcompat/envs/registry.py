@@ -89,6 +89,8 @@ register_env(ToolchainEnv("main", "3.11", "main.txt",
                          "the driver; PyTorch (CPU), TensorFlow/Keras, JAX/Flax, PyTensor, ONNX, ONNX Runtime"))
 register_env(ToolchainEnv("onnx2torch", "3.11", "onnx2torch.txt",
                           "onnx2torch with torch 2.14.1 + torchvision 0.29.1 (torchvision fails beside torch 2.13)"))
+register_env(ToolchainEnv("onnx2tf", "3.12", "onnx2tf.txt",
+                          "onnx2tf 2.x with tensorflow-cpu 2.21 (onnx2tf 2.x needs Python >= 3.12)"))
 register_env(ToolchainEnv("theano", "3.11", "theano.txt", "the original Theano 1.0.5 (numpy 1.23.5, scipy < 1.12)",
                           variables={"THEANO_FLAGS": "floatX=float32,blas.ldflags=-lopenblas"}))
 

@@ -55,3 +55,16 @@ register_runtime(
         framework="pytorch",
     )
 )
+register_runtime(
+    RuntimeEntry(
+        name="onnx2tf",
+        runner="dlcompat.runtimes.onnx2tf:OnnxToTfRunner",
+        env="onnx2tf",
+        accepts="onnx",
+        module="onnx2tf",
+        install="`dlcompat env sync onnx2tf` (needs Python 3.12)",
+        platform="migration",
+        description="ONNX -> TensorFlow with onnx2tf (tf_keras model, NHWC), run as a tf.function",
+        framework="tensorflow",
+    )
+)

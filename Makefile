@@ -6,13 +6,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.dlcompat-setup
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup envs run test lint bench clean
 
-$(STAMP): envs/main.txt pyproject.toml scripts/system-deps.sh
+$(STAMP): envs/main.txt pyproject.toml scripts/system-deps.sh web/package.json web/package-lock.json
 	bash scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -r envs/main.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
+	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -24,7 +25,11 @@ $(VENV)/.dlcompat-test: $(STAMP) envs/test.txt
 	$(BIN)/python -m pip install -q -r envs/test.txt
 	touch $@
 
-test: $(VENV)/.dlcompat-test
+# every toolchain environment (theano, onnx2torch, onnx2tf, tfjs, ...): built once under ~/.cache/dlcompat/envs
+envs: setup
+	$(BIN)/dlcompat env sync
+
+test: $(VENV)/.dlcompat-test envs
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 

@@ -31,6 +31,7 @@ OutOption = Annotated[Path, typer.Option("--out", help="Folder of the results da
 class ExecutorName(StrEnum):
     inline = "inline"
     local = "local"
+    ray = "ray"
 
 
 class ExportFormat(StrEnum):
@@ -83,9 +84,18 @@ def run(
         Path | None, typer.Option(help="Existing dataset files (else DLCOMPAT_DATA_DIR, else download).")
     ] = None,
     executor: Annotated[
-        ExecutorName, typer.Option(help="inline (one process, for debugging) or local processes.")
+        ExecutorName, typer.Option(help="inline (one process, for debugging), local processes, or a Ray cluster.")
     ] = ExecutorName.local,
-    jobs: Annotated[int, typer.Option(min=1, help="Jobs run at once (local executor).")] = 1,
+    jobs: Annotated[
+        int | None, typer.Option(min=1, help="Jobs run at once (local: default 1; ray: default the cluster's CPUs).")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster to run on (host:port, or auto); default: a local Ray instance.")
+    ] = None,
+    artifacts: Annotated[
+        str | None, typer.Option(help="Artifact store: a folder or an fsspec URL every node reaches (s3://…, gs://…, "
+                                      "file:///mount/…); default: OUT/artifacts.")
+    ] = None,
     database: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL of the results database (default: SQLite in --out).")
     ] = None,
@@ -102,11 +112,13 @@ def run(
     study = load_config(config) if config is not None else load_preset(preset or "quick")
     if data_dir is not None and not data_dir.is_dir():
         _fail(f"--data-dir {data_dir} is not a folder: pass the folder that holds the dataset files")
+    if address is not None and executor is not ExecutorName.ray:
+        _fail("--address names a Ray cluster: add --executor ray")
     console.print(f"study [bold]{study.name}[/]: results in {out}/", highlight=False)
     view = ProgressView(enabled=not quiet, console=console)
     try:
         summary = run_study(study, out, data_dir=str(data_dir) if data_dir else None, executor=executor.value,
-                            jobs=jobs, view=view, database=database)
+                            jobs=jobs, view=view, database=database, address=address, artifacts=artifacts)
     except UserError:
         raise
     except KeyboardInterrupt:
@@ -117,15 +129,35 @@ def run(
     console.print(
         f"run {summary.run_id}: {summary.total} jobs, {summary.cached} from the store, {summary.ran} run "
         f"({summary.ok} ok, {summary.failed} failed, {summary.unavailable} unavailable), {summary.skipped} "
-        f"skipped after a failure, in {summary.duration_s:.1f} s", highlight=False,
+        f"skipped after a failure{f', {summary.lost} lost to infrastructure faults' if summary.lost else ''}, "
+        f"in {summary.duration_s:.1f} s", highlight=False,
     )
     for finding in summary.findings:
         console.print(f"  finding: {finding}", highlight=False, markup=False, soft_wrap=True)
     typer.echo(f"report:   {html}")
     typer.echo(f"markdown: {markdown}")
     typer.echo(f"database: {summary.database}")
-    if fail_on_findings and (summary.failed or summary.skipped):
+    if fail_on_findings and (summary.failed or summary.skipped or summary.lost):
         raise typer.Exit(1)
+
+
+@app.command()
+def status(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix, or `latest`).")] = "latest",
+    out: OutOption = DEFAULT_OUT,
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results database.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the state as JSON.")] = False,
+) -> None:
+    """A running or stopped study's state, from its database: jobs done, failed, pending, and running now."""
+    import json
+
+    from dlcompat.study.status import describe, study_state
+
+    state = study_state(_open_store(out, database), run_id)
+    if as_json:
+        typer.echo(json.dumps(state, indent=2, default=str))
+    else:
+        Console().print(describe(state), highlight=False)
 
 
 @app.command()
@@ -220,13 +252,17 @@ def env_list() -> None:
 
 
 @env_app.command("sync")
-def env_sync(name: Annotated[str | None, typer.Argument(help="Environment name (default: every one).")] = None) -> None:
+def env_sync(
+    name: Annotated[str | None, typer.Argument(help="Environment name (default: every one).")] = None,
+    force: Annotated[bool, typer.Option(help="Reinstall even when the environment is already built.")] = False,
+) -> None:
     """Create or complete toolchain environments from their pinned requirements."""
-    from dlcompat.envs.registry import env_names, sync_env
+    from dlcompat.envs.registry import env_names, get_env, sync_env
 
     for env in [name] if name else env_names():
-        console.print(f"syncing environment {env} ...")
-        typer.echo(f"{env}: {sync_env(env)}")
+        if not get_env(env).exists() or force:
+            console.print(f"building environment {env} from {get_env(env).requirements_path} (minutes) ...")
+        typer.echo(f"{env}: {sync_env(env, force=force)}")
 
 
 def main() -> None:

@@ -37,14 +37,23 @@ class ToolchainEnv:
     requirements: str  # file name under envs/
     description: str
     variables: dict[str, str] = field(default_factory=dict)  # extra environment variables for its workers
+    #: file name under envs/ of pins installed afterwards with `pip install --no-deps` (declared pins that conflict)
+    no_deps: str = ""
 
     @property
     def requirements_path(self) -> Path:
         return REQUIREMENTS_DIR / self.requirements
 
+    @property
+    def no_deps_path(self) -> Path | None:
+        return REQUIREMENTS_DIR / self.no_deps if self.no_deps else None
+
     def lock_hash(self) -> str:
         """Hash of what defines the environment: its Python version and its pinned requirements."""
         text = self.requirements_path.read_text() if self.requirements_path.exists() else ""
+        if self.no_deps_path is not None:  # only where there is one, so other environments keep their hash
+            no_deps = self.no_deps_path.read_text() if self.no_deps_path.exists() else ""
+            text += f"\n--no-deps\n{no_deps}"
         return hashlib.sha256(f"python{self.python}\n{text}".encode()).hexdigest()
 
     @property
@@ -91,6 +100,9 @@ register_env(ToolchainEnv("onnx2torch", "3.11", "onnx2torch.txt",
                           "onnx2torch with torch 2.14.1 + torchvision 0.29.1 (torchvision fails beside torch 2.13)"))
 register_env(ToolchainEnv("onnx2tf", "3.12", "onnx2tf.txt",
                           "onnx2tf 2.x with tensorflow-cpu 2.21 (onnx2tf 2.x needs Python >= 3.12)"))
+register_env(ToolchainEnv("tfjs", "3.11", "tfjs.txt",
+                          "the TensorFlow.js converter, tensorflowjs 4.22 (TensorFlow 2.19, numpy 2.1, protobuf 6.31)",
+                          no_deps="tfjs-nodeps.txt"))
 register_env(ToolchainEnv("theano", "3.11", "theano.txt", "the original Theano 1.0.5 (numpy 1.23.5, scipy < 1.12)",
                           variables={"THEANO_FLAGS": "floatX=float32,blas.ldflags=-lopenblas"}))
 
@@ -118,9 +130,15 @@ def find_python(version: str) -> str:
     )
 
 
-def sync_env(name: str, log: Path | None = None) -> Path:
-    """Create (or complete) environment `name` from its pinned requirements; return its interpreter."""
+def sync_env(name: str, log: Path | None = None, force: bool = False) -> Path:
+    """Create (or complete) environment `name` from its pinned requirements; return its interpreter.
+
+    An environment already built from the same requirements (its folder is named by their hash) is left
+    as it is unless `force`.
+    """
     env = get_env(name)
+    if env.exists() and not force:
+        return env.interpreter()
     pip_log = open(log, "a") if log else subprocess.DEVNULL  # noqa: SIM115
     try:
         if env.is_driver:
@@ -134,6 +152,9 @@ def sync_env(name: str, log: Path | None = None) -> Path:
                            stdout=pip_log, stderr=pip_log)
         subprocess.run([str(env.interpreter()), "-m", "pip", "install", "-q", "-r", str(env.requirements_path)],
                        check=True, stdout=pip_log, stderr=pip_log)
+        if env.no_deps_path is not None:
+            subprocess.run([str(env.interpreter()), "-m", "pip", "install", "-q", "--no-deps", "-r",
+                            str(env.no_deps_path)], check=True, stdout=pip_log, stderr=pip_log)
         (location / ".dlcompat-synced").write_text(env.lock_hash())
         return env.interpreter()
     except subprocess.CalledProcessError as exc:

@@ -85,11 +85,14 @@ def test_every_layer_agrees_with_pytorch(probes, model):
 @pytest.mark.parametrize("model", [m for m, _ in MODELS])
 def test_gradients_weights_and_save_load_agree(probes, model):
     store, frameworks, results = probes
-    reference = store.get_array(results[(model, "pytorch")]["gradient"])
+    reference = store.get_array(results[(model, "pytorch")]["gradient"]).astype(np.float64)
     for fw in frameworks:
         out = results[(model, fw)]
-        grad = store.get_array(out["gradient"])
-        scale = max(1e-3, float(np.abs(reference).max()))
-        assert float(np.abs(grad - reference).max()) <= 1e-3 * scale, fw
+        grad = store.get_array(out["gradient"]).astype(np.float64)
+        # relative L2, not max |Δ|: a ReLU whose float32 pre-activation lies within rounding of zero
+        # (seen in resnet20: -8.8e-7 in float64) opens in one framework and stays shut in another, which
+        # changes a few input-gradient entries by ~1e-3 while every forward figure agrees to 1e-6
+        error = float(np.linalg.norm(grad - reference) / max(np.linalg.norm(reference), 1e-12))
+        assert error <= 1e-2, f"{model}: {fw} input gradient differs from PyTorch's by {error:.2e} (relative L2)"
         assert out["weights_round_trip_max_diff"] == 0.0, fw
         assert out["save_load_max_diff"] <= 1e-6, fw

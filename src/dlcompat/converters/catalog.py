@@ -27,7 +27,21 @@ register_converter(
         function="dlcompat.converters.keras_onnx:convert",
         tool="keras Model.export(format='onnx')",
         module="keras",
-        variants=("keras",),
+        variants=("keras", "tf2onnx"),
         suffix=".onnx",
+    )
+)
+
+register_converter(
+    Converter(
+        name="keras.tfjs",
+        source="tensorflow",
+        target="tfjs",
+        env="tfjs",
+        function="dlcompat.converters.keras_tfjs:convert",
+        tool="tensorflowjs (SavedModel -> graph model)",
+        module="tensorflowjs",
+        variants=("none", "uint8", "uint16", "float16"),
+        suffix=".tfjs.zip",
     )
 )

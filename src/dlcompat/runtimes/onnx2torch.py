@@ -52,5 +52,7 @@ class OnnxToTorchRunner(Runner):
         import onnx2torch
 
         return {"runtime": "onnx2torch", "version": getattr(onnx2torch, "__version__", "1.5.15"),
-                "torch": self.torch.__version__, "threads": self.torch.get_num_threads(),
+                "torch": self.torch.__version__, "threads": self.threads,
+                "intra_op_threads": self.torch.get_num_threads(),
+                "inter_op_threads": self.torch.get_num_interop_threads(), "delegate": "none",
                 "api": "onnx2torch.convert(model) forward under torch.inference_mode()"}

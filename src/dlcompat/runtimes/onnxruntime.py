@@ -42,13 +42,19 @@ class OnnxRuntimeRunner(Runner):
         self.session = None
 
     def info(self) -> dict[str, Any]:
+        """Threads as the session reports its options (0 would mean ORT's default, one per physical core)."""
         import onnxruntime as ort
 
+        session = getattr(self, "session", None)
+        options = session.get_session_options() if session else None
         return {
             "runtime": "onnxruntime",
             "version": ort.__version__,
-            "providers": self.session.get_providers() if self.session else [],
-            "intra_op_threads": self.threads,
-            "inter_op_threads": 1,
+            "providers": session.get_providers() if session else [],
+            "threads": self.threads,
+            "intra_op_threads": options.intra_op_num_threads if options else None,
+            "inter_op_threads": options.inter_op_num_threads if options else None,
+            "execution_mode": str(options.execution_mode).rsplit(".", 1)[-1] if options else None,
+            "delegate": "none",  # CPUExecutionProvider only: no accelerator ran
             "api": "InferenceSession.run",
         }

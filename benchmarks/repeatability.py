@@ -1,0 +1,108 @@
+"""Benchmark: is a dlcompat latency figure repeatable? The same measurement twice in a row, per runtime.
+
+For every runtime present (LeNet-5, batch 1, one thread, loaded through dlcompat's runners exactly as in
+`harness_overhead.py`), runs `metrics.latency.measure_latency` with the study's default method twice in
+a row and prints both medians, their ratio, whether the second median lies within the first's
+confidence interval of the median, and whether the two intervals overlap. (The first interval covers
+the first run's true median; the second median is itself an estimate, so even on a quiet machine it
+falls outside that interval more often than 1 - ci_level; the overlap is the fairer test.)
+
+Run: `.venv/bin/python benchmarks/repeatability.py [--pairs 1] [--runtime NAME ...] [--quick]`
+(`--quick`: the quick preset's shorter method). Each runtime runs in a fresh process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dlcompat.metrics.latency import LatencyMethod, LatencyStats, measure_latency
+from harness_overhead import NEEDS, RUNTIMES, SUBJECTS
+
+
+def method_of(quick: bool) -> LatencyMethod:
+    if not quick:
+        return LatencyMethod()
+    from dlcompat.study.config import load_preset
+
+    return LatencyMethod.from_dict(load_preset("quick").latency.model_dump())
+
+
+def figure(stats: LatencyStats) -> dict[str, Any]:
+    return {"p50": stats.p50, "low": stats.median_ci_low, "high": stats.median_ci_high, "repeats": stats.repeats,
+            "converged": stats.converged, "unmet": list(stats.unmet), "elapsed_s": stats.elapsed_s}
+
+
+def measure_runtime(name: str, pairs: int, quick: bool) -> dict[str, Any]:
+    for module, reason in NEEDS[name]:
+        if importlib.util.find_spec(module) is None:
+            return {"runtime": name, "skipped": reason}
+    method = method_of(quick)
+    with tempfile.TemporaryDirectory(prefix="dlcompat-repeat-") as folder:
+        try:
+            subject = SUBJECTS[name](Path(folder))
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            return {"runtime": name, "skipped": f"could not load LeNet-5: {type(exc).__name__}: {first}"}
+        try:
+            out = []
+            for _ in range(pairs):
+                first_run = measure_latency(subject.call, method)
+                second_run = measure_latency(subject.call, method)
+                out.append((figure(first_run), figure(second_run)))
+            return {"runtime": name, "api": subject.api, "method": method.to_dict(), "pairs": out}
+        finally:
+            subject.cleanup()
+
+
+def verdict(first: dict[str, Any], second: dict[str, Any]) -> str:
+    def ci(f: dict[str, Any]) -> str:
+        return f"[{f['low'] * 1e3:.2f}–{f['high'] * 1e3:.2f}]" if f["low"] is not None else "[no CI]"
+
+    text = (f"first p50 {first['p50'] * 1e3:.2f} µs {ci(first)} ({first['repeats']} calls), "
+            f"second p50 {second['p50'] * 1e3:.2f} µs {ci(second)} ({second['repeats']} calls); "
+            f"second/first {second['p50'] / first['p50']:.3f}")
+    if first["low"] is not None and second["low"] is not None:
+        inside = first["low"] <= second["p50"] <= first["high"]
+        overlap = first["low"] <= second["high"] and second["low"] <= first["high"]
+        text += f"; second within first's CI: {'yes' if inside else 'no'}; CIs overlap: {'yes' if overlap else 'no'}"
+    converged = [f["converged"] for f in (first, second)]
+    text += "; both converged" if all(converged) else f"; converged: {converged}"
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", type=int, default=1, help="back-to-back pairs per runtime (default 1)")
+    parser.add_argument("--runtime", action="append", choices=RUNTIMES, help="only these (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="the quick preset's method instead of the default")
+    parser.add_argument("--child", choices=RUNTIMES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure_runtime(args.child, args.pairs, args.quick)))
+        return
+    method = method_of(args.quick)
+    print(f"LeNet-5, batch 1, 1 thread; method: {json.dumps(method.to_dict())}")
+    for name in args.runtime or RUNTIMES:
+        command = [sys.executable, __file__, "--child", name, "--pairs", str(args.pairs)]
+        child = subprocess.run(command + (["--quick"] if args.quick else []), capture_output=True, text=True)
+        try:
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+        except (IndexError, json.JSONDecodeError):
+            tail = (child.stderr.strip().splitlines() or ["no output"])[-1][:200]
+            result = {"runtime": name, "skipped": f"the measuring process failed: {tail}"}
+        if "skipped" in result:
+            print(f"{name:12s} skipped: {result['skipped']}")
+            continue
+        for first, second in result["pairs"]:
+            print(f"{name:12s} {verdict(first, second)}")
+
+
+if __name__ == "__main__":
+    main()

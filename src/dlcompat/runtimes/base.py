@@ -74,6 +74,8 @@ class RuntimeEntry:
     description: str
     #: for a migration runtime (a converter that lands in another framework): that framework
     framework: str = ""
+    #: ways to run it, each its own evaluation (a browser runtime's backends: "wasm", "webgpu", ...); "" for one
+    variants: tuple[str, ...] = ("",)
 
 
 _RUNTIMES: dict[str, RuntimeEntry] = {}

@@ -68,3 +68,33 @@ register_runtime(
         framework="tensorflow",
     )
 )
+
+# The web runtimes: a page in headless Chromium (Debian's), served from 127.0.0.1 with the npm packages of web/.
+# Each variant is a backend, evaluated apart; one the browser does not offer is recorded as unavailable.
+register_runtime(
+    RuntimeEntry(
+        name="ortweb",
+        runner="dlcompat.runtimes.browser.runner:OrtWebRunner",
+        env="main",
+        accepts="onnx",
+        module="playwright",
+        install="`make setup` (Debian's chromium, playwright==1.65.2, and `npm ci` in web/: onnxruntime-web 1.30.0)",
+        platform="web",
+        description="ONNX Runtime Web in headless Chromium: wasm (1 thread), wasm-threads (cross-origin isolated), "
+        "WebGPU, WebGL",
+        variants=("wasm", "wasm-threads", "webgpu", "webgl"),
+    )
+)
+register_runtime(
+    RuntimeEntry(
+        name="tfjs",
+        runner="dlcompat.runtimes.browser.runner:TfjsRunner",
+        env="main",
+        accepts="tfjs",
+        module="playwright",
+        install="`make setup` (Debian's chromium, playwright==1.65.2, and `npm ci` in web/: @tensorflow/tfjs 4.22.0)",
+        platform="web",
+        description="TensorFlow.js graph model in headless Chromium: cpu, wasm, WebGL backends",
+        variants=("cpu", "wasm", "webgl"),
+    )
+)

@@ -1,0 +1,270 @@
+"""One headless Chromium: started in its own process group, driven over CDP by Playwright, always ended.
+
+We start the browser ourselves (Debian's `chromium`, never a browser that Playwright downloads) and
+connect Playwright to it over the DevTools protocol, so that we own its process and can end it
+whatever happens:
+
+- `close()` disconnects Playwright, then ends the browser's whole process group (SIGTERM, then SIGKILL)
+  and removes its temporary profile; it runs in a `finally`, and is safe to call twice.
+- A watchdog (`deadline`) kills the process group when a page does not answer in time, which is what
+  makes a hung `page.evaluate` return (Playwright's evaluate has no time limit of its own).
+- The browser is started with the parent-death signal set to SIGKILL, so when the process that
+  started it dies without running its `finally` (a job killed at its time limit), the kernel kills
+  the browser, and the browser's own children follow it.
+
+The DevTools endpoint listens on 127.0.0.1 only (Chromium's default for `--remote-debugging-port`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dlcompat.frameworks.base import Unavailable
+
+#: where Debian (and `scripts/system-deps.sh`) puts it; DLCOMPAT_CHROMIUM overrides
+DEFAULT_EXECUTABLE = "/usr/bin/chromium"
+
+#: the switches every launch gets: headless, no sandbox (containers), nothing talking to the network
+BASE_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+    "--disable-crash-reporter",
+)
+#: added for CPU backends: no GPU process (WebGL still exists, on Chromium's software rasterizer)
+NO_GPU_ARGS = ("--disable-gpu",)
+
+#: temporary profiles are named <prefix><pid of the process that started the browser>-<random>
+PROFILE_PREFIX = "dlcompat-chromium-"
+
+_PR_SET_PDEATHSIG = 1
+_LIBC: Any = None
+
+
+def _libc() -> Any:
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+def _make_die_with_parent() -> Any:
+    prctl = _libc().prctl  # looked up before the fork: the child only calls it
+
+    def die_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return die_with_parent
+
+
+def chromium_executable() -> str:
+    """The browser to run, or Unavailable with what to install."""
+    wanted = os.environ.get("DLCOMPAT_CHROMIUM") or DEFAULT_EXECUTABLE
+    found = wanted if os.access(wanted, os.X_OK) else shutil.which("chromium")
+    if not found:
+        raise Unavailable(f"no Chromium at {wanted}: install Debian's `chromium` (`make setup` does, through "
+                          "scripts/system-deps.sh) or point DLCOMPAT_CHROMIUM at one")
+    return found
+
+
+class Chromium:
+    """A headless Chromium process and a Playwright connection to it. `start()`, then `close()` in a `finally`."""
+
+    def __init__(self, args: tuple[str, ...] = (), start_timeout_s: float = 60.0) -> None:
+        self.args = (*BASE_ARGS, *args)
+        self.start_timeout_s = start_timeout_s
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.profile: Path | None = None
+        self.playwright: Any = None
+        self.browser: Any = None
+        self.version = ""
+        self.killed_by_watchdog = False
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self) -> Chromium:
+        """Start the browser and connect to it; on any failure, end whatever was started and raise."""
+        try:
+            return self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> Chromium:
+        from playwright.sync_api import sync_playwright
+
+        executable = chromium_executable()
+        sweep_stale_profiles()
+        self.profile = Path(tempfile.mkdtemp(prefix=f"{PROFILE_PREFIX}{os.getpid()}-"))
+        log = open(self.profile.parent / f"{self.profile.name}.log", "wb")  # noqa: SIM115  (closed below)
+        try:
+            self.proc = subprocess.Popen(
+                [executable, *self.args, f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
+                 "about:blank"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=_make_die_with_parent(),  # only prctl runs in the child
+            )
+        finally:
+            log.close()
+        self.playwright = sync_playwright().start()  # Playwright's driver boots while the browser does
+        endpoint = self._wait_for_endpoint()
+        self.browser = self.playwright.chromium.connect_over_cdp(endpoint, timeout=self.start_timeout_s * 1000)
+        self.version = self.browser.version
+        return self
+
+    def _wait_for_endpoint(self) -> str:
+        assert self.proc is not None and self.profile is not None
+        marker = self.profile / "DevToolsActivePort"
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chromium exited with code {self.proc.returncode} while starting: "
+                                   f"{self._log_tail()}")
+            with contextlib.suppress(OSError, ValueError):
+                lines = marker.read_text().split()
+                if len(lines) >= 2:
+                    return f"http://127.0.0.1:{int(lines[0])}"
+            time.sleep(0.02)
+        raise TimeoutError(f"chromium did not open its DevTools port within {self.start_timeout_s:g} s: "
+                           f"{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        if self.profile is None:
+            return ""
+        log = self.profile.parent / f"{self.profile.name}.log"
+        with contextlib.suppress(OSError):
+            return " | ".join(log.read_text(errors="replace").strip().splitlines()[-5:])
+        return ""
+
+    def new_page(self) -> Any:
+        context = self.browser.contexts[0] if self.browser.contexts else self.browser.new_context()
+        return context.new_page()
+
+    def kill(self) -> None:
+        """SIGKILL the browser's whole process group now (the watchdog's way; `close` is the polite one)."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Kill the browser if the block has not ended after `seconds` (then the block's page call raises)."""
+        def expire() -> None:
+            self.killed_by_watchdog = True
+            self.kill()
+
+        timer = threading.Timer(seconds, expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+
+    def close(self) -> None:
+        """Disconnect, end the process group (SIGTERM, then SIGKILL after 2 s), remove the profile; idempotent."""
+        browser, playwright, self.browser, self.playwright = self.browser, self.playwright, None, None
+        try:
+            if browser is not None and not self.killed_by_watchdog:
+                with contextlib.suppress(Exception):
+                    browser.close()
+            if playwright is not None:
+                with contextlib.suppress(Exception):
+                    playwright.stop()
+        finally:
+            self._end_group()
+            if self.profile is not None:
+                shutil.rmtree(self.profile, ignore_errors=True)
+                (self.profile.parent / f"{self.profile.name}.log").unlink(missing_ok=True)
+                self.profile = None
+
+    def _end_group(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        for sig, wait_s in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                continue
+            if not group_alive(proc.pid):
+                break
+            # the leader is gone but some of its children linger: give them the same signal's time once more
+            deadline = time.monotonic() + wait_s
+            while group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if not group_alive(proc.pid):
+                break
+
+    def __enter__(self) -> Chromium:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def sweep_stale_profiles() -> int:
+    """Remove the profiles (and logs) left by processes that died without closing their browser (SIGKILL)."""
+    removed = 0
+    for entry in Path(tempfile.gettempdir()).glob(f"{PROFILE_PREFIX}*"):
+        owner = entry.name[len(PROFILE_PREFIX):].split("-", 1)[0]
+        if not owner.isdigit() or _pid_alive(int(owner)):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs. Zombies do not count: they run nothing, and the
+    init process that inherits them may take a second or two to reap them."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # not Linux: any member, zombie or not
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp ...
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                return True
+    return False

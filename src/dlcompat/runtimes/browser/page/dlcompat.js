@@ -1,0 +1,298 @@
+// The page side of dlcompat's browser runtimes: load a model with ONNX Runtime Web or TensorFlow.js on the
+// backend asked for, read test inputs as raw float32 from the server, infer, and time calls with
+// performance.now(). Driven from Python (dlcompat.runtimes.browser.runner) through page.evaluate.
+//
+// Every runtime file comes from this page's own server: /ort/ (onnxruntime-web/dist), /tfjs/
+// (@tensorflow/tfjs/dist), /tfjs-wasm/ (@tensorflow/tfjs-backend-wasm/dist); the model from /model/,
+// inputs from /data/. A backend the browser cannot offer comes back as {unavailable: reason}.
+
+const state = { runtime: null, backend: null, session: null, model: null, inputs: new Map() };
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const tag = document.createElement("script");
+    tag.src = src;
+    tag.onload = resolve;
+    tag.onerror = () => reject(new Error(`could not load ${src} from the page's server`));
+    document.head.appendChild(tag);
+  });
+}
+
+function webglRenderer() {
+  const canvas = document.createElement("canvas");
+  const gl = canvas.getContext("webgl2") || canvas.getContext("webgl");
+  if (!gl) return null;
+  const ext = gl.getExtension("WEBGL_debug_renderer_info");
+  return ext ? gl.getParameter(ext.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
+}
+
+async function webgpuAdapter() {
+  if (!("gpu" in navigator)) return { reason: "navigator.gpu is absent: this browser build offers no WebGPU here" };
+  const adapter = await navigator.gpu.requestAdapter();
+  if (!adapter) return { reason: "navigator.gpu.requestAdapter() returned null: no WebGPU adapter on this machine" };
+  const info = adapter.info || {};
+  return { adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(" ") || "yes" };
+}
+
+function environment() {
+  return {
+    user_agent: navigator.userAgent,
+    cross_origin_isolated: self.crossOriginIsolated === true,
+    hardware_concurrency: navigator.hardwareConcurrency,
+    timer: "performance.now()",
+  };
+}
+
+// ---------------------------------------------------------------- loading
+
+// one ONNX Runtime Web build per backend, as a site deploying it would pick (the wasm one is the smallest)
+const ORT_BUNDLES = { wasm: "ort.wasm.min.mjs", webgpu: "ort.webgpu.min.mjs", webgl: "ort.webgl.min.mjs" };
+
+async function loadOrt(spec) {
+  const bundle = ORT_BUNDLES[spec.backend];
+  if (!bundle) return { unavailable: `onnxruntime-web has no backend ${spec.backend} here` };
+  const ort = await import(`/ort/${bundle}`);
+  ort.env.wasm.wasmPaths = "/ort/";
+  ort.env.wasm.proxy = false;
+  ort.env.wasm.numThreads = spec.threads;
+  ort.env.logLevel = "error";
+  const facts = { runtime_version: ort.env.versions ? ort.env.versions.web || ort.env.versions.common : "",
+                  bundle };
+  let providers;
+  if (spec.backend === "wasm") providers = ["wasm"];
+  else if (spec.backend === "webgpu") {
+    const gpu = await webgpuAdapter();
+    if (gpu.reason) return { unavailable: gpu.reason };
+    facts.gpu = gpu.adapter;
+    providers = ["webgpu"];
+  } else if (spec.backend === "webgl") {
+    const renderer = webglRenderer();
+    if (!renderer) return { unavailable: "no WebGL context could be created in this browser" };
+    facts.gpu = renderer;
+    providers = ["webgl"];
+  }
+
+  const t0 = performance.now();
+  const response = await fetch(spec.model);
+  if (!response.ok) throw new Error(`model download failed: HTTP ${response.status} for ${spec.model}`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  const t1 = performance.now();
+  let session;
+  try {
+    session = await ort.InferenceSession.create(bytes, {
+      executionProviders: providers, graphOptimizationLevel: "all", intraOpNumThreads: spec.threads,
+      interOpNumThreads: 1, executionMode: "sequential",
+    });
+  } catch (err) {
+    if (spec.backend !== "wasm") return { unavailable: `onnxruntime-web ${spec.backend} backend failed to start: ${err.message || err}` };
+    throw err;
+  }
+  const t2 = performance.now();
+  state.ort = ort;
+  state.session = session;
+  state.run = async (input, shape) => {
+    const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", input, shape) };
+    const out = await session.run(feeds);
+    const tensor = out[session.outputNames[0]];
+    const data = tensor.data;
+    return { data, dims: tensor.dims, dispose: () => tensor.dispose && tensor.dispose() };
+  };
+  return {
+    ...facts,
+    backend: spec.backend,
+    execution_providers: providers,
+    // numThreads after the first session: ONNX Runtime Web drops to 1 where threads are not possible
+    threads: spec.backend === "wasm" ? ort.env.wasm.numThreads : null,
+    model_download_ms: t1 - t0,
+    model_init_ms: t2 - t1,
+    model_bytes: bytes.byteLength,
+  };
+}
+
+async function loadTfjs(spec) {
+  if (!window.tf) await loadScript("/tfjs/tf.min.js");
+  const tf = window.tf;
+  const facts = { runtime_version: tf.version.tfjs };
+  const r0 = performance.now();
+  if (spec.backend === "wasm") {
+    if (!tf.wasm) await loadScript("/tfjs-wasm/tf-backend-wasm.min.js");
+    tf.wasm.setWasmPaths("/tfjs-wasm/");
+    tf.wasm.setThreadsCount(spec.threads);
+  } else if (spec.backend === "webgl") {
+    const renderer = webglRenderer();
+    if (!renderer) return { unavailable: "no WebGL context could be created in this browser" };
+    facts.gpu = renderer;
+  } else if (spec.backend !== "cpu") return { unavailable: `TensorFlow.js has no backend ${spec.backend} here` };
+  let ok = false;
+  try {
+    ok = await tf.setBackend(spec.backend);
+    await tf.ready();
+  } catch (err) {
+    return { unavailable: `TensorFlow.js ${spec.backend} backend failed to start: ${err.message || err}` };
+  }
+  if (!ok || tf.getBackend() !== spec.backend) {
+    return { unavailable: `TensorFlow.js could not start its ${spec.backend} backend (it runs ${tf.getBackend()})` };
+  }
+  const r1 = performance.now();
+  // download (model.json and its weight shards) apart from building the model from them
+  const artifacts = await tf.io.http(spec.model).load();
+  const t1 = performance.now();
+  const model = spec.model_kind === "graph"
+    ? await tf.loadGraphModel(tf.io.fromMemory(artifacts))
+    : await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  const t2 = performance.now();
+  state.tf = tf;
+  state.model = model;
+  state.run = async (input, shape) => {
+    const x = tf.tensor(input, shape, "float32");
+    const y = model.predict(x);
+    const data = await y.data();
+    const dims = y.shape;
+    x.dispose();
+    y.dispose();
+    return { data, dims, dispose: () => {} };
+  };
+  let threads = 1;  // the cpu and webgl backends drive from the page's one JavaScript thread
+  if (spec.backend === "wasm") threads = tf.wasm.getThreadsCount();
+  if (spec.backend === "webgl") threads = null;
+  const weightBytes = artifacts.weightData ? (artifacts.weightData.byteLength
+    ?? artifacts.weightData.reduce((s, b) => s + b.byteLength, 0)) : 0;
+  return {
+    ...facts,
+    backend: tf.getBackend(),
+    threads,
+    webgl_version: spec.backend === "webgl" ? tf.env().getNumber("WEBGL_VERSION") : null,
+    runtime_init_ms: r1 - r0,
+    model_download_ms: t1 - r1,
+    model_init_ms: t2 - t1,
+    model_bytes: weightBytes,
+  };
+}
+
+export async function load(spec) {
+  const loaders = { ortweb: loadOrt, tfjs: loadTfjs };
+  if (!loaders[spec.runtime]) throw new Error(`unknown browser runtime ${spec.runtime}`);
+  const facts = await loaders[spec.runtime](spec);
+  state.runtime = spec.runtime;
+  state.backend = spec.backend;
+  return { ...environment(), ...facts };
+}
+
+// ---------------------------------------------------------------- inputs and inference
+
+// test inputs arrive as raw little-endian float32 (an .bin file from the server), never as JSON numbers
+export async function setInput(name, url, shape) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`input download failed: HTTP ${response.status} for ${url}`);
+  const data = new Float32Array(await response.arrayBuffer());
+  const count = shape.reduce((a, b) => a * b, 1);
+  if (data.length !== count) throw new Error(`input ${url} holds ${data.length} floats, its shape needs ${count}`);
+  state.inputs.set(name, { data, shape });
+  return data.length;
+}
+
+function toBase64(floats) {
+  const bytes = new Uint8Array(floats.buffer, floats.byteOffset, floats.byteLength);
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
+// logits of input `name`, in chunks of `chunk` images, returned as base64 of float32 bytes
+export async function infer(name, chunk) {
+  const { data, shape } = state.inputs.get(name);
+  const n = shape[0];
+  const per = data.length / n;
+  let out = null;
+  let classes = 0;
+  for (let start = 0; start < n; start += chunk) {
+    const stop = Math.min(n, start + chunk);
+    const part = await state.run(data.subarray(start * per, stop * per), [stop - start, ...shape.slice(1)]);
+    classes = part.data.length / (stop - start);
+    if (out === null) out = new Float32Array(n * classes);
+    out.set(part.data, start * classes);
+    part.dispose();
+  }
+  return { logits: toBase64(out), shape: [n, classes] };
+}
+
+// ---------------------------------------------------------------- timing (the rules of metrics.latency)
+
+// log of the Binomial(n, 1/2) pmf at i
+function logPmf(n, i) {
+  let s = -n * Math.LN2;
+  for (let k = 1; k <= i; k++) s += Math.log(n - i + k) - Math.log(k);
+  return s;
+}
+
+// the order-statistic CI of the median, as metrics.latency.median_ci_ranks computes it: ranks (1-based) or null
+function medianCiRanks(n, level) {
+  const tail = (1 - level) / 2;
+  let i = Math.max(0, Math.floor(n / 2 - 6 * Math.sqrt(n)));
+  let pmf = Math.exp(logPmf(n, i));
+  let cdf = 0, rank = 0;
+  while (i <= Math.floor(n / 2)) {
+    cdf += pmf;
+    if (cdf > tail) break;
+    rank = i + 1;
+    pmf *= (n - i) / (i + 1);
+    i += 1;
+  }
+  return rank === 0 ? null : [rank, n - rank + 1];
+}
+
+function ciRelWidth(samples, level) {
+  const ranks = medianCiRanks(samples.length, level);
+  if (!ranks) return Infinity;
+  const sorted = Float64Array.from(samples).sort();
+  const n = sorted.length;
+  const median = (sorted[Math.floor((n - 1) / 2)] + sorted[Math.floor(n / 2)]) / 2;
+  return median > 0 ? (sorted[ranks[1] - 1] - sorted[ranks[0] - 1]) / median : Infinity;
+}
+
+// Time inference on input `name` by the rules of metrics.latency.measure_latency: a first call apart; a warm-up
+// of at least `warmup` calls and `warmup_time_s`; a steady state until `min_repeats` calls and `min_time_s` and a
+// median CI narrower than `max_ci_rel_width`, or `max_time_s` in all. The rules are checked between batches of
+// calls, never inside one. Only the call (and reading its output back) lies between two clock readings.
+export async function time(name, rules) {
+  const { data, shape } = state.inputs.get(name);
+  const run = state.run;
+  const call = async () => { const r = await run(data, shape); r.dispose(); };
+  const now = () => performance.now();
+  const t0 = now();
+  await call();
+  const t1 = now();
+  const first = t1 - t0;
+  const deadline = t1 + rules.max_time_s * 1000;
+  const warmEnd = t1 + rules.warmup_time_s * 1000;
+  let warmupCalls = 0, t = t1;
+  while ((warmupCalls < rules.warmup || t < warmEnd) && t < deadline) {
+    await call();
+    warmupCalls += 1;
+    t = now();
+  }
+  const warmupMs = t - t1;
+  const samples = [];
+  const began = now();
+  const minEnd = began + rules.min_time_s * 1000;
+  let target = Math.max(rules.min_repeats, 1), until = deadline, last = began;
+  for (;;) {
+    while (samples.length < target) {
+      const a = now();
+      await call();
+      const b = now();
+      samples.push(b - a);
+      last = b;
+      if (b >= until) break;
+    }
+    if (last >= deadline) break;
+    const n = samples.length;
+    if (n < rules.min_repeats) { target = rules.min_repeats; continue; }
+    if (last < minEnd) { target = Math.max(2 * n, n + 64); until = Math.min(minEnd, deadline); continue; }
+    if (ciRelWidth(samples, rules.ci_level) <= rules.max_ci_rel_width) break;
+    target = n + Math.max(Math.floor(n / 4), 16);
+    until = deadline;
+  }
+  return { samples_ms: samples, first_call_ms: first, warmup_calls: warmupCalls, warmup_ms: warmupMs,
+           elapsed_ms: last - began };
+}

@@ -1,0 +1,325 @@
+"""Runners for the browser runtimes: ONNX Runtime Web (`ortweb`) and TensorFlow.js (`tfjs`) in headless Chromium.
+
+`activate` lays out the model in a temporary folder, starts the static server (`server.py`, loopback
+only) and the browser (`chromium.py`), opens the page (`page/`) and has it load the model with the
+backend of the runner's variant. Inputs go to the page as raw float32 files it fetches, logits come
+back as base64 float32 bytes. `deactivate` always ends the browser and the server, and `activate`
+does too when it fails half-way. A backend the browser does not offer (WebGPU without an adapter)
+raises `Unavailable` with the page's reason, so the cell is recorded, not failed.
+
+The page times its own calls with `performance.now()` (`timings`), by the rules of
+`metrics.latency`; the evaluate job turns those per-call times into the same statistics as every
+other runtime's. `predictor` (one page round trip per call) exists for the protocol, not for figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import shutil
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from dlcompat.envs.registry import PROJECT_ROOT
+from dlcompat.frameworks.base import Unavailable
+from dlcompat.runtimes.base import Runner, to_layout
+from dlcompat.runtimes.browser.chromium import NO_GPU_ARGS, Chromium
+from dlcompat.runtimes.browser.server import StaticServer
+
+#: images per page call when inferring a whole split (keeps one call's tensors small on every backend)
+INFER_CHUNK = 256
+#: software GPUs: a WebGL or WebGPU figure on one of these is the CPU emulating a GPU, and is labelled so
+SOFTWARE_GPUS = ("swiftshader", "llvmpipe", "softpipe", "software")
+
+
+def web_dir() -> Path:
+    """The folder holding package.json and node_modules (web/ in the checkout; DLCOMPAT_WEB_DIR overrides)."""
+    import os
+
+    return Path(os.environ.get("DLCOMPAT_WEB_DIR", PROJECT_ROOT / "web"))
+
+
+def page_dir() -> Path:
+    return Path(str(resources.files("dlcompat.runtimes.browser") / "page"))
+
+
+#: URL prefix -> folder under web/node_modules: the only runtime files the page may load
+RUNTIME_ROUTES = {
+    "/ort": "onnxruntime-web/dist",
+    "/tfjs": "@tensorflow/tfjs/dist",
+    "/tfjs-wasm": "@tensorflow/tfjs-backend-wasm/dist",
+}
+
+
+def runtime_routes() -> dict[str, Path]:
+    modules = web_dir() / "node_modules"
+    routes = {prefix: modules / folder for prefix, folder in RUNTIME_ROUTES.items()}
+    missing = [str(path) for path in routes.values() if not path.is_dir()]
+    if missing:
+        raise Unavailable(f"the browser runtimes are not installed ({', '.join(missing)} missing): run `make setup` "
+                          f"(it runs `npm ci` in {web_dir()})")
+    return routes
+
+
+def npm_versions() -> dict[str, str]:
+    """Installed versions of the npm packages the page loads (from their package.json)."""
+    modules = web_dir() / "node_modules"
+    out = {}
+    for name in ("onnxruntime-web", "@tensorflow/tfjs", "@tensorflow/tfjs-backend-wasm"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            out[name] = json.loads((modules / name / "package.json").read_text())["version"]
+    return out
+
+
+class BrowserRunner(Runner):
+    """A model in a page of headless Chromium. `variant` names the backend (subclasses list theirs)."""
+
+    runtime: ClassVar[str]
+    #: variant -> (backend asked of the page, whether it is a GPU backend)
+    backends: ClassVar[dict[str, tuple[str, bool]]]
+    default_variant: ClassVar[str]
+    api: ClassVar[str]
+
+    def __init__(self, path: Path, *, input_layout: str = "NHWC", threads: int = 1, variant: str = "",
+                 call_timeout_s: float = 300.0, **options: Any) -> None:
+        super().__init__(path, input_layout=input_layout, threads=threads, **options)
+        self.variant = variant or self.default_variant
+        if self.variant not in self.backends:
+            raise ValueError(f"{self.runtime}: unknown variant {self.variant!r}; "
+                             f"choose from {', '.join(self.backends)}")
+        self.backend, self.gpu = self.backends[self.variant]
+        self.call_timeout_s = call_timeout_s
+        self.workdir: Path | None = None
+        self.server: StaticServer | None = None
+        self.chromium: Chromium | None = None
+        self.page: Any = None
+        self.facts: dict[str, Any] = {}
+        self.browser_start_s = 0.0
+        self.browser_version = ""
+        self.served_model_bytes = 0
+        self._inputs: dict[str, tuple[int, ...]] = {}
+
+    # ------------------------------------------------------------------ life cycle
+
+    def page_threads(self) -> int:
+        """Threads to ask the page's backend for."""
+        return self.threads
+
+    def prepare_model(self, folder: Path) -> dict[str, Any]:
+        """Lay the artifact out in `folder` (served as /model/); return the page's model spec fields."""
+        raise NotImplementedError
+
+    def activate(self) -> None:
+        try:
+            self._activate()
+        except BaseException:
+            self.deactivate()
+            raise
+
+    def _activate(self) -> None:
+        routes = runtime_routes()
+        self.workdir = Path(tempfile.mkdtemp(prefix=f"dlcompat-{self.runtime}-"))
+        (self.workdir / "model").mkdir()
+        (self.workdir / "data").mkdir()
+        model = self.prepare_model(self.workdir / "model")
+        self.server = StaticServer({"/": page_dir(), **routes, "/model": self.workdir / "model",
+                                    "/data": self.workdir / "data"})
+        self.server.start()
+        start = time.perf_counter()
+        self.chromium = Chromium(() if self.gpu else NO_GPU_ARGS)  # held before it starts: deactivate ends it
+        self.chromium.start()
+        self.page = self.chromium.new_page()
+        self.page.set_default_timeout(self.call_timeout_s * 1000)
+        self.page.goto(f"{self.server.url}/index.html", wait_until="load")
+        self.page.wait_for_function("window.dlcompatReady === true")
+        self.browser_start_s = time.perf_counter() - start
+        self.browser_version = self.chromium.version
+        self.server.reset_counts()
+        spec = {"runtime": self.runtime, "backend": self.backend, "threads": self.page_threads(), **model}
+        facts = self.call("load", spec, what=f"loading the model with {self.runtime} {self.variant}")
+        if "unavailable" in facts:
+            raise Unavailable(f"{self.runtime} {self.variant} in Chromium {self.chromium.version}: "
+                              f"{facts['unavailable']}")
+        self.served_model_bytes = self.server.bytes_served("/model")
+        gpu = str(facts.get("gpu") or "")
+        self.facts = {**facts, "software_gpu": any(s in gpu.lower() for s in SOFTWARE_GPUS) if gpu else None}
+
+    def deactivate(self) -> None:
+        """End the browser and the server and remove the work folder, whatever state they are in."""
+        chromium, server, workdir = self.chromium, self.server, self.workdir
+        self.chromium = self.server = self.workdir = self.page = None
+        try:
+            if chromium is not None:
+                chromium.close()
+        finally:
+            try:
+                if server is not None:
+                    server.close()
+            finally:
+                if workdir is not None:
+                    shutil.rmtree(workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ page calls
+
+    def call(self, function: str, *args: Any, what: str = "") -> Any:
+        """Call `dlcompat.<function>(...args)` in the page and await it; the browser is killed past the time limit."""
+        from playwright.sync_api import Error as PlaywrightError
+
+        if self.chromium is None or self.page is None:
+            raise RuntimeError(f"{self.runtime} runner is not active: call activate() first")
+        script = f"(args) => window.dlcompat.{function}(...args)"
+        try:
+            with self.chromium.deadline(self.call_timeout_s):
+                return self.page.evaluate(script, list(args))
+        except PlaywrightError as exc:
+            if self.chromium.killed_by_watchdog:
+                raise TimeoutError(f"the page did not finish {what or function} within {self.call_timeout_s:g} s: "
+                                   "the browser was killed") from None
+            raise RuntimeError(f"{self.runtime} {self.variant} in the page, {what or function}: "
+                               f"{_first_line(exc)}") from None
+
+    def _put_input(self, name: str, x: np.ndarray) -> tuple[int, ...]:
+        """Write `x` (float32 NHWC) in the artifact's layout as raw little-endian float32 and have the page fetch it."""
+        assert self.workdir is not None
+        data = to_layout(np.asarray(x, dtype=np.float32), self.input_layout).astype("<f4", copy=False)
+        (self.workdir / "data" / f"{name}.bin").write_bytes(data.tobytes())
+        self.call("setInput", name, f"/data/{name}.bin", list(data.shape), what=f"reading input {name}")
+        (self.workdir / "data" / f"{name}.bin").unlink()
+        self._inputs[name] = data.shape
+        return data.shape
+
+    # ------------------------------------------------------------------ the runner protocol
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        self._put_input("infer", x)
+        return _logits(self.call("infer", "infer", INFER_CHUNK, what=f"inferring {len(x)} images"))
+
+    def predictor(self, x: np.ndarray) -> Callable[[], Any]:
+        """One page round trip per call (CDP included): for the protocol and the output check; figures come
+        from `timings`, measured inside the page."""
+        self._put_input("predict", x)
+        return lambda: _logits(self.call("infer", "predict", len(x), what="one inference"))
+
+    def timings(self, x: np.ndarray, rules: dict[str, Any]) -> dict[str, Any]:
+        """Per-call times of inference on `x`, measured in the page with `performance.now()` by `rules`.
+
+        `rules` are `metrics.latency.LatencyMethod`'s fields; the result holds the keyword arguments of
+        `metrics.latency.summarize` (nanoseconds).
+        """
+        self._put_input("latency", x)
+        keys = ("warmup", "warmup_time_s", "min_repeats", "min_time_s", "max_time_s", "ci_level", "max_ci_rel_width")
+        out = self.call("time", "latency", {k: rules[k] for k in keys}, what="the latency loop")
+        isolated = self.facts.get("cross_origin_isolated")
+        return {
+            "samples_ns": np.rint(np.asarray(out["samples_ms"], dtype=np.float64) * 1e6).astype(np.int64),
+            "first_call_ns": out["first_call_ms"] * 1e6,
+            "warmup_calls": int(out["warmup_calls"]),
+            "warmup_ns": out["warmup_ms"] * 1e6,
+            "elapsed_ns": out["elapsed_ms"] * 1e6,
+            "clock": f"performance.now() in the page ({'cross-origin isolated, 5 µs' if isolated else '100 µs'} "
+                     "resolution)",
+        }
+
+    def figures(self) -> list[tuple[str, float, str]]:
+        """Figures the page measured itself while loading: (metric, value, unit)."""
+        f = self.facts
+        # model_init_time: ONNX Runtime Web's first InferenceSession.create also fetches and compiles its
+        # WebAssembly runtime (TF.js does that in runtime_init_time, apart)
+        out = [("browser_start_time", self.browser_start_s, "s"),
+               ("model_download_time", f["model_download_ms"] / 1e3, "s"),
+               ("model_init_time", f["model_init_ms"] / 1e3, "s"),
+               ("model_size_served", float(self.served_model_bytes), "bytes")]
+        if f.get("runtime_init_ms") is not None:
+            out.append(("runtime_init_time", f["runtime_init_ms"] / 1e3, "s"))
+        return out
+
+    def info(self) -> dict[str, Any]:
+        f = self.facts
+        return {
+            "runtime": self.runtime,
+            "version": f.get("runtime_version", ""),
+            "variant": self.variant,
+            "backend": f.get("backend", ""),  # what the page reports it runs, not what was asked
+            "threads": f.get("threads"),
+            "browser": f"Chromium {self.browser_version}" if self.browser_version else "",
+            "user_agent": f.get("user_agent", ""),
+            "cross_origin_isolated": f.get("cross_origin_isolated"),
+            "gpu": f.get("gpu"),
+            "software_gpu": f.get("software_gpu"),
+            "api": self.api,
+            "bundle": f.get("bundle"),  # ONNX Runtime Web's build for the backend
+            "timer": "performance.now()",
+            "served_from": "127.0.0.1 (web/node_modules, no CDN)",
+            "npm": npm_versions(),
+        }
+
+
+class OrtWebRunner(BrowserRunner):
+    """ONNX Runtime Web: wasm on one thread, wasm on several (cross-origin isolated), WebGPU, WebGL."""
+
+    name = "ortweb"
+    runtime = "ortweb"
+    backends: ClassVar[dict[str, tuple[str, bool]]] = {
+        "wasm": ("wasm", False), "wasm-threads": ("wasm", False), "webgpu": ("webgpu", True), "webgl": ("webgl", True),
+    }
+    default_variant = "wasm"
+    api = "onnxruntime-web InferenceSession.run"
+
+    def page_threads(self) -> int:
+        if self.variant == "wasm":
+            return 1
+        if self.variant == "wasm-threads":
+            return max(2, self.threads)
+        return 1
+
+    def prepare_model(self, folder: Path) -> dict[str, Any]:
+        shutil.copyfile(self.path, folder / "model.onnx")
+        return {"model": "/model/model.onnx"}
+
+
+class TfjsRunner(BrowserRunner):
+    """TensorFlow.js: the cpu backend (plain JavaScript), wasm (XNNPACK), WebGL."""
+
+    name = "tfjs"
+    runtime = "tfjs"
+    backends: ClassVar[dict[str, tuple[str, bool]]] = {
+        "cpu": ("cpu", False), "wasm": ("wasm", False), "webgl": ("webgl", True),
+    }
+    default_variant = "cpu"
+    api = "TensorFlow.js model.predict + tensor.data()"
+
+    def prepare_model(self, folder: Path) -> dict[str, Any]:
+        """The artifact is a zip of a TF.js model folder (model.json + weight shards): unpack it."""
+        with zipfile.ZipFile(self.path) as archive:
+            for member in archive.infolist():
+                target = (folder / member.filename).resolve()
+                if not target.is_relative_to(folder.resolve()) or member.is_dir():
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.read(member))
+        if not (folder / "model.json").is_file():
+            raise ValueError(f"{self.path} holds no model.json: not a TF.js model archive")
+        fmt = json.loads((folder / "model.json").read_text()).get("format", "layers-model")
+        return {"model": "/model/model.json", "model_kind": "graph" if fmt == "graph-model" else "layers"}
+
+
+def _logits(out: dict[str, Any]) -> np.ndarray:
+    """The page's answer (base64 of little-endian float32 bytes, and a shape) as a float32 array."""
+    return np.frombuffer(base64.b64decode(out["logits"]), dtype="<f4").reshape(out["shape"]).astype(np.float32)
+
+
+def _first_line(exc: BaseException) -> str:
+    """The page's own error message: the first line of Playwright's text, without its "Page.evaluate: " prefix."""
+    text = str(exc).strip()
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("="):
+            return line.strip().removeprefix("Page.evaluate: ")
+    return text or type(exc).__name__

@@ -117,8 +117,9 @@ def run(
     console.print(f"study [bold]{study.name}[/]: results in {out}/", highlight=False)
     view = ProgressView(enabled=not quiet, console=console)
     try:
-        summary = run_study(study, out, data_dir=str(data_dir) if data_dir else None, executor=executor.value,
-                            jobs=jobs, view=view, database=database, address=address, artifacts=artifacts)
+        summary = run_study(study, out, data_dir=str(data_dir.absolute()) if data_dir else None,
+                            executor=executor.value, jobs=jobs, view=view, database=database, address=address,
+                            artifacts=artifacts)
     except UserError:
         raise
     except KeyboardInterrupt:
@@ -192,6 +193,24 @@ def export(
         write_parquet(rows, output)
     else:
         write_csv(rows, output)
+
+
+@app.command("export-adversarial")
+def export_adversarial(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix, or `latest`).")] = "latest",
+    output: Annotated[Path, typer.Option(help="Folder to write the .npz sets and manifest.csv into.")] = Path(
+        "adversarial"),
+    out: OutOption = DEFAULT_OUT,
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results database.")] = None,
+    artifacts: Annotated[str | None, typer.Option(help="The run's artifact store (default: OUT/artifacts).")] = None,
+) -> None:
+    """Export a run's adversarial sets as .npz files (images, labels, predictions) with a manifest, for reuse."""
+    from dlcompat.attacks.export import export_adversarial_sets
+    from dlcompat.store.artifacts import ArtifactStore
+
+    store = _open_store(out, database)
+    rows = export_adversarial_sets(store, ArtifactStore(artifacts or out / "artifacts"), run_id, output)
+    typer.echo(f"{len(rows)} adversarial sets in {output}/ (manifest: {output / 'manifest.csv'})")
 
 
 @app.command("list")

@@ -107,6 +107,15 @@ class FrameworkAdapter(ABC):
     def loss_gradient(self, model: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """d(mean cross-entropy)/d(input), in the layout of `x` (NHWC)."""
 
+    def class_gradient(self, model: Any, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """d logits[i, labels[i]] / d x[i] for each input, in the layout of `x` (NHWC); optional.
+
+        The white-box attacks that follow a class's logit rather than the loss (C&W-L2, DeepFool, JSMA)
+        need it; an adapter without it has those attacks recorded as `unavailable`.
+        """
+        raise Unavailable(f"the {self.name} adapter has no class_gradient (the gradient of one logit with "
+                          "respect to the input), which C&W-L2, DeepFool and JSMA need")
+
     @abstractmethod
     def get_weights(self, model: Any) -> dict[str, np.ndarray]:
         """Canonical weights (see `dlcompat.zoo.spec`)."""

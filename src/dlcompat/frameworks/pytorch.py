@@ -63,12 +63,13 @@ def _build_module(spec: zs.ModelSpec) -> Any:
 
         def _run(self, layers: tuple[zs.Layer, ...], x: Any, taps: dict[str, Any] | None) -> Any:
             for layer in layers:
-                x = self._apply(layer, x, taps)
+                x = self._layer(layer, x, taps)
                 if taps is not None:
                     taps[layer.name] = x
             return x
 
-        def _apply(self, layer: zs.Layer, x: Any, taps: dict[str, Any] | None) -> Any:
+        # not `_apply`: that is nn.Module's own hook behind .to(), .float() and .cuda(), which ART calls
+        def _layer(self, layer: zs.Layer, x: Any, taps: dict[str, Any] | None) -> Any:
             if isinstance(layer, (zs.Conv2D, zs.BatchNorm, zs.Dense, zs.Dropout)):
                 return self.mods[_key(layer.name)](x)
             if isinstance(layer, zs.Activation):
@@ -218,6 +219,15 @@ class PyTorchAdapter(FrameworkAdapter):
         xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).requires_grad_(True)
         loss = torch.nn.functional.cross_entropy(model(xt), torch.from_numpy(y.astype(np.int64)))
         (grad,) = torch.autograd.grad(loss, xt)
+        return grad.numpy().transpose(0, 2, 3, 1).copy()
+
+    def class_gradient(self, model: Any, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        torch = _torch()
+        model.eval()
+        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).requires_grad_(True)
+        index = torch.from_numpy(np.asarray(labels, dtype=np.int64).reshape(-1, 1))
+        picked = model(xt).gather(1, index).sum()  # inputs are independent in eval mode: one backward pass
+        (grad,) = torch.autograd.grad(picked, xt)
         return grad.numpy().transpose(0, 2, 3, 1).copy()
 
     def activations(self, model: Any, x: np.ndarray, layers: list[str] | None = None) -> dict[str, np.ndarray]:

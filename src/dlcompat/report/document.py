@@ -13,7 +13,7 @@ from typing import Any
 
 from dlcompat import __version__
 
-from . import charts, narrative, tables, training
+from . import charts, deployment, narrative, robustness, tables, training
 from .rows import is_other, is_training, normalize_rows
 from .tables import Table
 
@@ -118,6 +118,7 @@ def build_document(run: Any, rows: Iterable[Any] | None) -> Document:
                       f"created {info['created']}" if info.get("created") else "",
                       f"status {info['status']}" if info.get("status") else ""]
     subtitle = ", ".join(p for p in subtitle_parts if p)
+    core = [r for r in data if not robustness.is_robustness(r)]  # attack rows have their own section
 
     sections = [
         Section("summary", "Summary", narrative.summary_answer(info, data),
@@ -129,20 +130,26 @@ def build_document(run: Any, rows: Iterable[Any] | None) -> Document:
                 tables=_tables(training.framework_accuracy_table(data), training.framework_verdict_table(data),
                                tables.training_table(data) if any(is_training(r) for r in data)
                                else tables.Table("training", "Training", []))),
-        Section("accuracy", "Accuracy & inconsistency per target", narrative.accuracy_answer(data),
-                charts=_charts(("accuracy", "Accuracy per cell", charts.accuracy_chart(data)),
+        Section("accuracy", "Accuracy & inconsistency per target", narrative.accuracy_answer(core),
+                charts=_charts(("accuracy", "Accuracy per cell", charts.accuracy_chart(core)),
                                ("label-flips", "Label flips against the source framework",
-                                charts.label_flips_chart(data))),
-                tables=_tables(tables.cells_table(data), tables.conversions_table(data))),
+                                charts.label_flips_chart(core))),
+                tables=_tables(tables.cells_table(core), tables.conversions_table(core))),
         Section("latency", "Latency", narrative.latency_answer(data),
                 charts=_charts(("latency", "Median latency, p10–p90 error bars", charts.latency_chart(data))),
                 tables=_tables(tables.latency_table(data))),
     ]
-    if any(is_other(r) for r in data):
+    mobile = deployment.deployment_section(core)  # mobile deployments: size against accuracy per precision
+    if mobile is not None:
+        sections.append(mobile)
+    robust = robustness.robustness_section(data)
+    if robust is not None:
+        sections.append(robust)
+    if any(is_other(r) for r in core):
         sections.append(Section(
             "other", "Other measurements",
             "Measurements this report has no dedicated view for yet, listed one per row.",
-            tables=_tables(tables.other_metrics_table(data))))
+            tables=_tables(tables.other_metrics_table(core))))
     sections += [
         Section("findings", "Findings", narrative.findings_answer(data),
                 tables=_tables(tables.findings_table(data))),

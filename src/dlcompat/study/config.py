@@ -33,11 +33,82 @@ class TrainSettingsConfig(_Strict):
 
 
 class LatencySettings(_Strict):
+    """The latency method (`dlcompat.metrics.latency.LatencyMethod`, where the defaults are explained)."""
+
     batch_size: Annotated[int, Field(ge=1)] = 1
+    #: warm-up: at least this many calls and at least this long
     warmup: Annotated[int, Field(ge=0)] = 10
-    min_repeats: Annotated[int, Field(ge=1)] = 50
-    min_time_s: Annotated[float, Field(ge=0)] = 0.2
+    warmup_time_s: Annotated[float, Field(ge=0)] = 0.1
+    #: steady state: at least this many calls and this long, and the median's CI this narrow ...
+    min_repeats: Annotated[int, Field(ge=1)] = 100
+    min_time_s: Annotated[float, Field(ge=0)] = 0.5
+    ci_level: Annotated[float, Field(ge=0.5, lt=1)] = 0.95
+    max_ci_rel_width: Annotated[float, Field(gt=0)] = 0.05
+    #: ... or stop at this (warm-up included) and mark the figure as not converged
     max_time_s: Annotated[float, Field(gt=0)] = 10.0
+
+    @field_validator("max_time_s")
+    @classmethod
+    def _room_for_the_minimums(cls, value: float, info) -> float:  # info: pydantic.ValidationInfo
+        needed = info.data.get("warmup_time_s", 0.0) + info.data.get("min_time_s", 0.0)
+        if value < needed:
+            raise ValueError(f"must be at least warmup_time_s + min_time_s ({needed:g} s)")
+        return value
+
+
+class AttackSettingsConfig(_Strict):
+    """The robustness study: white-box attacks on every natively trained model, transferred to its derived models."""
+
+    #: attacks to run; none by default (the presets name theirs): fgsm, bim, pgd, cw-l2, deepfool, jsma
+    methods: list[str] = []
+    #: L∞ budgets of FGSM, BIM and PGD on images in [0, 1]; the report draws robust accuracy against them
+    epsilons: list[Annotated[float, Field(gt=0, le=1)]] = [0.05, 0.1, 0.2, 0.3]
+    #: how many test images are attacked (the first ones of the test split, the same for every model)
+    images: Annotated[int, Field(ge=1)] = 100
+    batch_size: Annotated[int, Field(ge=1)] = 128
+    #: BIM and PGD iterations, and their step as a fraction of ε (default 2.5 / steps, Madry et al. 2018)
+    steps: Annotated[int, Field(ge=1)] = 10
+    step_fraction: Annotated[float, Field(gt=0)] | None = None
+    #: PGD starts from a uniform random point of the ε-ball (seeded); BIM starts from the image
+    random_init: bool = True
+    cw_confidence: Annotated[float, Field(ge=0)] = 0.0
+    cw_learning_rate: Annotated[float, Field(gt=0)] = 0.01
+    cw_binary_search_steps: Annotated[int, Field(ge=1)] = 5
+    cw_steps: Annotated[int, Field(ge=1)] = 10
+    cw_initial_const: Annotated[float, Field(gt=0)] = 1.0
+    deepfool_steps: Annotated[int, Field(ge=1)] = 50
+    #: DeepFool's overshoot (ART's `epsilon`)
+    deepfool_overshoot: Annotated[float, Field(ge=0)] = 0.02
+    #: how many of the top classes DeepFool takes gradients of
+    deepfool_classes: Annotated[int, Field(ge=2)] = 10
+    jsma_theta: Annotated[float, Field(gt=0)] = 1.0
+    jsma_gamma: Annotated[float, Field(gt=0, le=1)] = 0.1
+    #: run each adversarial set on every model derived from the attacked one (true), on none (false), or only
+    #: on those run by the runtimes listed ("onnxruntime", "weights" for weight transfer, "ortweb", ...)
+    transfer: bool | list[str] = True
+
+    @field_validator("methods", "epsilons")
+    @classmethod
+    def _no_repeats(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError("lists an entry twice")
+        return value
+
+    @field_validator("methods")
+    @classmethod
+    def _known_attacks(cls, value: list[str]) -> list[str]:
+        from dlcompat.attacks.catalog import attack_names
+
+        return _known(value, attack_names())
+
+    @field_validator("transfer")
+    @classmethod
+    def _known_transfer_runtimes(cls, value: bool | list[str]) -> bool | list[str]:
+        if isinstance(value, list):
+            from dlcompat.runtimes.base import runtime_names
+
+            return _known(value, runtime_names(include_framework=True))
+        return value
 
 
 class StudyConfig(_Strict):
@@ -54,9 +125,12 @@ class StudyConfig(_Strict):
     migration: list[Literal["weights", "converters"]] = []
     #: converter name -> the variants to run (default: the converter's first variant)
     converters: dict[str, list[str]] = Field(default_factory=lambda: {"torch.onnx": ["dynamo"]})
+    #: training images (a seeded sample of the training split) that calibrate full-integer quantization
+    calibration_images: Annotated[int, Field(ge=1)] = 100
     data: DataSettings = DataSettings()
     train: TrainSettingsConfig = TrainSettingsConfig()
     latency: LatencySettings = LatencySettings()
+    attacks: AttackSettingsConfig = AttackSettingsConfig()
     #: train each (dataset, model, framework) twice with its first seed and record whether it is bit-identical
     check_reproducibility: bool = True
     threads: Annotated[int, Field(ge=1)] = 1

@@ -19,6 +19,7 @@ from dlcompat.envs.registry import get_env
 from dlcompat.errors import ConfigError
 from dlcompat.frameworks.registry import framework_entry, framework_names
 from dlcompat.runtimes.base import runtime_entry, runtime_names
+from dlcompat.study.attack_plan import plan_attacks
 from dlcompat.study.config import StudyConfig
 from dlcompat.study.jobs import job_version
 
@@ -84,6 +85,13 @@ def _chains(config: StudyConfig, path: list[Converter]) -> list[list[tuple[Conve
     return [list(combo) for combo in itertools.product(*options)]
 
 
+def _calibration(config: StudyConfig, edge: Converter, variant: str) -> dict[str, Any]:
+    """A calibrating variant's extra convert parameter: how many training images, drawn with which seed."""
+    if variant not in edge.calibrated:
+        return {}  # nothing added: every other convert job keeps its key
+    return {"calibration": {"images": config.calibration_images, "seed": config.data.split_seed}}
+
+
 def _describe(chain: list[tuple[Converter, str]]) -> str:
     return " → ".join(f"{edge.name} ({variant})" if variant else edge.name for edge, variant in chain)
 
@@ -135,18 +143,24 @@ def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: di
                         cell = _cell(dataset, model, framework, seed, edge.target, _describe(chain[:depth]))
                         upstream = plan.add(Job("convert", edge.env,
                                                 {"cell": cell, "converter": edge.name, "variant": variant,
-                                                 "threads": threads},
+                                                 "threads": threads, **_calibration(config, edge, variant)},
                                                 {"data": data, "model": upstream},
                                                 f"convert {where} {cell['variant']}", runtime=limits))
-                    cell = _cell(dataset, model, framework, seed, runtime, _describe(chain))
-                    target = plan.add(Job("evaluate", entry.env,
-                                          {"cell": cell, "runtime": runtime, "latency": latency, "threads": threads},
-                                          {"data": data, "model": upstream},
-                                          f"evaluate {where} in {runtime}", runtime=limits))
-                    plan.add(Job("compare", "main", {"cell": cell}, {"source": source, "target": target, "data": data},
-                                 f"compare {where} {runtime} against {framework}", runtime=limits))
+                    for runtime_variant in entry.variants:  # a browser runtime's backends, one evaluation each
+                        how = f"{runtime} {runtime_variant}".strip()
+                        described = f"{_describe(chain)} · {runtime_variant}" if runtime_variant else _describe(chain)
+                        cell = _cell(dataset, model, framework, seed, runtime, described)
+                        params = {"cell": cell, "runtime": runtime, "latency": latency, "threads": threads}
+                        if runtime_variant:
+                            params["runtime_variant"] = runtime_variant
+                        target = plan.add(Job("evaluate", entry.env, params, {"data": data, "model": upstream},
+                                              f"evaluate {where} in {how}", runtime=limits))
+                        plan.add(Job("compare", "main", {"cell": cell},
+                                     {"source": source, "target": target, "data": data},
+                                     f"compare {where} {how} against {framework}", runtime=limits))
             if config.migration:
                 _plan_migrations(plan, config, data, native, trained, source, unavailable, limits)
+    plan_attacks(plan, config, limits)  # after every derived model is planned: each gets its transfer jobs
     return plan
 
 
@@ -198,7 +212,8 @@ def _plan_migrations(plan: Plan, config: StudyConfig, data: str, native: dict[st
                         step = _cell(dataset, model, framework, seed, edge.target, _describe(chain[:depth]))
                         upstream = plan.add(Job("convert", edge.env,
                                                 {"cell": step, "converter": edge.name, "variant": variant,
-                                                 "threads": threads}, {"data": data, "model": upstream},
+                                                 "threads": threads, **_calibration(config, edge, variant)},
+                                                {"data": data, "model": upstream},
                                                 f"convert {where} {step['variant']}", runtime=limits))
                     cell = _cell(dataset, model, framework, seed, target, f"{_describe(chain)} → {runtime}")
                     key = plan.add(Job("evaluate", entry.env, {"cell": cell, "runtime": runtime, "latency": latency,

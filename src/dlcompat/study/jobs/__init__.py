@@ -16,6 +16,10 @@ JOB_KINDS: dict[str, tuple[str, int]] = {
     "probe": ("dlcompat.study.jobs.probe:run", 1),
     "reproduce": ("dlcompat.study.jobs.reproduce:run", 1),
     "unavailable": ("dlcompat.study.jobs.unavailable:run", 1),
+    "attack": ("dlcompat.study.jobs.attack:run", 1),
+    "transfer": ("dlcompat.study.jobs.transfer:run", 1),
+    # fault injection for the executor tests only (segfault, hang, memory, ...); never planned
+    "fault": ("dlcompat.study.jobs.fault:run", 1),
 }
 
 

@@ -1,0 +1,72 @@
+"""The robustness part of the plan: attack every natively trained model, transfer to every model derived from it.
+
+It reads the plan the planner built, so it needs no knowledge of how models are derived: an `attack`
+job follows each `train` job (in that framework's environment, one job per attack covering all its
+budgets), and a `transfer` job follows each attack for every `evaluate` job whose model descends
+from that train job through `convert` jobs (ONNX Runtime, converter migrations) or reads its weights
+directly (weight transfer). A new derived model — a new runtime, converter or migration route — is
+one more `evaluate` job in the plan and gets its transfer job with no change here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dlcompat.attacks.catalog import AttackSettings, attack_entry
+from dlcompat.attacks.transfer import transfer_variant
+
+if TYPE_CHECKING:
+    from dlcompat.study.config import StudyConfig
+    from dlcompat.study.plan import Job, Plan
+
+#: the runtime under which the planner evaluates a framework's own file: the attacked model, not a derived one
+NATIVE_RUNTIME = "native"
+#: the evaluate job's parameters that say how its model is loaded and run; a transfer job loads it the same way
+RUNNER_PARAMS = ("runtime", "runtime_variant", "adapter", "artifact_key")
+
+
+def trained_source(plan: Plan, key: str) -> str | None:
+    """The train job a model artifact descends from (through convert jobs), or None."""
+    job = plan.jobs.get(key)
+    while job is not None and job.kind == "convert":
+        job = plan.jobs.get(job.deps.get("model", ""))
+    return job.key if job is not None and job.kind == "train" else None
+
+
+def derived_evaluations(plan: Plan, trained: str) -> list[Job]:
+    """Every evaluate job of a model derived from the train job `trained` (its native evaluation excluded)."""
+    return [job for job in plan.jobs.values()
+            if job.kind == "evaluate" and job.params.get("runtime") != NATIVE_RUNTIME
+            and trained_source(plan, job.deps.get("model", "")) == trained]
+
+
+def plan_attacks(plan: Plan, config: StudyConfig, limits: dict[str, Any]) -> None:
+    """Add the attack and transfer jobs of `config.attacks` to `plan` (nothing when it names no attack)."""
+    from dlcompat.study.plan import Job
+
+    attacks = config.attacks
+    if not attacks.methods:
+        return
+    settings = AttackSettings.from_dict(attacks.model_dump())
+    for trained in [job for job in plan.jobs.values() if job.kind == "train"]:
+        cell = trained.params["cell"]
+        where = f"{cell['framework']}/{cell['model']}/{cell['dataset']}/seed{cell['seed']}"
+        targets = [job for job in derived_evaluations(plan, trained.key)
+                   if attacks.transfer is True or (attacks.transfer and job.params["runtime"] in attacks.transfer)]
+        for name in attacks.methods:
+            entry = attack_entry(name)
+            attack = plan.add(Job("attack", trained.env,
+                                  {"cell": {**cell, "variant": name}, "attack": name,
+                                   "settings": entry.key_settings(settings), "threads": config.threads},
+                                  {"data": trained.deps["data"], "model": trained.key},
+                                  f"attack {where} with {entry.title}", runtime=limits))
+            for target in targets:
+                target_cell, route = target.params["cell"], target.params["cell"].get("variant", "")
+                # the job's own rows (a failure) name attack and route; each set's rows its full setting
+                params = {"cell": {**target_cell, "variant": transfer_variant(name, route)}, "route": route,
+                          "attack": name, "threads": config.threads,
+                          **{k: target.params[k] for k in RUNNER_PARAMS if k in target.params}}
+                shown = f" [{route}]" if route else ""
+                plan.add(Job("transfer", target.env, params,
+                             {"data": target.deps["data"], "model": target.deps["model"], "adversarial": attack},
+                             f"transfer {entry.title} of {where} to {target_cell['target']}{shown}", runtime=limits))

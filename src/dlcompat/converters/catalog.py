@@ -45,3 +45,104 @@ register_converter(
         suffix=".tfjs.zip",
     )
 )
+
+# Mobile: LiteRT (tflite) from every framework that has a way there, in the four precisions of
+# `dlcompat.converters.tflite_variants`; int8-full calibrates on training images (`calibrated`).
+_TFLITE_VARIANTS = ("fp32", "fp16", "int8-dynamic", "int8-full")
+register_converter(
+    Converter(
+        name="keras.tflite",
+        source="tensorflow",
+        target="tflite",
+        env="main",
+        function="dlcompat.converters.keras_tflite:convert",
+        tool="keras SavedModel export + tf.lite.TFLiteConverter",
+        module="tensorflow",
+        variants=_TFLITE_VARIANTS,
+        suffix=".tflite",
+        calibrated=("int8-full",),
+    )
+)
+register_converter(
+    Converter(
+        name="jax.tflite",
+        source="jax",
+        target="tflite",
+        env="main",
+        function="dlcompat.converters.jax_tflite:convert",
+        tool="jax2tf SavedModel + tf.lite.TFLiteConverter",
+        module="tensorflow",
+        variants=_TFLITE_VARIANTS,
+        suffix=".tflite",
+        calibrated=("int8-full",),
+    )
+)
+register_converter(
+    Converter(
+        name="torch.tflite",
+        source="pytorch",
+        target="tflite",
+        env="litert-torch",
+        function="dlcompat.converters.torch_tflite:convert",
+        tool="litert-torch (PyTorch -> LiteRT, static batch 1)",
+        module="litert_torch",
+        variants=("fp32", "int8-dynamic", "int8-full"),
+        suffix=".tflite",
+        calibrated=("int8-full",),
+    )
+)
+register_converter(
+    Converter(
+        name="onnx2tf.tflite",
+        source="onnx",
+        target="tflite",
+        env="onnx2tf",
+        function="dlcompat.converters.onnx_tflite:convert",
+        tool="onnx2tf (tf_converter backend)",
+        module="onnx2tf",
+        variants=_TFLITE_VARIANTS,
+        suffix=".tflite",
+        calibrated=("int8-full",),
+    )
+)
+register_converter(
+    Converter(
+        name="torch.pte",
+        source="pytorch",
+        target="pte",
+        env="main",
+        function="dlcompat.converters.torch_pte:convert",
+        tool="torch.export + ExecuTorch (XNNPACK delegate)",
+        module="executorch",
+        variants=("fp32", "int8", "portable"),
+        suffix=".pte",
+        calibrated=("int8",),
+    )
+)
+# Core ML: conversion (and the package's size) anywhere; prediction only on macOS (dlcompat.runtimes.coreml)
+register_converter(
+    Converter(
+        name="torch.coreml",
+        source="pytorch",
+        target="coreml",
+        env="main",
+        function="dlcompat.converters.torch_coreml:convert",
+        tool="coremltools (torch.export program -> ML Program)",
+        module="coremltools",
+        variants=("fp32", "fp16", "int8-weights"),
+        suffix=".mlpackage.zip",
+    )
+)
+register_converter(
+    Converter(
+        name="keras.coreml",
+        source="tensorflow",
+        target="coreml",
+        env="main",
+        function="dlcompat.converters.keras_coreml:convert",
+        tool="coremltools (TensorFlow concrete function -> ML Program)",
+        module="coremltools",
+        variants=("fp32", "fp16", "int8-weights"),
+        suffix=".mlpackage.zip",
+    )
+)

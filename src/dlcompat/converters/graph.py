@@ -30,6 +30,8 @@ class Converter:
     module: str  # the import that proves the tool is installed
     variants: tuple[str, ...] = ("",)
     suffix: str = ""
+    #: variants that calibrate on training images: their convert job gets `calibration=` (float32 NHWC images)
+    calibrated: tuple[str, ...] = ()
 
     def load(self) -> ConvertFn:
         module, fn = self.function.split(":")

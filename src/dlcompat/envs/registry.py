@@ -83,6 +83,8 @@ class ToolchainEnv:
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
+        # XLA compiles each jitted step for seconds; a persistent cache makes every later worker's free
+        env.setdefault("JAX_COMPILATION_CACHE_DIR", str(envs_root().parent / "jax-cache"))
         env.update(self.variables)
         return env
 
@@ -100,6 +102,8 @@ register_env(ToolchainEnv("onnx2torch", "3.11", "onnx2torch.txt",
                           "onnx2torch with torch 2.14.1 + torchvision 0.29.1 (torchvision fails beside torch 2.13)"))
 register_env(ToolchainEnv("onnx2tf", "3.12", "onnx2tf.txt",
                           "onnx2tf 2.x with tensorflow-cpu 2.21 (onnx2tf 2.x needs Python >= 3.12)"))
+register_env(ToolchainEnv("litert-torch", "3.11", "litert-torch.txt",
+                          "litert-torch 0.10 (PyTorch -> LiteRT), torch 2.13 CPU; its pins would downgrade pydantic"))
 register_env(ToolchainEnv("tfjs", "3.11", "tfjs.txt",
                           "the TensorFlow.js converter, tensorflowjs 4.22 (TensorFlow 2.19, numpy 2.1, protobuf 6.31)",
                           no_deps="tfjs-nodeps.txt"))

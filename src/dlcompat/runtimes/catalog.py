@@ -98,3 +98,45 @@ register_runtime(
         variants=("cpu", "wasm", "webgl"),
     )
 )
+
+# The mobile runtimes, run on this machine's CPU with the job's thread budget (a phone's big core: 1).
+register_runtime(
+    RuntimeEntry(
+        name="litert",
+        runner="dlcompat.runtimes.litert:LiteRTRunner",
+        env="main",
+        accepts="tflite",
+        module="ai_edge_litert",
+        install="pip install ai-edge-litert==2.3.0, or `make setup`",
+        platform="mobile",
+        description="LiteRT (ai-edge-litert Interpreter, default XNNPACK delegate), set_tensor + invoke(); "
+        "full-integer models fed integers quantized with the model's own scale and zero point",
+    )
+)
+register_runtime(
+    RuntimeEntry(
+        name="executorch",
+        runner="dlcompat.runtimes.executorch:ExecuTorchRunner",
+        env="main",
+        accepts="pte",
+        module="executorch",
+        install="pip install executorch==1.5.1 torch==2.13.0 (in one command, so pip keeps the CPU torch), "
+        "or `make setup`",
+        platform="mobile",
+        description="ExecuTorch's runtime (Python bindings of the C++ runtime): Program.load_method('forward')"
+        ".execute, XNNPACK's thread pool at the job's thread budget",
+    )
+)
+register_runtime(
+    RuntimeEntry(
+        name="coreml",
+        runner="dlcompat.runtimes.coreml:CoreMLRunner",
+        env="main",
+        accepts="coreml",
+        module="coremltools",
+        install="pip install coremltools==9.0, or `make setup` (prediction needs macOS)",
+        platform="mobile",
+        description="Core ML (ML Program via coremltools MLModel.predict, CPU only); prediction needs macOS, "
+        "elsewhere recorded as unavailable",
+    )
+)

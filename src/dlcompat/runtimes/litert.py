@@ -92,6 +92,8 @@ class LiteRTRunner(Runner):
         self.input_quantization = Quantization.of(self.input)
         self.output_quantization = Quantization.of(self.output)
         self.batch = int(self.input["shape"][0])
+        #: a model exported for one batch size (litert-torch's) cannot be resized: it runs that many at a time
+        self.static_batch = int(self.input.get("shape_signature", self.input["shape"])[0]) != -1
 
     def _place(self, x: np.ndarray) -> None:
         """Resize the interpreter to `x`'s batch (re-planning its memory and delegate) and set the input."""
@@ -101,6 +103,9 @@ class LiteRTRunner(Runner):
         else:
             data = data.astype(np.float32, copy=False)
         if data.shape[0] != self.batch:
+            if self.static_batch:
+                raise ValueError(f"{self.path.name} takes batches of exactly {self.batch} image(s) (a static batch), "
+                                 f"not {data.shape[0]}: set the latency batch_size to {self.batch}")
             self.interpreter.resize_tensor_input(self.input["index"], list(data.shape), strict=False)
             self.interpreter.allocate_tensors()
             self.batch = data.shape[0]
@@ -130,6 +135,8 @@ class LiteRTRunner(Runner):
         return call
 
     def infer(self, x: np.ndarray, batch_size: int = _BATCH) -> np.ndarray:
+        if self.static_batch:
+            batch_size = self.batch
         out = []
         for start in range(0, len(x), batch_size):
             self._place(x[start : start + batch_size])
@@ -166,6 +173,7 @@ class LiteRTRunner(Runner):
             "inter_op_threads": 1,
             "op_resolver": "AUTO (builtin kernels, default XNNPACK delegate)",
             **self.delegation(),
+            "static_batch": self.batch if self.static_batch else None,
             "input_dtype": np.dtype(self.input["dtype"]).name,
             "output_dtype": np.dtype(self.output["dtype"]).name,
             "input_quantization": self.input_quantization.to_dict() if self.input_quantization else None,

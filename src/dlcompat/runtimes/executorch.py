@@ -1,0 +1,78 @@
+"""ExecuTorch runner: a `.pte` program loaded by ExecuTorch's Python runtime and its `forward` method executed.
+
+`executorch.runtime.Runtime` is the pybinding of the C++ runtime a phone app links: `load_program` reads
+the program, `load_method("forward")` plans its memory and initialises its delegates (XNNPACK), and
+`Method.execute([tensor])` runs it. XNNPACK's thread pool is set to the job's thread budget. Which
+delegates the program holds is read from the program itself (`info()`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from dlcompat.errors import ModelFileError
+from dlcompat.runtimes.base import Runner, to_layout
+
+#: the largest batch a program is exported for (`dlcompat.converters.torch_pte.MAX_BATCH`)
+_BATCH = 256
+
+
+class ExecuTorchRunner(Runner):
+    name = "executorch"
+
+    def activate(self) -> None:
+        import torch
+        from executorch.extension.pybindings import portable_lib
+        from executorch.runtime import Runtime
+
+        self.torch = torch
+        portable_lib._unsafe_reset_threadpool(self.threads)  # XNNPACK's pool (experimental API, the only one)
+        self.pool_threads = int(portable_lib._threadpool_get_thread_count())
+        try:
+            self.program = Runtime.get().load_program(self.path)
+            self.method = self.program.load_method("forward")
+        except (RuntimeError, ValueError) as exc:
+            raise ModelFileError(f"{self.path} is not a loadable ExecuTorch program ({exc}): convert it again") from exc
+        if self.method is None:
+            raise ModelFileError(f"{self.path} has no `forward` method: export the model's forward")
+
+    def _tensor(self, x: np.ndarray) -> Any:
+        return self.torch.from_numpy(to_layout(x, self.input_layout).astype(np.float32, copy=False))
+
+    def predictor(self, x: np.ndarray) -> Callable[[], Any]:
+        inputs, execute = [self._tensor(x)], self.method.execute
+        return lambda: execute(inputs)
+
+    def infer(self, x: np.ndarray, batch_size: int = _BATCH) -> np.ndarray:
+        out = [self.method.execute([self._tensor(x[i : i + batch_size])])[0].numpy()
+               for i in range(0, len(x), batch_size)]
+        return np.concatenate(out).astype(np.float32)
+
+    def deactivate(self) -> None:
+        self.method = None
+        self.program = None
+
+    def delegates(self) -> dict[str, Any]:
+        """The backends the program's delegate calls name (read from the `.pte` itself)."""
+        try:
+            from executorch.exir._serialize._program import deserialize_pte_binary
+
+            parsed = deserialize_pte_binary(self.path.read_bytes())
+            program = getattr(parsed, "program", parsed)
+            ids = [d.id for plan in program.execution_plan for d in plan.delegates]
+        except Exception:  # a private reader: where it fails, the fact is unknown
+            return {"delegate": "unknown"}
+        names = sorted(set(ids))
+        return {"delegate": ", ".join(n.removesuffix("Backend") for n in names).replace("Xnnpack", "XNNPACK") or "none",
+                "delegate_partitions": len(ids)}
+
+    def info(self) -> dict[str, Any]:
+        import executorch
+
+        return {"runtime": "executorch", "version": getattr(executorch, "__version__", "unknown"),
+                "torch": self.torch.__version__, "api": "executorch.runtime: Program.load_method('forward').execute",
+                "threads": self.threads, "intra_op_threads": getattr(self, "pool_threads", self.threads),
+                "inter_op_threads": 1, **self.delegates()}

@@ -1,0 +1,86 @@
+"""The Deployment section: per model, size against accuracy and label flips for each mobile precision.
+
+Rows shaped as the study writes them (see conftest.py): Keras to LiteRT in fp32 and int8-full (run and
+compared), and PyTorch to Core ML in fp32 and fp16, converted (sizes recorded) but unavailable to run
+on Linux.
+"""
+
+from __future__ import annotations
+
+from dlcompat.report.build import write_report
+from dlcompat.report.deployment import deployments, fp32_chain, precision_of, size_ratios
+from dlcompat.report.document import build_document
+from dlcompat.report.rows import normalize_rows
+
+from .conftest import row
+from .helpers import figures, markdown_tables
+
+FP32, INT8 = "keras.tflite (fp32)", "keras.tflite (int8-full)"
+COREML = "torch.coreml (fp32)", "torch.coreml (fp16)"
+MACOS = "Core ML prediction needs macOS (Core ML is part of Apple's operating systems; this is Linux)"
+
+
+def mobile_rows() -> list[dict]:
+    out = []
+    for variant, size, accuracy, flips in ((FP32, 251_308, 0.96, 0), (INT8, 73_088, 0.955, 4)):
+        for kind, target, metric, value, unit in (
+                ("convert", "tflite", "converted_size", size, "bytes"),
+                ("evaluate", "litert", "accuracy", accuracy, "fraction"),
+                ("evaluate", "litert", "model_size", size, "bytes"),
+                ("evaluate", "litert", "latency_p50_per_image", 0.05, "ms"),
+                ("compare", "litert", "label_flips", flips, "count"),
+                ("compare", "litert", "label_flip_rate", flips / 360, "fraction")):
+            item = row(metric, value, unit, model="lenet5", kind=kind, target=target, variant=variant)
+            out.append({**item, "framework": "tensorflow"})
+    for variant, size in zip(COREML, (261_423, 139_343), strict=True):
+        out.append(row("converted_size", size, "bytes", model="lenet5", kind="convert", target="coreml",
+                       variant=variant))
+        out.append(row("evaluate", None, model="lenet5", kind="evaluate", target="coreml", variant=variant,
+                       status="unavailable", error=MACOS))
+    out.append({**row("unavailable", None, model="lenet5", kind="unavailable", target="executorch",
+                      status="unavailable", error="no converter path from tensorflow to pte (needed by executorch)"),
+                "framework": "tensorflow"})
+    return out
+
+
+RUNTIMES = {"litert": "tflite", "executorch": "pte", "coreml": "coreml"}
+
+
+def test_chains_name_their_precision_and_fp32_reference():
+    assert precision_of("torch.onnx (dynamo) → onnx2tf.tflite (int8-full)") == "int8-full"
+    assert fp32_chain("torch.onnx (dynamo) → onnx2tf.tflite (fp16)") == "torch.onnx (dynamo) → onnx2tf.tflite (fp32)"
+
+
+def test_deployments_join_evaluate_compare_and_convert_rows():
+    items = {(d.runtime, d.chain): d for d in deployments(normalize_rows(mobile_rows()), RUNTIMES)}
+    assert set(items) == {("litert", FP32), ("litert", INT8), ("coreml", COREML[0]), ("coreml", COREML[1]),
+                          ("executorch", "")}
+    int8 = items[("litert", INT8)]
+    assert int8.problem is None and int8.value("label_flips") == 4 and int8.size == 73_088
+    fp16 = items[("coreml", COREML[1])]
+    assert fp16.problem["status"] == "unavailable" and fp16.size == 139_343  # from the convert job
+    ratios = size_ratios(list(items.values()))
+    assert round(ratios[int8.key], 3) == round(73_088 / 251_308, 3)
+    assert round(ratios[fp16.key], 3) == round(139_343 / 261_423, 3)
+
+
+def test_the_report_has_a_deployment_section_with_a_table_and_a_scatter(tmp_path, run, rows):
+    document = build_document(run, [*rows, *mobile_rows()])
+    section = document.section("deployment")
+    records = {(r["runtime"], r["converter path"]): r for r in section.tables[0].records()}
+    assert records[("LiteRT", INT8)]["size / fp32"] == "0.29×"
+    assert records[("LiteRT", INT8)]["label flips"].startswith("4 (")
+    assert records[("Core ML", COREML[1])]["status"] == "unavailable (run)"
+    assert records[("Core ML", COREML[1])]["size / fp32"] == "0.53×"
+    assert "not runnable here (sizes and conversions recorded): Core ML." in section.answer
+    assert "No converter path: TensorFlow → ExecuTorch." in section.answer and "0.29×" in section.answer
+    figure = section.charts[0].figure
+    assert [trace["text"] for trace in figure["data"]] == [["fp32", "int8-full"]]  # Core ML has no accuracy here
+    html_path, markdown_path = write_report(run, [*rows, *mobile_rows()], tmp_path)
+    assert "figure-deployment-digits-lenet5" in figures(html_path.read_text(encoding="utf-8"))
+    assert any(any("keras.tflite (int8-full)" in cell for line in table for cell in line)
+               for table in markdown_tables(markdown_path.read_text(encoding="utf-8")))
+
+
+def test_a_run_without_mobile_deployments_has_no_deployment_section(run, rows):
+    assert "deployment" not in [s.id for s in build_document(run, rows).sections]

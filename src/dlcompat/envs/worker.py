@@ -6,6 +6,13 @@ before any job runs, so whatever a framework prints can never corrupt a message.
 ``{"type": "ready", ...}`` once, then for each job any number of ``{"type": "progress", "event": {...}}``
 and one ``{"type": "result", "outcome": {...}}``. A worker never writes the results database.
 
+A worker never outlives the process that started it (the driver, or a Ray worker on a cluster node):
+it runs in its own session, so a signal to its parent's process group does not reach it, and a
+watcher thread ends it within a second of its parent's death, mid-job or not. The job's artifacts are
+written atomically, so nothing half-written stays behind. Its time and memory limits are enforced from
+outside, by the process that owns it (`dlcompat.study.executors.local.Worker`), which needs no GIL of
+the worker's to notice a runaway job.
+
 Imports the standard library, NumPy and the job's own module only (DESIGN.md).
 """
 
@@ -15,6 +22,8 @@ import json
 import os
 import platform
 import sys
+import threading
+import time
 from typing import IO, Any
 
 #: modules whose versions a job's environment record names, when the job loaded them
@@ -47,29 +56,42 @@ def serve(requests: IO[str], channel: IO[str]) -> None:
         if not line.strip():
             continue
         request = json.loads(line)
-        ctx = JobContext(
-            kind=request["kind"],
-            params=request["params"],
-            inputs=request["inputs"],
-            artifacts=ArtifactStore(request["artifacts_root"]),
-            threads=int(request.get("threads", 1)),
-            progress=lambda event: _send(channel, {"type": "progress", "event": event}),
-        )
+        threads = int(request.get("threads", 1))
         try:
             fn = job_function(request["kind"])
-        except Exception as exc:  # the job's module does not import here: a finding about this environment
+            ctx = JobContext(
+                kind=request["kind"],
+                params=request["params"],
+                inputs=request["inputs"],
+                artifacts=ArtifactStore(request["artifacts_root"]),
+                threads=threads,
+                progress=lambda event: _send(channel, {"type": "progress", "event": event}),
+            )
+        except Exception as exc:  # the job's module (or its artifact store) is not usable here: a finding
             from dlcompat.study.jobs.base import JobOutcome, error_text
 
             outcome = JobOutcome(status="failed", error=f"cannot load job {request['kind']}: {error_text(exc)}")
         else:
             outcome = run_job(fn, ctx)
         outcome.environment = {"python": platform.python_version(), "executable": sys.executable,
-                               "platform": platform.platform(), "pid": os.getpid(), "threads": ctx.threads,
+                               "platform": platform.platform(), "pid": os.getpid(), "threads": threads,
                                "packages": _versions()}
         _send(channel, {"type": "result", "outcome": outcome.to_dict()})
 
 
+def _exit_with_parent(parent: int, interval_s: float = 1.0) -> None:
+    """End this worker once the process that started it is gone (re-parented to init or a subreaper)."""
+    while True:
+        time.sleep(interval_s)
+        if os.getppid() != parent:
+            os._exit(70)
+
+
 def main() -> None:
+    import faulthandler
+
+    faulthandler.enable(all_threads=False)  # a crash leaves the job's Python stack in the log, and in the finding
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True, name="parent-watch").start()
     channel = os.fdopen(os.dup(1), "w", encoding="utf-8")
     os.dup2(2, 1)  # anything printed by a framework goes to the worker's log, not the protocol
     sys.stdout = sys.stderr

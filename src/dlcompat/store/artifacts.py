@@ -6,7 +6,19 @@ study killed with SIGKILL) never sees a half-written artifact; a crash leaves at
 which `clean_tmp` removes. Paths handed around are relative to the root (``objects/ab/...``), so a
 results database stays valid when the whole output folder is moved.
 
-Imports only the standard library and NumPy: workers in every toolchain environment use it.
+The root may also be an fsspec URL (``s3://bucket/prefix``, ``gs://…``, ``file:///shared/mount``,
+``memory://…``): the storage every node of a cluster can reach. Then a node keeps a local cache laid
+out like a local store (``$DLCOMPAT_ARTIFACT_CACHE``, else ``~/.cache/dlcompat/artifact-cache``, one
+folder per root): a job writes into the cache as before, and each finished artifact is uploaded to
+``<root>/tmp/<name>.part`` and then moved to ``<root>/objects/…``, so the shared store never shows a
+half-written object (a single PUT or server-side copy on object stores, a rename on file systems).
+A reader asking for an artifact's path gets the cached copy, downloaded (and checked against its
+hash) the first time. Workers of toolchain environments without fsspec never see the URL: the
+executor fetches a job's inputs into the cache, runs the job on the cache as a plain folder, and
+publishes the artifacts its outcome names (`artifact_refs`, `fetch`, `publish`).
+
+Imports only the standard library and NumPy (fsspec only for a URL root): workers in every toolchain
+environment use it.
 """
 
 from __future__ import annotations
@@ -14,15 +26,109 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import posixpath
+import re
 import shutil
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 _CHUNK = 1 << 20
+#: temp entries younger than this are left alone by `clean_tmp` on shared roots and caches (a writer may own them)
+STALE_TMP_S = 3600.0
+
+
+#: how an artifact is named wherever results point at one: objects/<2 hex>/<62 hex><suffix>
+ARTIFACT_PATH = re.compile(r"^objects/[0-9a-f]{2}/[0-9a-f]{62}(\.[A-Za-z0-9._-]+)?$")
+
+
+def artifact_refs(data: object) -> set[str]:
+    """Every artifact path named anywhere in nested dicts, lists and strings (a job's inputs or outcome)."""
+    found: set[str] = set()
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if ARTIFACT_PATH.match(item):
+                found.add(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set):
+            stack.extend(item)
+    return found
+
+
+def is_url(root: str | Path) -> bool:
+    """True for an fsspec URL (``scheme://…``), False for a plain folder."""
+    return "://" in str(root)
+
+
+def default_cache(location: str) -> Path:
+    """This machine's cache folder for the artifacts of the shared root `location`."""
+    base = Path(os.environ.get("DLCOMPAT_ARTIFACT_CACHE", Path.home() / ".cache" / "dlcompat" / "artifact-cache"))
+    return base / hashlib.sha256(location.encode()).hexdigest()[:16]
+
+
+class RemoteRoot:
+    """The shared side of a URL root: upload under a temp name and move into place; download whole."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            import fsspec
+        except ImportError as exc:  # a toolchain environment without fsspec cannot use a URL root
+            raise RuntimeError(f"artifact root {url} is a URL, which needs fsspec in this environment "
+                               "(pip install fsspec, plus s3fs or gcsfs for those schemes)") from exc
+        self.url = url
+        self.fs: Any
+        self.fs, self.base = fsspec.core.url_to_fs(url)
+        self.base = self.base.rstrip("/")
+
+    def full(self, relative: str) -> str:
+        return f"{self.base}/{relative}"
+
+    def exists(self, relative: str) -> bool:
+        return bool(self.fs.exists(self.full(relative)))
+
+    def upload(self, local: Path, relative: str) -> None:
+        """Publish `local` as `relative` atomically: nothing appears under objects/ until it is whole."""
+        target = self.full(relative)
+        if self.fs.exists(target):
+            return
+        part = self.full(f"tmp/{local.name}.{time.time_ns()}.{uuid.uuid4().hex[:8]}.part")
+        self.fs.makedirs(posixpath.dirname(part), exist_ok=True)
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        self.fs.put_file(str(local), part)
+        self.fs.mv(part, target)
+
+    def download(self, relative: str, staging: Path) -> None:
+        self.fs.get_file(self.full(relative), str(staging))
+
+    def sha256(self, relative: str) -> str:
+        digest = hashlib.sha256()
+        with self.fs.open(self.full(relative), "rb") as fh:
+            while block := fh.read(_CHUNK):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def clean_tmp(self, older_than_s: float) -> int:
+        """Remove interrupted uploads (their names carry the time they started) older than `older_than_s`."""
+        folder = self.full("tmp")
+        if not self.fs.exists(folder):
+            return 0
+        removed, cutoff = 0, time.time_ns() - older_than_s * 1e9
+        for entry in self.fs.ls(folder, detail=False):
+            parts = posixpath.basename(entry).split(".")
+            started = int(parts[-3]) if len(parts) >= 4 and parts[-3].isdigit() else 0
+            if started <= cutoff:
+                self.fs.rm(entry, recursive=True)
+                removed += 1
+        return removed
 
 
 def sha256_file(path: Path) -> str:
@@ -34,14 +140,58 @@ def sha256_file(path: Path) -> str:
 
 
 class ArtifactStore:
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+    """`root` is a folder or an fsspec URL; `location` is what to hand to another process or node (a folder's
+    absolute path: a Ray worker does not share the driver's working directory)."""
+
+    def __init__(self, root: str | Path, cache: str | Path | None = None) -> None:
+        self.remote: RemoteRoot | None = None
+        if is_url(root):
+            self.location = str(root)
+            self.remote = RemoteRoot(self.location)
+            self.root = Path(cache) if cache else default_cache(self.location)  # this machine's cache
+        else:
+            self.root = Path(root)
+            self.location = str(self.root.absolute())
         (self.root / "objects").mkdir(parents=True, exist_ok=True)
         (self.root / "tmp").mkdir(parents=True, exist_ok=True)
 
     def path(self, relative: str) -> Path:
-        """Absolute path of an artifact named by its relative path."""
-        return self.root / relative
+        """Local path of an artifact named by its relative path (downloaded first from a URL root)."""
+        local = self.root / relative
+        if self.remote is not None and not local.exists():
+            self._download(relative, local)
+        return local
+
+    def _download(self, relative: str, local: Path) -> None:
+        assert self.remote is not None
+        if not self.remote.exists(relative):
+            raise FileNotFoundError(f"artifact {relative} is not in {self.location}")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.root / "tmp" / f"{local.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.part"
+        try:
+            self.remote.download(relative, staging)
+            digest = sha256_file(staging)
+            if local.parent.name + local.name.split(".", 1)[0] != digest:
+                raise OSError(f"artifact {relative} downloaded from {self.location} does not match its hash")
+            os.replace(staging, local)
+        finally:
+            staging.unlink(missing_ok=True)
+
+    def _publish(self, relative: str) -> str:
+        if self.remote is not None:
+            self.remote.upload(self.root / relative, relative)
+        return relative
+
+    def fetch(self, relatives: set[str]) -> None:
+        """Have these artifacts in the local folder (downloaded from a URL root where missing)."""
+        for relative in sorted(relatives):
+            self.path(relative)
+
+    def publish(self, relatives: set[str]) -> None:
+        """Upload to a URL root those of these artifacts that were written here (no-op for a folder)."""
+        for relative in sorted(relatives):
+            if self.remote is not None and (self.root / relative).exists():
+                self._publish(relative)
 
     @contextmanager
     def writing(self, suffix: str = "") -> Iterator[Path]:
@@ -65,7 +215,7 @@ class ArtifactStore:
         target = self.root / relative
         if target.exists():
             source.unlink(missing_ok=True)
-            return relative
+            return self._publish(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(source, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -76,7 +226,7 @@ class ArtifactStore:
             shutil.copyfile(source, staging)
             os.replace(staging, target)
             source.unlink(missing_ok=True)
-        return relative
+        return self._publish(relative)
 
     def put_bytes(self, data: bytes, suffix: str = "") -> str:
         digest = hashlib.sha256(data).hexdigest()
@@ -90,7 +240,7 @@ class ArtifactStore:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(staging, target)
-        return relative
+        return self._publish(relative)
 
     def put_array(self, array: np.ndarray) -> str:
         """Store one array as `.npy` (readable with NumPy alone, no pickle)."""
@@ -102,15 +252,31 @@ class ArtifactStore:
         return np.load(self.path(relative), allow_pickle=False)
 
     def verify(self, relative: str) -> bool:
-        """True when the artifact's bytes still hash to its name."""
-        path = self.path(relative)
-        name = path.name.split(".", 1)[0]
-        return path.exists() and sha256_file(path) == path.parent.name + name
+        """True when the artifact's bytes still hash to its name (on the shared root, for a URL root)."""
+        path = self.root / relative
+        name = path.parent.name + path.name.split(".", 1)[0]
+        if self.remote is not None:
+            return self.remote.exists(relative) and self.remote.sha256(relative) == name
+        return path.exists() and sha256_file(path) == name
 
     def clean_tmp(self) -> int:
-        """Remove what interrupted writers left in tmp/; returns how many entries went."""
-        removed = 0
+        """Remove what interrupted writers left in tmp/; returns how many entries went.
+
+        A plain folder belongs to one study, so everything goes. A URL root and its cache are shared by
+        every node (and maybe several studies), so only entries older than `STALE_TMP_S` go there.
+        """
+        if self.remote is not None:
+            return self.remote.clean_tmp(STALE_TMP_S) + self._clean_local_tmp(STALE_TMP_S)
+        return self._clean_local_tmp(0.0)
+
+    def _clean_local_tmp(self, older_than_s: float) -> int:
+        removed, cutoff = 0, time.time() - older_than_s
         for entry in (self.root / "tmp").iterdir():
+            try:
+                if older_than_s and entry.stat().st_mtime > cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
             if entry.is_dir():
                 for child in entry.iterdir():
                     child.unlink()

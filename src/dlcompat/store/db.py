@@ -3,11 +3,17 @@
 The driver is its only writer. A finished job and all its measurements are written in one
 transaction, keyed by the job's key, so a study killed at any instant leaves either the whole job or
 none of it, and a job is never stored twice.
+
+Two small tables let another terminal follow a study (`dlcompat status`): `running` holds the jobs the
+driver has handed to its executor and not yet stored, and `drivers` the driver of each run with a
+heartbeat it refreshes every few seconds; a run marked running whose heartbeat is old lost its driver.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    delete,
     event,
     insert,
     select,
@@ -89,8 +96,35 @@ measurements = Table(
 )
 
 
+running = Table(
+    "running",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("label", Text, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("started", String(40), nullable=False),
+)
+
+drivers = Table(
+    "drivers",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("executor", String(200), nullable=False),
+    Column("started", String(40), nullable=False),
+    Column("heartbeat", String(40), nullable=False),
+)
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def age_s(stamp: str) -> float:
+    """Seconds since an ISO timestamp written by `now()`."""
+    return (datetime.now(UTC) - datetime.fromisoformat(stamp)).total_seconds()
 
 
 def database_url(out_dir: Path) -> str:
@@ -139,9 +173,46 @@ class ResultStore:
                 rows = [_measurement_row(key, m) for m in outcome.measurements]
                 if rows:
                     conn.execute(insert(measurements), rows)
+                conn.execute(delete(running).where(running.c.run_id == run_id, running.c.key == key))
         except IntegrityError:
+            self.job_stopped(run_id, key)
             return False
         return True
+
+    # --- what is running now ------------------------------------------------------------------------
+    def job_started(self, run_id: str, key: str, label: str, kind: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(running).where(running.c.run_id == run_id, running.c.key == key))
+            conn.execute(insert(running).values(run_id=run_id, key=key, label=label, kind=kind, started=now()))
+
+    def job_stopped(self, run_id: str, key: str) -> None:
+        """The job ended without being stored (an infrastructure fault)."""
+        with self.engine.begin() as conn:
+            conn.execute(delete(running).where(running.c.run_id == run_id, running.c.key == key))
+
+    def heartbeat(self, run_id: str, executor: str = "") -> None:
+        """The driver is alive: written at start (with `executor`) and every few seconds after."""
+        with self.engine.begin() as conn:
+            stamp = now()
+            if executor:
+                conn.execute(delete(drivers).where(drivers.c.run_id == run_id))
+                conn.execute(insert(drivers).values(run_id=run_id, host=socket.gethostname(), pid=os.getpid(),
+                                                    executor=executor, started=stamp, heartbeat=stamp))
+            else:
+                conn.execute(update(drivers).where(drivers.c.run_id == run_id).values(heartbeat=stamp))
+
+    def run_state(self, run_id: str | None) -> dict[str, Any]:
+        """A run as another terminal sees it: its record, job counts, its driver and what runs now."""
+        run = self.run(run_id)
+        statuses = list(self.job_statuses(run["job_keys"]).values())
+        counts = {s: statuses.count(s) for s in ("ok", "failed", "unavailable")}
+        counts = {"total": len(run["job_keys"]), **counts, "pending": len(run["job_keys"]) - len(statuses)}
+        with self.engine.connect() as conn:
+            driver = conn.execute(select(drivers).where(drivers.c.run_id == run["id"])).mappings().first()
+            now_running = conn.execute(select(running).where(running.c.run_id == run["id"])
+                                       .order_by(running.c.started)).mappings().all()
+        return {"run": run, "jobs": counts, "driver": dict(driver) if driver else None,
+                "running": [dict(r) for r in now_running]}
 
     # --- runs ---------------------------------------------------------------------------------------
     def start_run(self, run_id: str, name: str, config_toml: str, environment: dict[str, Any],
@@ -152,6 +223,7 @@ class ResultStore:
                       "job_keys": json.dumps(job_keys)}
             if exists:
                 conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
+                conn.execute(delete(running).where(running.c.run_id == run_id))  # left by a killed driver
             else:
                 conn.execute(insert(runs).values(id=run_id, name=name, config_toml=config_toml, created=now(),
                                                  summary="{}", **values))
@@ -160,6 +232,7 @@ class ResultStore:
         with self.engine.begin() as conn:
             conn.execute(update(runs).where(runs.c.id == run_id).values(status=status, updated=now(),
                                                                          summary=json.dumps(summary)))
+            conn.execute(delete(running).where(running.c.run_id == run_id))
 
     def runs(self) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -3,6 +3,12 @@
 The runner is the single writer of the results database. Jobs whose key is stored are not run again;
 a job whose upstream failed is skipped (not stored, so it runs once its upstream succeeds); every
 finished job is stored with its measurements in one transaction the moment it completes.
+
+The runner is the one scheduler of every executor: it submits a job once its inputs are stored, up to
+the executor's `slots` at a time, so a Ray cluster runs the plan's independent jobs in parallel while
+the driver keeps the store exact. A job the machinery lost (its worker or node killed, retries spent)
+is reported, not stored: the next run tries it again. While it works the driver records which jobs
+run and refreshes a heartbeat, for `dlcompat status` in another terminal.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any
 from dlcompat import __version__
 from dlcompat.converters.graph import converter
 from dlcompat.envs.registry import get_env, probe_modules, sync_env
-from dlcompat.errors import DataError, FrameworkUnavailableError
+from dlcompat.errors import ConfigError, DataError, FrameworkUnavailableError
 from dlcompat.frameworks.registry import framework_entry
 from dlcompat.runtimes.base import runtime_entry
 from dlcompat.store.artifacts import ArtifactStore
@@ -43,6 +49,8 @@ class RunSummary:
     failed: int = 0
     unavailable: int = 0
     skipped: int = 0
+    #: jobs lost to infrastructure faults after their retries (not stored: a re-run tries them again)
+    lost: int = 0
     duration_s: float = 0.0
     findings: list[str] = field(default_factory=list)
 
@@ -132,10 +140,22 @@ def run_environment(config: StudyConfig) -> dict[str, Any]:
     }
 
 
-def _request(job: Job, inputs: dict[str, dict[str, Any]], artifacts: ArtifactStore) -> dict[str, Any]:
+#: job kinds that train, and so get the config's `train_gpus` on Ray
+TRAINING_KINDS = ("train", "reproduce")
+#: seconds between the driver's heartbeats in the results database
+HEARTBEAT_S = 5.0
+
+
+def _request(job: Job, inputs: dict[str, dict[str, Any]], artifacts: ArtifactStore,
+             config: StudyConfig) -> dict[str, Any]:
+    """What an executor needs to run a job; limits come from the job's runtime settings, else the config."""
+    limits = {"memory_limit_mb": config.memory_limit_mb, "retries": config.retries,
+              "gpus": config.train_gpus if job.kind in TRAINING_KINDS else 0.0}
+    limits.update({k: v for k, v in job.runtime.items() if k in limits})
     return {"kind": job.kind, "params": {**job.params, **{k: v for k, v in job.runtime.items() if k == "data_dir"}},
-            "inputs": inputs, "artifacts_root": str(artifacts.root), "threads": job.params.get("threads", 1),
-            "env": job.env, "timeout_s": job.runtime.get("timeout_s", 1800), "key": job.key, "label": job.label}
+            "inputs": inputs, "artifacts_root": artifacts.location, "threads": job.params.get("threads", 1),
+            "env": job.env, "timeout_s": job.runtime.get("timeout_s", 1800), "key": job.key, "label": job.label,
+            **limits}
 
 
 def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, executor: Executor,
@@ -147,6 +167,7 @@ def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, execu
     view.start(len(jobs), len(done))
     pending = [k for k in jobs if k not in done]
     running: dict[Future[JobOutcome], str] = {}
+    last_beat = time.monotonic()
     outputs_cache: dict[str, dict[str, Any]] = {}
 
     def outputs_of(key: str) -> dict[str, Any]:
@@ -173,18 +194,30 @@ def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, execu
                 break
             inputs = {role: outputs_of(dep) for role, dep in job.deps.items()}
             task = view.job_started(job.label)
-            running[executor.submit(_request(job, inputs, artifacts), lambda e, t=task: view.job_event(t, e))] = key
+            store.job_started(summary.run_id, key, job.label, job.kind)
+            request = _request(job, inputs, artifacts, plan.config)
+            running[executor.submit(request, lambda e, t=task: view.job_event(t, e))] = key
         if not running:
             if pending and not progressed:
                 raise RuntimeError("the plan has a cycle or a job whose dependency is missing")
             continue
-        finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        finished, _ = wait(list(running), timeout=HEARTBEAT_S, return_when=FIRST_COMPLETED)
+        if time.monotonic() - last_beat >= HEARTBEAT_S:
+            store.heartbeat(summary.run_id)
+            last_beat = time.monotonic()
         for future in finished:
             key = running.pop(future)
             job = jobs[key]
             outcome = future.result()
             if outcome.user_error:  # bad input, not a finding: stop, store nothing, say what to do
                 raise DataError(outcome.error)
+            if outcome.infrastructure:  # the machinery's fault, not the job's: not stored, the next run retries
+                store.job_stopped(summary.run_id, key)
+                status[key] = "lost"
+                summary.lost += 1
+                summary.findings.append(f"{job.label}: not stored, run again to retry: {outcome.error[:300]}")
+                view.job_done(job.label, "lost")
+                continue
             store.record_job(summary.run_id, key, job.kind, job.env, job.label, job.params, job.deps, outcome)
             status[key] = outcome.status
             summary.ran += 1
@@ -194,18 +227,28 @@ def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, execu
             view.job_done(job.label, outcome.status)
 
 
-def make_executor(name: str, jobs: int, log_dir: Path) -> Executor:
+def make_executor(name: str, jobs: int | None, log_dir: Path, address: str | None = None) -> Executor:
+    """`jobs`: jobs at once (local: default 1; Ray: default every CPU of the cluster)."""
+    if address and name != "ray":
+        raise ConfigError("--address names a Ray cluster: use it with --executor ray")
     if name == "inline":
         from dlcompat.study.executors.inline import InlineExecutor
 
         return InlineExecutor()
+    if name == "ray":
+        from dlcompat.study.executors.ray import RayExecutor
+
+        return RayExecutor(address=address, max_slots=jobs, log_dir=log_dir)
     from dlcompat.study.executors.local import LocalExecutor
 
-    return LocalExecutor(slots=jobs, log_dir=log_dir)
+    return LocalExecutor(slots=jobs or 1, log_dir=log_dir)
 
 
 def run_study(config: StudyConfig, out_dir: Path, *, data_dir: str | None = None, executor: str = "local",
-              jobs: int = 1, view: ProgressView | None = None, database: str | None = None) -> RunSummary:
+              jobs: int | None = None, view: ProgressView | None = None, database: str | None = None,
+              address: str | None = None, artifacts: str | None = None) -> RunSummary:
+    """Run a study. `artifacts`: a folder or fsspec URL every node can reach (default OUT/artifacts);
+    `address`: an existing Ray cluster (with executor "ray"; none starts a local Ray instance)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     view = view or ProgressView(enabled=False)
     unavailable = resolve_frameworks(config, out_dir / "env-sync.log", view.say)
@@ -213,15 +256,19 @@ def run_study(config: StudyConfig, out_dir: Path, *, data_dir: str | None = None
     preflight(config, plan, out_dir / "env-sync.log")
     url = database or database_url(out_dir)
     store = ResultStore(url)
-    artifacts = ArtifactStore(out_dir / "artifacts")
-    artifacts.clean_tmp()
+    artifact_store = ArtifactStore(artifacts or out_dir / "artifacts")
+    artifact_store.clean_tmp()
+    if executor == "ray" and address and artifact_store.remote is None:
+        view.say(f"note: artifacts go to {artifact_store.location}, a folder of this machine: every node of the "
+                 "cluster must see it at that path (a shared mount), else pass --artifacts s3://… or another URL")
     summary = RunSummary(run_id=plan.run_id, out_dir=str(out_dir), database=url)
     store.start_run(plan.run_id, config.name, config_to_toml(config), run_environment(config), list(plan.jobs))
     start = time.perf_counter()
     final = "interrupted"
     try:
-        with make_executor(executor, jobs, out_dir / "logs") as ex, view:
-            execute_plan(plan, store, artifacts, ex, view, summary)
+        with make_executor(executor, jobs, out_dir / "logs", address) as ex, view:
+            store.heartbeat(plan.run_id, executor=f"{executor} {address}" if address else executor)
+            execute_plan(plan, store, artifact_store, ex, view, summary)
         final = "complete"
     finally:
         summary.duration_s = time.perf_counter() - start

@@ -1,10 +1,22 @@
 """Local executor: long-lived worker processes, one pool per toolchain environment, `slots` jobs at a time.
 
 Each worker is `python -m dlcompat.envs.worker` started with its environment's interpreter and a
-thread budget, in its own process group. A job that runs past its time limit gets its worker killed
-(the whole group) and is recorded as failed with that reason; a worker that dies (a segfault, the OOM
-killer) is recorded the same way and replaced. Importing a framework costs seconds, so workers are
-reused across jobs of the same environment instead of starting a fresh interpreter per job.
+thread budget, in its own process group. Importing a framework costs seconds, so workers are reused
+across jobs of the same environment instead of starting a fresh interpreter per job.
+
+What can go wrong, and what becomes of the job (the same on the Ray executor, which runs its jobs
+through this module's `WorkerPool` on each node):
+
+- past its time limit: the worker (its whole group) is killed; a finding, "timed out after …";
+- past its memory limit (resident memory of the worker and its children, sampled every 0.1 s): the
+  worker is killed; a finding, "exceeded its memory limit …";
+- the worker crashes (a segfault, an abort, any exit of its own): a finding naming the signal or code
+  and where it crashed (faulthandler's fatal error and innermost frames, else the log's last lines);
+- the worker is killed from outside (SIGKILL, SIGTERM, SIGHUP, SIGINT: the OOM killer, an operator, a
+  node going away): an infrastructure fault, not the job's; the job runs again on a fresh worker, up
+  to the request's `retries`; when they run out it is reported but not stored, so a re-run retries it.
+
+A deterministic failure is thus recorded once and never retried; only the machinery is.
 """
 
 from __future__ import annotations
@@ -22,57 +34,143 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from dlcompat.envs.registry import get_env
+from dlcompat.metrics.record import Measurement
+from dlcompat.store.artifacts import ArtifactStore, artifact_refs, is_url
 from dlcompat.study.executors.base import Executor, ProgressSink
-from dlcompat.study.jobs.base import JobOutcome
+from dlcompat.study.jobs.base import CELL_FIELDS, JobOutcome, error_text
+
+#: deaths by these signals come from outside the job (OOM killer, operator, node shutdown): retried
+EXTERNAL_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
+#: retries of an infrastructure fault when a request does not say
+DEFAULT_RETRIES = 2
+_MEMORY_POLL_S = 0.1
 
 
 class WorkerDied(Exception):
-    pass
+    """The worker process ended; `infrastructure` when something outside the job ended it."""
+
+    def __init__(self, message: str, infrastructure: bool = False) -> None:
+        super().__init__(message)
+        self.infrastructure = infrastructure
+
+
+class MemoryLimitExceeded(Exception):
+    def __init__(self, rss: int, limit: int) -> None:
+        super().__init__(f"resident {rss / 2**20:.0f} MB > limit {limit / 2**20:.0f} MB")
+        self.rss, self.limit = rss, limit
+
+
+class InfrastructureFault(Exception):
+    """The machinery failed, not the job: the job may run again (bounded by its request's `retries`)."""
+
+
+def failure(request: dict[str, Any], error: str, infrastructure: bool = False) -> JobOutcome:
+    """A failed outcome decided outside the job, with the row that makes the finding show in the export."""
+    cell = request.get("params", {}).get("cell", {})
+    fields = {k: cell.get(k, "" if k != "seed" else None) for k in CELL_FIELDS}
+    row = Measurement(metric=request["kind"], value=None, status="failed", error=error, **fields)  # type: ignore[arg-type]
+    return JobOutcome(status="failed", error=error, measurements=[row], infrastructure=infrastructure)
 
 
 class Worker:
     """One child process speaking the JSON-lines protocol of `dlcompat.envs.worker`."""
 
-    def __init__(self, env: str, threads: int, log_dir: Path) -> None:
+    def __init__(self, env: str, threads: int, log_dir: Path, variables: dict[str, str] | None = None) -> None:
         toolchain = get_env(env)
         self.env = env
+        self.key = pool_key(env, threads, variables)
         self.log_path = log_dir / f"worker-{env}-{time.time_ns()}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop)
-        self.proc = subprocess.Popen(
-            [str(toolchain.interpreter()), "-m", "dlcompat.envs.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            env=toolchain.worker_environ(threads), start_new_session=True, text=True, bufsize=1,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [str(toolchain.interpreter()), "-m", "dlcompat.envs.worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+                env={**toolchain.worker_environ(threads), **(variables or {})}, start_new_session=True, text=True,
+                bufsize=1,
+            )
+        except OSError as exc:
+            self._log.close()
+            raise WorkerDied(f"cannot start a worker of environment {env}: {exc}") from exc
         self._buffer = ""
-        ready = self._read(deadline=time.monotonic() + 300)
+        self._tree: dict[int, psutil.Process] = {}
+        self._tree_read = 0.0
+        try:
+            ready = self._read(deadline=time.monotonic() + 300)
+        except TimeoutError:
+            self.stop(kill=True)
+            raise WorkerDied(f"worker of environment {env} did not start within 300 s", infrastructure=True) from None
         if ready.get("type") != "ready":
+            self.stop(kill=True)
             raise WorkerDied(f"worker of environment {env} did not start: {ready}")
 
-    def _read(self, deadline: float) -> dict[str, Any]:
-        """The next protocol message, or WorkerDied / TimeoutError."""
+    def _read(self, deadline: float, memory_limit: int = 0) -> dict[str, Any]:
+        """The next protocol message, or WorkerDied / TimeoutError / MemoryLimitExceeded."""
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
+        poll = _MEMORY_POLL_S if memory_limit else 1.0
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
             while "\n" not in self._buffer:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError
-                if not sel.select(timeout=min(remaining, 1.0)):
+                if memory_limit and (rss := self.resident_bytes()) > memory_limit:
+                    raise MemoryLimitExceeded(rss, memory_limit)
+                if not sel.select(timeout=min(remaining, poll)):
                     continue
                 chunk = os.read(fd, 65536).decode("utf-8", errors="replace")
                 if not chunk:
-                    code = self.proc.wait()
-                    raise WorkerDied(self._death(code))
+                    raise self._died()
                 self._buffer += chunk
         line, self._buffer = self._buffer.split("\n", 1)
         return json.loads(line)
 
-    def _death(self, code: int) -> str:
+    def resident_bytes(self) -> int:
+        """Resident memory of the worker and every process it started (0 once it is gone).
+
+        Reading one process's RSS is cheap; finding its children scans every process of the machine, so
+        the tree is looked up again once a second and its members' memory sampled each time.
+        """
+        try:
+            if time.monotonic() - self._tree_read > 1.0 or not self._tree:
+                root = self._tree.get(self.proc.pid) or psutil.Process(self.proc.pid)
+                self._tree = {root.pid: root, **{c.pid: c for c in root.children(recursive=True)}}
+                self._tree_read = time.monotonic()
+        except psutil.Error:
+            return 0
+        total = 0
+        for pid, proc in list(self._tree.items()):
+            try:
+                total += proc.memory_info().rss
+            except psutil.Error:
+                self._tree.pop(pid, None)
+        return total
+
+    def _died(self) -> WorkerDied:
+        code = self.proc.wait()
+        external = code < 0 and -code in EXTERNAL_SIGNALS
         reason = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+        crash = self.crash_report()
         tail = self.log_tail()
-        return f"worker process died ({reason})" + (f"; its last output: {tail}" if tail else "")
+        message = f"worker process died ({reason})" + (f"; {crash}" if crash else
+                                                          f"; its last output: {tail}" if tail else "")
+        return WorkerDied(message, infrastructure=external)
+
+    def crash_report(self) -> str:
+        """`Fatal Python error: …; File …, line … in …`: what faulthandler wrote when the worker crashed."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        start = text.rfind("Fatal Python error:")
+        if start < 0:
+            return ""
+        lines = [line.strip() for line in text[start:].splitlines() if line.strip()]
+        frames = [line for line in lines if line.startswith("File ")][:3]  # innermost first
+        return "; ".join([lines[0], *frames])[:1000]
 
     def log_tail(self, lines: int = 5) -> str:
         try:
@@ -81,13 +179,19 @@ class Worker:
             return ""
         return " | ".join(text[-lines:])[-1000:]
 
-    def run(self, request: dict[str, Any], progress: ProgressSink, timeout_s: float) -> JobOutcome:
+    def run(self, request: dict[str, Any], progress: ProgressSink, timeout_s: float,
+            memory_limit: int = 0) -> JobOutcome:
+        """Run one job; `memory_limit` in bytes (0: none). Raises TimeoutError, MemoryLimitExceeded, WorkerDied."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(request) + "\n")
-        self.proc.stdin.flush()
+        try:
+            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.flush()
+        except OSError:  # it died while idle: not the job's doing
+            died = self._died()
+            raise WorkerDied(str(died), infrastructure=True) from None
         deadline = time.monotonic() + timeout_s
         while True:
-            message = self._read(deadline)
+            message = self._read(deadline, memory_limit)
             if message["type"] == "progress":
                 progress(message["event"])
             elif message["type"] == "result":
@@ -116,65 +220,148 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
     proc.wait()
 
 
-class LocalExecutor(Executor):
-    def __init__(self, slots: int = 1, log_dir: Path | None = None) -> None:
-        self.slots = max(1, slots)
-        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="dlcompat-workers-"))
+def pool_key(env: str, threads: int, variables: dict[str, str] | None = None) -> tuple[Any, ...]:
+    """Workers are interchangeable when they share an environment, a thread budget and extra variables."""
+    return (env, threads, tuple(sorted((variables or {}).items())))
+
+
+class WorkerPool:
+    """Live workers, reused by key; at most `capacity` alive, an idle one of another key retired for a new one."""
+
+    def __init__(self, capacity: int, log_dir: Path) -> None:
+        self.capacity = max(1, capacity)
+        self.log_dir = log_dir
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self._idle: dict[tuple[str, int], list[Worker]] = {}
+        self._idle: dict[tuple[Any, ...], list[Worker]] = {}
         self._all: list[Worker] = []
         self._lock = threading.Lock()
-        self._threads = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="dlcompat-job")
+        self.closed = False
 
-    def _checkout(self, env: str, threads: int) -> Worker:
+    def checkout(self, env: str, threads: int, variables: dict[str, str] | None = None) -> Worker:
+        victim = None
         with self._lock:
-            pool = self._idle.setdefault((env, threads), [])
+            if self.closed:
+                raise WorkerDied("the executor is shutting down")
+            pool = self._idle.setdefault(pool_key(env, threads, variables), [])
             while pool:
                 worker = pool.pop()
                 if worker.alive():
                     return worker
-            # keep at most `slots` live workers: retire an idle one of another environment
-            live = [w for w in self._all if w.alive()]
-            if len(live) >= self.slots:
+            self._all = [w for w in self._all if w.alive()]
+            if len(self._all) >= self.capacity:
                 for other in self._idle.values():
-                    if other:
-                        victim = other.pop()
-                        victim.stop()
+                    while other and victim is None:
+                        candidate = other.pop()
+                        if candidate in self._all:  # alive: retire it
+                            victim = candidate
+                            self._all.remove(victim)
+                    if victim is not None:
                         break
-        worker = Worker(env, threads, self.log_dir)
+        if victim is not None:
+            victim.stop()
+        worker = Worker(env, threads, self.log_dir, variables)
         with self._lock:
             self._all.append(worker)
+            if self.closed:  # closed while it started: it would outlive the pool
+                self._all.remove(worker)
+                worker.stop(kill=True)
+                raise WorkerDied("the executor is shutting down")
         return worker
 
-    def _checkin(self, worker: Worker, threads: int) -> None:
+    def checkin(self, worker: Worker) -> None:
         with self._lock:
-            self._idle.setdefault((worker.env, threads), []).append(worker)
+            self._idle.setdefault(worker.key, []).append(worker)
 
-    def _run(self, request: dict[str, Any], progress: ProgressSink) -> JobOutcome:
-        env, threads = request["env"], int(request.get("threads", 1))
-        timeout_s = float(request.get("timeout_s", 1800))
-        try:
-            worker = self._checkout(env, threads)
-        except WorkerDied as exc:
-            return JobOutcome(status="failed", error=str(exc))
-        try:
-            outcome = worker.run(request, progress, timeout_s)
-        except TimeoutError:
+    def close(self) -> None:
+        with self._lock:
+            self.closed = True
+            workers, self._all, self._idle = self._all, [], {}
+        for worker in workers:
             worker.stop(kill=True)
-            return JobOutcome(status="failed", error=f"timed out after {timeout_s:g} s (the job's time limit); "
-                                                     "its worker was killed")
-        except WorkerDied as exc:
-            worker.stop()
-            return JobOutcome(status="failed", error=str(exc))
-        self._checkin(worker, threads)
-        return outcome
+
+
+def run_in_pool(pool: WorkerPool, request: dict[str, Any], progress: ProgressSink,
+                variables: dict[str, str] | None = None, reuse: bool = True) -> JobOutcome:
+    """Run one request on a worker of `pool`: the job's outcome, or a finding for a crash, a time or memory limit.
+
+    With a URL artifact root (shared storage), the job's inputs are fetched into this machine's cache
+    first, the worker works on the cache as a plain folder (so no toolchain environment needs fsspec),
+    and the artifacts its outcome names are uploaded before the outcome goes back: the driver stores a
+    job only once its artifacts are on the shared root.
+
+    Raises InfrastructureFault when the worker was killed from outside: the caller decides about a retry.
+    """
+    root = str(request.get("artifacts_root", ""))
+    if not is_url(root):
+        return _run_on_worker(pool, request, progress, variables, reuse)
+    try:
+        shared = ArtifactStore(root)
+        shared.fetch(artifact_refs(request.get("inputs", {})))
+    except Exception as exc:
+        return failure(request, f"cannot fetch the job's inputs from {root}: {error_text(exc)}", infrastructure=True)
+    outcome = _run_on_worker(pool, {**request, "artifacts_root": str(shared.root)}, progress, variables, reuse)
+    try:
+        shared.publish(artifact_refs([outcome.outputs, [m.to_dict() for m in outcome.measurements]]))
+    except Exception as exc:
+        return failure(request, f"cannot upload the job's artifacts to {root}: {error_text(exc)}", infrastructure=True)
+    return outcome
+
+
+def _run_on_worker(pool: WorkerPool, request: dict[str, Any], progress: ProgressSink,
+                   variables: dict[str, str] | None, reuse: bool) -> JobOutcome:
+    env, threads = request["env"], int(request.get("threads", 1))
+    timeout_s = float(request.get("timeout_s", 1800))
+    limit_mb = float(request.get("memory_limit_mb") or 0)
+    try:
+        worker = pool.checkout(env, threads, variables)
+    except WorkerDied as exc:
+        if exc.infrastructure:
+            raise InfrastructureFault(str(exc)) from exc
+        return failure(request, str(exc))
+    try:
+        outcome = worker.run(request, progress, timeout_s, int(limit_mb * 2**20))
+    except TimeoutError:
+        worker.stop(kill=True)
+        return failure(request, f"timed out after {timeout_s:g} s (the job's time limit); its worker was killed")
+    except MemoryLimitExceeded as exc:
+        worker.stop(kill=True)
+        return failure(request, f"exceeded its memory limit of {limit_mb:g} MB ({exc}); its worker was killed")
+    except WorkerDied as exc:
+        worker.stop()
+        if exc.infrastructure:
+            raise InfrastructureFault(str(exc)) from exc
+        return failure(request, str(exc))
+    if reuse:
+        pool.checkin(worker)
+    else:
+        worker.stop()
+    return outcome
+
+
+def run_with_retries(pool: WorkerPool, request: dict[str, Any], progress: ProgressSink,
+                     variables: dict[str, str] | None = None, reuse: bool = True) -> JobOutcome:
+    """`run_in_pool`, again on a fresh worker after each infrastructure fault, `retries` times at most."""
+    retries = int(request.get("retries", DEFAULT_RETRIES))
+    for attempt in range(retries + 1):
+        try:
+            return run_in_pool(pool, request, progress, variables, reuse)
+        except InfrastructureFault as exc:
+            if attempt == retries or pool.closed:
+                return failure(request, f"infrastructure fault, retries spent: {exc}", infrastructure=True)
+            progress({"retry": attempt + 1, "retries": retries, "reason": str(exc)})
+    raise AssertionError("unreachable")
+
+
+class LocalExecutor(Executor):
+    def __init__(self, slots: int = 1, log_dir: Path | None = None) -> None:
+        self.slots = max(1, slots)
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="dlcompat-workers-"))
+        self.pool = WorkerPool(self.slots, self.log_dir)
+        self._threads = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="dlcompat-job")
 
     def submit(self, request: dict[str, Any], progress: ProgressSink) -> Future[JobOutcome]:
-        return self._threads.submit(self._run, request, progress)
+        return self._threads.submit(run_with_retries, self.pool, request, progress)
 
     def close(self) -> None:
         self._threads.shutdown(wait=False, cancel_futures=True)
-        with self._lock:
-            workers, self._all = self._all, []
-        for worker in workers:
-            worker.stop(kill=True)
+        self.pool.close()

@@ -62,6 +62,9 @@ class JobOutcome:
     environment: dict[str, Any] = field(default_factory=dict)
     #: the job failed on the user's input (missing or corrupt data): the study stops with exit code 2
     user_error: bool = False
+    #: the machinery failed, not the job (its worker or node was killed, retries ran out): not stored as a
+    #: finding, so the next `dlcompat run` tries it again
+    infrastructure: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class JobOutcome:
             "duration_s": self.duration_s,
             "environment": self.environment,
             "user_error": self.user_error,
+            "infrastructure": self.infrastructure,
         }
 
     @classmethod
@@ -86,6 +90,7 @@ class JobOutcome:
             duration_s=data.get("duration_s", 0.0),
             environment=data.get("environment", {}),
             user_error=data.get("user_error", False),
+            infrastructure=data.get("infrastructure", False),
         )
 
 

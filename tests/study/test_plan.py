@@ -22,8 +22,9 @@ def test_all_frameworks_expand_and_missing_paths_or_frameworks_become_recorded_c
     reasons = {(j.params["cell"]["framework"], j.params["cell"]["target"]): j.params["reason"]
                for j in plan.jobs.values() if j.kind == "unavailable"}
     assert reasons[("theano", "theano")] == "no env"
-    assert "no converter path from jax to onnx" in reasons[("jax", "onnxruntime")]
+    assert "no converter path from pytensor to onnx" in reasons[("pytensor", "onnxruntime")]
     assert ("tensorflow", "onnxruntime") not in reasons  # Keras exports ONNX itself
+    assert ("jax", "onnxruntime") not in reasons  # jax2tf, then tf2onnx
     order = list(plan.jobs)
     for key, job in plan.jobs.items():
         assert all(order.index(dep) < order.index(key) for dep in job.deps.values())
@@ -67,12 +68,17 @@ def test_migration_plans_both_routes_for_every_ordered_pair():
     weight_eval = next(j for j in plan.jobs.values() if j.kind == "evaluate" and j.params["runtime"] == "weights"
                        and j.params["cell"]["target"] == "jax")
     assert weight_eval.params["adapter"] == "jax" and weight_eval.params["artifact_key"] == "weights"
-    # tensorflow -> pytorch goes through ONNX into onnx2torch; jax has no path to ONNX: a recorded cell
-    via = {j.params["cell"]["variant"] for j in plan.jobs.values()
+    # tensorflow -> pytorch goes through ONNX into onnx2torch, and so does jax (jax2tf, then tf2onnx)
+    via = {(j.params["cell"]["framework"], j.params["cell"]["variant"]) for j in plan.jobs.values()
            if j.kind == "evaluate" and j.params["runtime"] == "onnx2torch"}
-    assert "keras.onnx (keras) → onnx2torch" in via
-    reasons = [j.params["reason"] for j in plan.jobs.values() if j.kind == "unavailable"]
-    assert any("no converter path from jax to onnx" in r for r in reasons)
+    assert ("tensorflow", "keras.onnx (keras) → onnx2torch") in via
+    assert ("jax", "jax.onnx (tflite-tf2onnx) → onnx2torch") in via
+    jax_targets = {j.params["cell"]["target"] for j in plan.jobs.values() if j.kind == "evaluate"
+                   and j.params["cell"]["framework"] == "jax" and j.params["runtime"] != "weights"}
+    assert {"pytorch", "tensorflow"} <= jax_targets  # onnx2torch and onnx2tf
+    missing = {(j.params["cell"]["framework"], j.params["cell"]["target"]) for j in plan.jobs.values()
+               if j.kind == "unavailable"}
+    assert missing == {("pytorch", "jax"), ("tensorflow", "jax")}  # nothing converts into JAX
     # shared conversions are planned once: both routes into pytorch from tensorflow reuse one export
     exports = [j for j in plan.jobs.values() if j.kind == "convert" and j.params["cell"]["framework"] == "pytorch"]
     assert len(exports) == 2  # dynamo and torchscript, each once

@@ -32,6 +32,22 @@ register_converter(
     )
 )
 
+# JAX has no ONNX exporter of its own: jax2tf into TensorFlow, then tf2onnx (the variants are explained in
+# dlcompat.converters.jax_onnx; "tf2onnx" straight from jax2tf's function fails on its XlaCallModule op)
+register_converter(
+    Converter(
+        name="jax.onnx",
+        source="jax",
+        target="onnx",
+        env="main",
+        function="dlcompat.converters.jax_onnx:convert",
+        tool="jax2tf + tf2onnx",
+        module="tf2onnx",
+        variants=("tflite-tf2onnx", "tf2onnx"),
+        suffix=".onnx",
+    )
+)
+
 register_converter(
     Converter(
         name="keras.tfjs",

@@ -175,6 +175,73 @@ def report(
 
 
 @app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument(metavar="RUN_A", help="The baseline run: id, unique prefix, or `latest`.")],
+    run_b: Annotated[str, typer.Argument(metavar="RUN_B", help="The run compared with it (looked up in --out-b).")],
+    out: OutOption = DEFAULT_OUT,
+    out_b: Annotated[Path | None, typer.Option("--out-b", help="Folder of RUN_B's results (default: --out).")] = None,
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL of RUN_A's results database.")] = None,
+    database_b: Annotated[
+        str | None, typer.Option("--database-b", help="SQLAlchemy URL of RUN_B's results database (default: "
+                                                      "--database, or the one in --out-b).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option(help="Folder for compare.html and compare.md (default: OUT/reports/compare-A-B).")
+    ] = None,
+    pool_seeds: Annotated[
+        bool, typer.Option(help="Pool each measurement over its run's seeds even when both runs used the same "
+                                "seeds (they are pooled anyway when the seeds differ).")
+    ] = False,
+    fail_on_change: Annotated[
+        bool, typer.Option(help="Exit 1 when a measurement changed beyond noise, changed status, appeared or "
+                                "disappeared.")
+    ] = False,
+) -> None:
+    """What changed between two runs, and whether each change exceeds the measured noise."""
+    from rich.markup import escape
+
+    from dlcompat.report.compare import change_fields, compare_runs, headline, write_comparison
+
+    store_a = _open_store(out, database)
+    store_b = store_a if out_b is None and database_b is None else _open_store(
+        out_b or out, database_b or (database if out_b is None else None))
+    info_a = {**_report_run(store_a, run_a), "source": database or str(out)}
+    info_b = {**_report_run(store_b, run_b), "source": database_b or str(out_b or out)}
+    comparison = compare_runs(info_a, store_a.rows(info_a["id"]), info_b, store_b.rows(info_b["id"]),
+                              pool_seeds=True if pool_seeds else None)
+    html, markdown = write_comparison(comparison, output or out / "reports" / f"compare-{info_a['id']}-{info_b['id']}")
+
+    console.print(f"run A [bold]{escape(info_a['id'])}[/] ({escape(str(info_a['name']))}) → run B "
+                  f"[bold]{escape(info_b['id'])}[/] ({escape(str(info_b['name']))})"
+                  f"{', pooled over seeds' if comparison.pooled else ''}: {escape(headline(comparison))}",
+                  highlight=False, soft_wrap=True)
+    listed = [*comparison.of_kind("status", "error"), *sorted(comparison.beyond_noise,
+                                                                key=lambda c: -abs(c.relative or 0.0))]
+    if listed:
+        columns = {"verdict": "", "measurement": "measurement", "a": "run A", "b": "run B", "change": "change",
+                   "noise": "noise (or error)"}
+        table = Table(title="changed beyond noise, or changed status", title_justify="left")
+        for key, label in columns.items():
+            table.add_column(label, overflow="fold", justify="right" if key in ("a", "b", "change") else "left")
+        shown = 20
+        for change in listed[:shown]:
+            fields = change_fields(change)
+            table.add_row(*(escape(fields[key]) for key in columns))
+        console.print(table)
+        if len(listed) > shown:
+            console.print(f"… and {len(listed) - shown} more in the report", highlight=False)
+    presence = comparison.of_kind("appeared", "disappeared")
+    if presence:
+        cells = {(c.kind, c.cell) for c in presence}
+        console.print(f"{len(presence)} measurements of {len(cells)} cells appeared or disappeared: see Findings "
+                      "in the report", highlight=False)
+    typer.echo(f"compare:  {html}")
+    typer.echo(f"markdown: {markdown}")
+    if fail_on_change and comparison.has_differences:
+        raise typer.Exit(1)
+
+
+@app.command()
 def export(
     run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix, or `latest`).")] = "latest",
     format: Annotated[ExportFormat, typer.Option("--format", help="csv or parquet.")] = ExportFormat.csv,

@@ -617,6 +617,16 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, str]:
     return {prefix: "" if value is None else str(value)}
 
 
+def _environment_fields(info: Mapping[str, Any]) -> dict[str, str]:
+    """The run's environment (machine, versions, threads, seeds, latency method) and, where recorded, each
+    toolchain environment's own (`toolchains`: Python and packages per environment), flattened."""
+    fields = _flatten(info.get("environment") or {})
+    toolchains = info.get("toolchains")
+    if isinstance(toolchains, Mapping):
+        fields.update(_flatten(toolchains, "toolchains"))
+    return fields
+
+
 def tool_versions(rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """Which version of each framework, converter and runtime the run's measurements name (in their method)."""
     found: dict[str, set[str]] = {}
@@ -665,8 +675,7 @@ def methods_table(comparison: Comparison) -> Table:
 def environment_section(comparison: Comparison) -> Section:
     a, b = comparison.a, comparison.b
     environment = differences_table("environment-differences", "Environment differences",
-                                    _flatten(a.info.get("environment") or {}),
-                                    _flatten(b.info.get("environment") or {}))
+                                    _environment_fields(a.info), _environment_fields(b.info))
     versions = differences_table("version-differences", "Tool versions that differ (from the measurements' methods)",
                                  tool_versions(a.rows), tool_versions(b.rows))
     config_a, config_b = str(a.info.get("config_toml") or ""), str(b.info.get("config_toml") or "")
@@ -721,9 +730,31 @@ def headline(comparison: Comparison) -> str:
 
 
 def describe(change: Change) -> str:
-    """One change in words, as the summary lists it."""
+    """One change in words, as the report's answers list it."""
     return _describe(change)
 
 
+def change_fields(change: Change) -> dict[str, str]:
+    """One change as a terminal's table shows it: where, what, run A, run B, the change, the noise, the verdict.
+
+    For a status change the noise is the error of the side that is not ok.
+    """
+    _dataset, model, framework, target, variant, seed = change.cell
+    where = framework if is_native(framework, target) else f"{framework} → {target}"
+    where += f", {variant}" if variant else ""
+    where += f", seed {seed}" if seed is not None else ""
+    delta = change.delta
+    if change.noise is not None:
+        noise = change.noise.text
+    else:
+        failing = change.b if change.b and status_of(change.b.rows) != "ok" else change.a
+        noise = error_summary(error_of(failing.rows)) if failing else change.reason
+    return {"measurement": f"{change.metric} of {model} ({where})", "a": _value_text(change.a),
+            "b": _value_text(change.b),
+            "change": "" if delta is None else format_delta(delta, change.unit, change.metric),
+            "noise": noise, "verdict": change.label}
+
+
 __all__ = ["HTML_NAME", "MARKDOWN_NAME", "Change", "Comparison", "IndexedRun", "build_comparison_document",
-           "compare_runs", "describe", "format_delta", "headline", "match", "section_of", "write_comparison"]
+           "change_fields", "compare_runs", "describe", "format_delta", "headline", "match", "section_of",
+           "write_comparison"]

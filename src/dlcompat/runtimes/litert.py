@@ -7,7 +7,8 @@ says whether it did (the delegate partitions in the interpreter's execution plan
 A full-integer model takes and returns integers. Its input's scale and zero point are read from the
 model, and the float images are quantized with them (``q = round(x / scale) + zero_point``, clipped to
 the integer type) in `predictor`, before any clock starts; the integer logits are dequantized
-(``(q - zero_point) * scale``) after it: the timed call is `invoke()` and the copy of the raw output.
+(``(q - zero_point) * scale``) after it: the timed call is `set_tensor` (the copy of the prepared
+input into the interpreter, as an app does per inference), `invoke()` and the copy of the raw output.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ class LiteRTRunner(Runner):
         #: a model exported for one batch size (litert-torch's) cannot be resized: it runs that many at a time
         self.static_batch = int(self.input.get("shape_signature", self.input["shape"])[0]) != -1
 
-    def _place(self, x: np.ndarray) -> None:
-        """Resize the interpreter to `x`'s batch (re-planning its memory and delegate) and set the input."""
+    def _place(self, x: np.ndarray) -> np.ndarray:
+        """Resize the interpreter to `x`'s batch (re-planning its memory and delegate) and set the input;
+        returns the input as the interpreter takes it (layout, dtype, quantized)."""
         data = to_layout(x, self.input_layout)
         if self.input_quantization is not None:
             data = self.input_quantization.quantize(data)
@@ -110,6 +112,7 @@ class LiteRTRunner(Runner):
             self.interpreter.allocate_tensors()
             self.batch = data.shape[0]
         self.interpreter.set_tensor(self.input["index"], data)
+        return data
 
     def _logits(self, raw: np.ndarray) -> np.ndarray:
         if self.output_quantization is not None:
@@ -117,19 +120,22 @@ class LiteRTRunner(Runner):
         return np.asarray(raw, dtype=np.float32)
 
     def predictor(self, x: np.ndarray) -> Callable[[], Any]:
-        """`invoke()` on `x`, already quantized and placed; returns the raw output (float, or `QuantizedOutput`).
+        """`set_tensor` + `invoke()` on `x`, converted and quantized here, before any clock; returns the raw
+        output (float, or `QuantizedOutput`).
 
         Valid until the next `predictor` or `infer`, which may resize the interpreter.
         """
-        self._place(x)
-        invoke, get, index, quantization = (self.interpreter.invoke, self.interpreter.get_tensor,
-                                            self.output["index"], self.output_quantization)
+        data = self._place(x)
+        put, invoke, get = self.interpreter.set_tensor, self.interpreter.invoke, self.interpreter.get_tensor
+        source, index, quantization = self.input["index"], self.output["index"], self.output_quantization
         if quantization is None:
             def call() -> Any:
+                put(source, data)
                 invoke()
                 return get(index)
         else:
             def call() -> Any:
+                put(source, data)
                 invoke()
                 return QuantizedOutput(get(index), quantization)
         return call

@@ -90,12 +90,15 @@ async function loadOrt(spec) {
   const t2 = performance.now();
   state.ort = ort;
   state.session = session;
-  state.run = async (input, shape) => {
+  // prepare the input once (before any clock), then each call is session.run on it
+  state.prepare = (input, shape) => {
     const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", input, shape) };
-    const out = await session.run(feeds);
-    const tensor = out[session.outputNames[0]];
-    const data = tensor.data;
-    return { data, dims: tensor.dims, dispose: () => tensor.dispose && tensor.dispose() };
+    const output = session.outputNames[0];
+    return async () => {
+      const out = await session.run(feeds);
+      const tensor = out[output];
+      return { data: tensor.data, dims: tensor.dims, dispose: () => tensor.dispose && tensor.dispose() };
+    };
   };
   return {
     ...facts,
@@ -143,14 +146,18 @@ async function loadTfjs(spec) {
   const t2 = performance.now();
   state.tf = tf;
   state.model = model;
-  state.run = async (input, shape) => {
+  // prepare the input tensor once (before any clock), then each call is predict and the read of its output
+  state.prepare = (input, shape) => {
     const x = tf.tensor(input, shape, "float32");
-    const y = model.predict(x);
-    const data = await y.data();
-    const dims = y.shape;
-    x.dispose();
-    y.dispose();
-    return { data, dims, dispose: () => {} };
+    const call = async () => {
+      const y = model.predict(x);
+      const data = await y.data();
+      const dims = y.shape;
+      y.dispose();
+      return { data, dims, dispose: () => {} };
+    };
+    call.release = () => x.dispose();
+    return call;
   };
   let threads = 1;  // the cpu and webgl backends drive from the page's one JavaScript thread
   if (spec.backend === "wasm") threads = tf.wasm.getThreadsCount();
@@ -207,11 +214,13 @@ export async function infer(name, chunk) {
   let classes = 0;
   for (let start = 0; start < n; start += chunk) {
     const stop = Math.min(n, start + chunk);
-    const part = await state.run(data.subarray(start * per, stop * per), [stop - start, ...shape.slice(1)]);
+    const call = state.prepare(data.subarray(start * per, stop * per), [stop - start, ...shape.slice(1)]);
+    const part = await call();
     classes = part.data.length / (stop - start);
     if (out === null) out = new Float32Array(n * classes);
     out.set(part.data, start * classes);
     part.dispose();
+    if (call.release) call.release();
   }
   return { logits: toBase64(out), shape: [n, classes] };
 }
@@ -256,8 +265,16 @@ function ciRelWidth(samples, level) {
 // calls, never inside one. Only the call (and reading its output back) lies between two clock readings.
 export async function time(name, rules) {
   const { data, shape } = state.inputs.get(name);
-  const run = state.run;
-  const call = async () => { const r = await run(data, shape); r.dispose(); };
+  const prepared = state.prepare(data, shape);
+  const call = async () => { const r = await prepared(); r.dispose(); };
+  try {
+    return await timeCalls(call, rules);
+  } finally {
+    if (prepared.release) prepared.release();
+  }
+}
+
+async function timeCalls(call, rules) {
   const now = () => performance.now();
   const t0 = now();
   await call();
@@ -295,4 +312,36 @@ export async function time(name, rules) {
   }
   return { samples_ms: samples, first_call_ms: first, warmup_calls: warmupCalls, warmup_ms: warmupMs,
            elapsed_ms: last - began };
+}
+
+// ---------------------------------------------------------------- a bare loop (benchmarks/harness_overhead.py)
+
+// `blocks` blocks of `calls` calls of the runtime's own API on input `name`, written out inline, the clock read
+// around each block only: ms per call of each block. The baseline that `time` is compared against.
+export async function bareBlocks(name, calls, blocks) {
+  const { data, shape } = state.inputs.get(name);
+  const perCall = [];
+  if (state.runtime === "ortweb") {
+    const session = state.session;
+    const feeds = { [session.inputNames[0]]: new state.ort.Tensor("float32", data, shape) };
+    for (let b = 0; b < blocks; b++) {
+      const t0 = performance.now();
+      for (let i = 0; i < calls; i++) await session.run(feeds);
+      perCall.push((performance.now() - t0) / calls);
+    }
+  } else {
+    const tf = state.tf, model = state.model;
+    const x = tf.tensor(data, shape, "float32");
+    for (let b = 0; b < blocks; b++) {
+      const t0 = performance.now();
+      for (let i = 0; i < calls; i++) {
+        const y = model.predict(x);
+        await y.data();
+        y.dispose();
+      }
+      perCall.push((performance.now() - t0) / calls);
+    }
+    x.dispose();
+  }
+  return perCall;
 }

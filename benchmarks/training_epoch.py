@@ -114,17 +114,13 @@ def bare_jax(adapter: Any, model: Any, spec: Any, x: np.ndarray, y: np.ndarray, 
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), new_rest, opt_state
 
-    y32 = y.astype(np.int32)
-    times = []
-    for epoch in range(epochs):
-        order = np.random.default_rng([SETTINGS["seed"], epoch]).permutation(len(y))
-        start = time.perf_counter()
-        for i in range(0, len(y), SETTINGS["batch_size"]):
-            idx = order[i : i + SETTINGS["batch_size"]]
-            params, rest, opt_state = step(params, rest, opt_state, x[idx], y32[idx])
-        jax.block_until_ready(params)
-        times.append(time.perf_counter() - start)
-    nnx.update(model, params, rest)
+    state = [params, rest, opt_state]
+
+    def train(xb: np.ndarray, yb: np.ndarray) -> None:
+        state[:] = step(*state, xb, yb)
+
+    times = _bare_loop(train, x, y.astype(np.int32), epochs, sync=lambda: jax.block_until_ready(state[0]))
+    nnx.update(model, state[0], state[1])
     return times
 
 
@@ -139,8 +135,9 @@ def _momentum_sgd(grad_of: Callable[[Any, Any], Any], shared: Callable[[np.ndarr
     return updates
 
 
-def _bare_compiled_loop(train: Callable[[np.ndarray, np.ndarray], Any], x: np.ndarray, y: np.ndarray,
-                        epochs: int) -> list[float]:
+def _bare_loop(train: Callable[[np.ndarray, np.ndarray], Any], x: np.ndarray, y: np.ndarray, epochs: int,
+               sync: Callable[[], Any] = lambda: None) -> list[float]:
+    """`train` on each batch of a seeded permutation, `sync` (wait for the device) before the clock stops."""
     times = []
     for epoch in range(epochs):
         order = np.random.default_rng([SETTINGS["seed"], epoch]).permutation(len(y))
@@ -148,6 +145,7 @@ def _bare_compiled_loop(train: Callable[[np.ndarray, np.ndarray], Any], x: np.nd
         for i in range(0, len(y), SETTINGS["batch_size"]):
             idx = order[i : i + SETTINGS["batch_size"]]
             train(x[idx], y[idx])
+        sync()
         times.append(time.perf_counter() - start)
     return times
 
@@ -164,7 +162,7 @@ def bare_pytensor(adapter: Any, model: Any, spec: Any, x: np.ndarray, y: np.ndar
     params = [model.params[name] for name in spec.trainable_weight_names()]
     updates = _momentum_sgd(pytensor.grad, pytensor.shared, params, loss) + builder.bn_updates
     train = pytensor.function([xs, ys], loss, updates=updates, mode=pytensor_adapter._mode())
-    return _bare_compiled_loop(train, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), y.astype(np.int64), epochs)
+    return _bare_loop(train, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), y.astype(np.int64), epochs)
 
 
 def bare_theano(adapter: Any, model: Any, spec: Any, x: np.ndarray, y: np.ndarray, epochs: int) -> list[float]:
@@ -178,7 +176,7 @@ def bare_theano(adapter: Any, model: Any, spec: Any, x: np.ndarray, y: np.ndarra
     loss = theano_adapter._cross_entropy(theano_adapter._layers(g, spec.layers, xs, trace), ys)
     updates = _momentum_sgd(theano.grad, theano.shared, g.trainable(), loss) + trace.updates
     train = theano.function([xs, ys], loss, updates=updates)
-    return _bare_compiled_loop(train, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), y.astype(np.int64), epochs)
+    return _bare_loop(train, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), y.astype(np.int64), epochs)
 
 
 BARE: dict[str, Callable[..., list[float]]] = {

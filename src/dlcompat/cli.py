@@ -65,6 +65,7 @@ def _report_run(store: Any, run_id: str | None) -> dict[str, Any]:
         "id": run["id"], "name": run["name"], "created": run["created"], "status": run["status"],
         "config_toml": run["config_toml"], "environment": run["environment"], "jobs": jobs,
         "seeds": run["environment"].get("seeds", []), "threads": run["environment"].get("threads", 1),
+        "job_environments": store.job_environments(run["job_keys"]),  # the report lists each toolchain's versions
     }
 
 
@@ -72,6 +73,7 @@ def _write_report(store: Any, run_id: str | None, out: Path) -> tuple[Path, Path
     from dlcompat.report.build import write_report
 
     run = _report_run(store, run_id)
+    run["artifacts"] = str(out / "artifacts")  # where the findings' artifact references resolve
     return write_report(run, store.rows(run["id"]), out / "reports" / run["id"])
 
 

@@ -150,8 +150,8 @@ def test_the_report_has_a_robustness_section(study):
     # a set ONNX Runtime labels differently from PyTorch (a finding, not an error) is listed on its own
     assert summary["differing"].sort == len(tables["transfer-sets"].rows if "transfer-sets" in tables else [])
     # attack rows are this section's alone: not cells of the accuracy table, not "other measurements"
-    cells = document.section("accuracy").tables[0].records()
-    assert cells and not any(r["variant"].startswith(("fgsm", "deepfool")) for r in cells)
+    cells = document.section("deployment").tables[0].records()
+    assert cells and not any(r["converter path"].startswith(("fgsm", "deepfool")) for r in cells)
     others = [t.records() for s in document.sections if s.id == "other" for t in s.tables]
     assert not any(r["metric"] in ATTACK_METRICS | TRANSFER_METRICS for records in others for r in records)
 

@@ -72,15 +72,34 @@ def test_the_report_has_a_deployment_section_with_a_table_and_a_scatter(tmp_path
     assert records[("LiteRT", INT8)]["label flips"].startswith("4 (")
     assert records[("Core ML", COREML[1])]["status"] == "unavailable (run)"
     assert records[("Core ML", COREML[1])]["size / fp32"] == "0.53×"
-    assert "not runnable here (sizes and conversions recorded): Core ML." in section.answer
+    assert "Converted but not runnable here: Core ML." in section.answer
     assert "No converter path: TensorFlow → ExecuTorch." in section.answer and "0.29×" in section.answer
-    figure = section.charts[0].figure
-    assert [trace["text"] for trace in figure["data"]] == [["fp32", "int8-full"]]  # Core ML has no accuracy here
+    figure = next(c.figure for c in section.charts if c.id == "deployment-digits-lenet5")
+    mobile = [trace["text"] for trace in figure["data"] if "LiteRT" in trace["name"] or "Core ML" in trace["name"]]
+    assert mobile == [["fp32", "int8-full"]]  # Core ML has no accuracy here
     html_path, markdown_path = write_report(run, [*rows, *mobile_rows()], tmp_path)
     assert "figure-deployment-digits-lenet5" in figures(html_path.read_text(encoding="utf-8"))
     assert any(any("keras.tflite (int8-full)" in cell for line in table for cell in line)
                for table in markdown_tables(markdown_path.read_text(encoding="utf-8")))
 
 
-def test_a_run_without_mobile_deployments_has_no_deployment_section(run, rows):
-    assert "deployment" not in [s.id for s in build_document(run, rows).sections]
+def test_a_run_without_deployments_says_what_to_configure(run, rows):
+    section = build_document(run, [r for r in rows if r["target"] in ("pytorch", "")]).section("deployment")
+    assert not section.has_data and "list runtimes in the study config" in section.answer
+
+
+def test_web_deployments_by_backend_with_latency_bars_and_transfer(study_run, study_rows):
+    section = build_document(study_run, study_rows).section("deployment")
+    records = [r for r in section.tables[0].records() if r["runtime"] == "ONNX Runtime Web"]
+    assert {(r["backend"], r["status"]) for r in records} == {("wasm", "ok"), ("wasm-threads", "ok"),
+                                                              ("webgl", "failed (run)")}
+    assert all(r["platform"] == "web" and r["converter path"] == "torch.onnx (dynamo)" for r in records)
+    assert {r["model download (web)"] for r in records if r["status"] == "ok"} == {"0.048 s"}
+    charts = {c.id: c.figure for c in section.charts}
+    web = charts["latency-web"]["data"]
+    assert {t["name"] for t in web} == {"ONNX Runtime Web · torch.onnx (dynamo) · wasm",
+                                        "ONNX Runtime Web · torch.onnx (dynamo) · wasm-threads"}
+    assert all(t["error_y"]["array"][0] > 0 for t in web)  # p10–p90 bars
+    transfer = charts["transfer-deployed"]["data"]
+    assert {t["name"] for t in transfer} == {"fgsm eps=0.05", "fgsm eps=0.1", "fgsm eps=0.2"}
+    assert "Web (ONNX Runtime Web): 6 planned deployments, 4 run" in section.answer

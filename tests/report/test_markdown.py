@@ -21,21 +21,20 @@ def text(run: dict, rows: list[dict]) -> str:
 def test_same_sections_as_the_html(run: dict, rows: list[dict], text: str) -> None:
     titles = [s.title for s in build_document(run, rows).sections]
     assert re.findall(r"^## (.+)$", text, flags=re.M) == titles == [
-        "Summary", "Training across frameworks", "Accuracy & inconsistency per target", "Latency", "Findings",
-        "Environment & method"]
+        "Summary", "Training across frameworks", "Robustness across frameworks", "Migration across frameworks",
+        "Deployment: server, mobile and web", "Findings", "Environment and method"]
 
 
-def test_cells_table_header_and_rows(text: str) -> None:
-    cells = next(t for t in markdown_tables(text) if t[0][:2] == ["dataset", "model"] and "accuracy" in t[0])
-    assert cells[0] == ["dataset", "model", "framework", "target", "variant", "accuracy", "size",
-                        "latency p50 [p10–p90]", "load time", "peak RSS", "label flips (rate)",
-                        r"max \|Δlogit\|", r"mean \|Δlogit\|"]
-    assert len(cells) == 1 + 5
-    flipped = next(r for r in cells if r[1] == "lenet5" and r[4] == "torch.onnx (dynamo)")
-    assert flipped[5] == "98.06 %" and flipped[10] == "3 (0.83 %)" and flipped[11] == "2.4"
-    # The failed conversion keeps its place in the matrix, every figure marked failed.
-    assert "| digits | lenet5 | pytorch | onnx | torch.onnx (torchscript) | " + " | ".join(["failed"] * 8) + " |" \
-        in text
+def test_deployment_table_header_and_rows(text: str) -> None:
+    table = next(t for t in markdown_tables(text) if t[0][:3] == ["platform", "model", "framework"])
+    assert table[0][:6] == ["platform", "model", "framework", "runtime", "converter path", "precision"]
+    assert len(table) == 1 + 2
+    flipped = next(r for r in table if r[1] == "lenet5")
+    columns = dict(zip(table[0], flipped, strict=True))
+    assert columns["accuracy"] == "98.06 %" and columns["label flips"] == "3 (0.83 %)"
+    assert columns[r"max \|Δ logit\|"] == "2.4" and columns["platform"] == "server"
+    # The failed conversion keeps its place among the conversions, marked failed.
+    assert "| digits | lenet5 | pytorch | onnx | torch.onnx (torchscript) | — | — | — | failed | failed |" in text
 
 
 def test_numeric_columns_are_right_aligned(text: str) -> None:
@@ -57,13 +56,14 @@ def test_every_table_row_has_as_many_cells_as_its_header(run: dict, rows: list[d
 def test_findings_show_the_summary_and_the_full_error(text: str) -> None:
     findings = text[text.index("## Findings"):text.index("## Environment")]
     table = markdown_tables(findings)[0]
-    assert table[0] == ["#", "status", "job", "dataset", "model", "framework", "target", "variant", "metrics",
-                        "error"]
-    assert table[1][:2] == ["F1", "failed"]
-    assert table[1][8] == "(whole job)"
-    assert table[1][-1].startswith("torch.onnx.errors.UnsupportedOperatorError: Exporting the operator")
-    assert table[1][-1].endswith("(full text under F1)")
-    assert table[2][:2] == ["F2", "inconsistent"]
+    assert table[0] == ["#", "status", "tool", "cells", "error (normalised)", "layers / operators", "cells",
+                        "full error (first cell)", "versions involved", "artifacts"]
+    assert table[1][:4] == ["G1", "failed", "torch.onnx (torchscript)", "1"]
+    assert table[1][4].endswith("to ONNX opset version N is not supported \\| see &lt;url&gt;")
+    assert table[1][5] == "aten::max_pool2d_with_indices"  # intraword underscores need no escape
+    assert table[1][7].startswith("torch.onnx.errors.UnsupportedOperatorError: Exporting the operator")
+    assert table[1][7].endswith("(full text under G1)")
+    assert table[2][:2] == ["G2", "inconsistent"]
     assert fenced(CONVERSION_ERROR) in findings  # verbatim, pipes and all, in a code block
 
 
@@ -102,7 +102,7 @@ def test_fence_outlasts_backticks_in_the_text() -> None:
 
 def test_empty_rows_render(run: dict) -> None:
     text = render_markdown(run, [])
-    assert text.count("\n## ") == 6
+    assert text.count("\n## ") == 7
     assert "No model was trained in this run." in text
     bare = render_markdown(None, None)
     assert bare.startswith("# dlcompat report: unnamed run\n")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dlcompat.report.document import build_document
 from dlcompat.report.rows import normalize_rows
 from dlcompat.report.training import (
@@ -52,5 +54,10 @@ def test_learning_curves_and_the_training_section():
     chart = learning_curves_chart(rows())
     assert chart["data"][0]["x"] == [1, 2] and chart["data"][0]["y"] == [1.0, 0.5]
     section = build_document({"id": "r", "name": "t"}, rows()).section("training")
-    assert [c.id for c in section.charts] == ["learning-curves"]
+    assert [c.id for c in section.charts] == ["framework-accuracy", "learning-curves"]
+    bars = {trace["name"]: trace for trace in section.charts[0].figure["data"]}
+    assert set(bars) == {"PyTorch", "JAX", "TensorFlow"}
+    # the mean over three seeds, its 95% CI as the error bar
+    error = bars["JAX"]["error_y"]
+    assert bars["JAX"]["y"] == [pytest.approx(80.0)] and 0 < error["array"][0] == error["arrayminus"][0] < 5
     assert {t.id for t in section.tables} >= {"framework-accuracy", "framework-verdicts"}

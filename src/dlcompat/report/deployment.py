@@ -1,12 +1,14 @@
-"""Deployment to mobile: per model, what each precision costs in accuracy and agreement, and saves in size.
+"""Deployment: on a server, a phone and in a browser, what each variant costs in accuracy, agreement, time and memory.
 
-Reads the rows of the mobile runtimes' cells (LiteRT, ExecuTorch, Core ML: the runtimes registered with
-platform "mobile"): `evaluate` (accuracy, model size, latency, load time, memory), `compare` (label flips
-and logit differences against the source model) and the `convert` job that wrote the deployed file
-(its size, and whether the conversion succeeded: a Core ML package converts everywhere but runs only
-on macOS). A deployment is a converter chain ending in a precision, e.g. ``keras.tflite (int8-full)``;
-its size ratio is to the ``fp32`` variant of the same chain. Self-contained: `deployment_section(rows)`
-is the whole section, None when the run deployed nothing to a phone's runtime.
+Reads the rows of the deployment runtimes' cells (every runtime registered with platform "server",
+"mobile" or "web": ONNX Runtime; LiteRT, ExecuTorch, Core ML; ONNX Runtime Web and TensorFlow.js):
+`evaluate` (accuracy, model size, latency, load time, memory), `compare` (label flips and logit
+differences against the source model) and the `convert` job that wrote the deployed file (its size, and
+whether the conversion succeeded: a Core ML package converts everywhere but runs only on macOS). A
+deployment is a converter chain ending in a precision, e.g. ``keras.tflite (int8-full)``, and in a
+browser also a backend, ``torch.onnx (dynamo) · wasm``; its size ratio is to the ``fp32`` variant of the
+same chain. `deployment_section(rows)` is the whole section; its answer says what to configure when the
+run deployed nothing.
 """
 
 from __future__ import annotations
@@ -18,27 +20,43 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .formatting import MISSING, error_summary, format_value, human_bytes, join_words, percent, plural
-from .formatting import display_name as _display_name
-from .tables import Cell, Column, Table, text_cell
+from . import charts
+from .formatting import (
+    MISSING,
+    display_name,
+    error_summary,
+    format_value,
+    human_bytes,
+    join_words,
+    percent,
+    plural,
+    significant,
+)
+from .rows import LATENCY_METRICS, is_native
+from .tables import Cell, Column, Table, conversions_table, latency_table, text_cell
+from .targets import (
+    BACKEND_SEPARATOR,
+    CELL_KINDS,
+    DEPLOYMENT_PLATFORMS,
+    backend_of,
+    is_deployment,
+    platform_of,
+    route_of,
+)
 
 Key = tuple[str, str, str, int | None, str, str]  # dataset, model, framework, seed, runtime, chain
 _PRECISION = re.compile(r"\(([^()]*)\)\s*$")
 #: the evaluate and compare figures the section shows
-_FIGURES = ("accuracy", "model_size", "latency_p50_per_image", "load_time", "peak_rss", "label_flips",
-            "label_flip_rate", "max_abs_logit_diff", "accuracy_change")
+_FIGURES = ("accuracy", "model_size", "latency_p50", "latency_p50_per_image", "load_time", "model_download_time",
+            "peak_rss", "label_flips", "label_flip_rate", "max_abs_logit_diff", "accuracy_change")
 
 
-def display_name(name: str) -> str:
-    """The report's name for a framework or runtime (Core ML, which the shared table lacks, included)."""
-    return {"coreml": "Core ML", "pte": "ExecuTorch program"}.get(name) or _display_name(name)
-
-
-def mobile_runtimes() -> dict[str, str]:
-    """Mobile runtime -> the format it runs (from the runtime registry, which is data: nothing is imported)."""
+def deployment_runtimes() -> dict[str, str]:
+    """Server, mobile and web runtime -> the format it runs (the runtime registry is data: nothing is imported)."""
     from dlcompat.runtimes.base import runtime_entry, runtime_names
 
-    return {name: runtime_entry(name).accepts for name in runtime_names() if runtime_entry(name).platform == "mobile"}
+    return {name: runtime_entry(name).accepts for name in runtime_names()
+            if runtime_entry(name).platform in DEPLOYMENT_PLATFORMS}
 
 
 def precision_of(chain: str) -> str:
@@ -68,8 +86,27 @@ class Deployment:
         return self.key[5]
 
     @property
+    def route(self) -> str:
+        """The converter chain without the browser backend."""
+        return route_of(self.chain)
+
+    @property
+    def backend(self) -> str:
+        return backend_of(self.chain)
+
+    @property
+    def platform(self) -> str:
+        return platform_of(self.runtime)
+
+    @property
     def precision(self) -> str:
-        return precision_of(self.chain)
+        return precision_of(self.route)
+
+    @property
+    def label(self) -> str:
+        """`ONNX Runtime Web · wasm · torch.onnx (dynamo)`: where and how it ran."""
+        parts = [display_name(self.runtime), self.backend, self.route]
+        return " · ".join(p for p in parts if p)
 
     def value(self, metric: str) -> float | None:
         row = self.figures.get(metric)
@@ -83,8 +120,13 @@ class Deployment:
 
 
 def deployments(rows: Sequence[Mapping[str, Any]], runtimes: Mapping[str, str] | None = None) -> list[Deployment]:
-    """The run's deployments to mobile runtimes, in a stable order, each with its figures or its problem."""
-    runtimes = mobile_runtimes() if runtimes is None else runtimes
+    """The run's deployments, in a stable order, each with its figures or its problem.
+
+    `runtimes` (runtime -> the format it runs) limits them to those runtimes; by default every target that is
+    neither a framework nor a format (a runtime the registry does not know counts, on platform "other").
+    """
+    known = runtimes is not None
+    runtimes = deployment_runtimes() if runtimes is None else runtimes
     formats = {fmt: runtime for runtime, fmt in runtimes.items()}
     found: dict[Key, Deployment] = {}
     converted: dict[tuple[str, str, str, int | None, str], Mapping[str, Any]] = {}
@@ -98,7 +140,7 @@ def deployments(rows: Sequence[Mapping[str, Any]], runtimes: Mapping[str, str] |
             elif row["status"] != "ok":
                 convert_problems[where] = row
             continue
-        if row["target"] not in runtimes or row["kind"] not in ("evaluate", "compare", "unavailable"):
+        if row["kind"] not in CELL_KINDS or not (row["target"] in runtimes if known else is_deployment(row)):
             continue
         key: Key = (*group, row["target"], row["variant"])
         deployment = found.setdefault(key, Deployment(key))
@@ -108,15 +150,17 @@ def deployments(rows: Sequence[Mapping[str, Any]], runtimes: Mapping[str, str] |
         elif row["metric"] in _FIGURES:
             deployment.figures[row["metric"]] = row
     for deployment in found.values():
-        where = (*deployment.key[:4], deployment.chain)
+        where = (*deployment.key[:4], deployment.route)
         size_row = converted.get(where)
         deployment.converted_size = None if size_row is None else size_row["value"]
         if deployment.problem is None and where in convert_problems:
             deployment.problem = convert_problems[where]
         if deployment.problem is not None and deployment.problem["metric"] == "compare" and deployment.figures:
             deployment.problem = None  # compare skipped or failed after a good evaluation: figures stand
+    platforms = {name: i for i, name in enumerate(DEPLOYMENT_PLATFORMS)}
     return sorted(found.values(), key=lambda d: (d.key[0], d.key[1], d.key[2], d.key[3] if d.key[3] is not None
-                                                 else -1, d.runtime, fp32_chain(d.chain), _order(d.precision)))
+                                                 else -1, platforms.get(d.platform, 9), d.runtime,
+                                                 fp32_chain(d.route), d.backend, _order(d.precision)))
 
 
 def _order(precision: str) -> tuple[int, str]:
@@ -129,7 +173,8 @@ def size_ratios(items: Sequence[Deployment]) -> dict[Key, float]:
     sizes = {d.key: d.size for d in items}
     out = {}
     for d in items:
-        reference = sizes.get((*d.key[:5], fp32_chain(d.chain)))
+        variant = fp32_chain(d.route) + (f"{BACKEND_SEPARATOR}{d.backend}" if d.backend else "")
+        reference = sizes.get((*d.key[:5], variant))
         if d.size is not None and reference:
             out[d.key] = d.size / reference
     return out
@@ -162,31 +207,48 @@ def _status(d: Deployment) -> Cell:
 
 def deployment_table(items: Sequence[Deployment]) -> Table:
     several_seeds = len({d.key[3] for d in items}) > 1
-    columns = [Column("model", "model"), Column("framework", "framework"), Column("runtime", "runtime"),
+    several_datasets = len({d.key[0] for d in items}) > 1
+    columns = [Column("platform", "platform"), Column("model", "model"), Column("framework", "framework"),
+               Column("runtime", "runtime"), Column("backend", "backend"),
                Column("path", "converter path"), Column("precision", "precision"),
                *([Column("seed", "seed", numeric=True)] if several_seeds else []),
                Column("size", "size", numeric=True), Column("ratio", "size / fp32", numeric=True),
                Column("accuracy", "accuracy", numeric=True), Column("change", "accuracy change", numeric=True),
                Column("flips", "label flips", numeric=True), Column("logits", "max |Δ logit|", numeric=True),
                Column("latency", "latency / image (p50)", numeric=True), Column("load", "load time", numeric=True),
+               Column("download", "model download (web)", numeric=True),
                Column("memory", "peak RSS", numeric=True), Column("status", "status")]
+    if not any("model_download_time" in d.figures for d in items):
+        columns = [c for c in columns if c.key != "download"]
+    if not any(d.backend for d in items):
+        columns = [c for c in columns if c.key != "backend"]
     ratios = size_ratios(items)
-    table = Table("deployment", "Mobile deployments: size, accuracy and agreement per precision", columns)
+    table = Table("deployment", "Deployments: size, accuracy, agreement, latency, load time and memory per variant",
+                  columns)
     for d in items:
-        dataset, model, framework, seed, runtime, chain = d.key
+        dataset, model, framework, seed, runtime, _chain = d.key
         ratio = ratios.get(d.key)
         table.rows.append({
-            "model": text_cell(model if len({x.key[0] for x in items}) == 1 else f"{model} · {dataset}"),
+            "platform": text_cell(d.platform),
+            "model": text_cell(f"{model} · {dataset}" if several_datasets else model),
             "framework": text_cell(display_name(framework)), "runtime": text_cell(display_name(runtime)),
-            "path": text_cell(chain), "precision": text_cell(d.precision or "—"),
+            "backend": text_cell(d.backend), "path": text_cell(d.route), "precision": text_cell(d.precision or "—"),
             "seed": text_cell(seed),
             "size": Cell(human_bytes(d.size), d.size) if d.size is not None else _figure(d, "model_size"),
             "ratio": Cell(f"{ratio:.2f}×", ratio) if ratio is not None else Cell(MISSING),
-            "accuracy": _figure(d, "accuracy"), "change": _figure(d, "accuracy_change"), "flips": _flips(d),
+            "accuracy": _figure(d, "accuracy"), "change": _change(d), "flips": _flips(d),
             "logits": _figure(d, "max_abs_logit_diff"), "latency": _figure(d, "latency_p50_per_image"),
-            "load": _figure(d, "load_time"), "memory": _figure(d, "peak_rss"), "status": _status(d),
+            "load": _figure(d, "load_time"), "download": _figure(d, "model_download_time"),
+            "memory": _figure(d, "peak_rss"), "status": _status(d),
         })
     return table
+
+
+def _change(d: Deployment) -> Cell:
+    value = d.value("accuracy_change")
+    if value is None:
+        return _figure(d, "accuracy_change")
+    return Cell(f"{value * 100:+.2f} pp", value, status="inconsistent" if value else "")
 
 
 def _esc(text: str) -> str:
@@ -196,32 +258,37 @@ def _esc(text: str) -> str:
 #: a marker shape per precision, so that points at nearly the same size stay apart without overlapping labels
 _SYMBOLS = {"fp32": "circle", "portable": "circle-open", "fp16": "square", "int8-dynamic": "diamond",
             "int8-weights": "x", "int8": "triangle-down", "int8-full": "triangle-up"}
+SYMBOL_LEGEND = "● fp32, ■ fp16, ◆ int8-dynamic, ▲ int8-full, ▼ int8, ✕ int8-weights, ○ portable"
 
 
 def size_accuracy_chart(items: Sequence[Deployment], dataset: str, model: str) -> dict[str, Any] | None:
-    """Size (kB) against accuracy (%) for one model: one trace per framework × runtime × path, a point per precision
-    (its shape: ● fp32, ■ fp16, ◆ int8-dynamic, ▲ int8-full, ▼ int8, ✕ int8-weights, ○ portable)."""
-    traces: dict[tuple[str, str, str], list[Deployment]] = {}
+    """Size (kB) against accuracy (%) for one model: one trace per framework × runtime × path (× backend), a point
+    per precision (its shape: ● fp32, ■ fp16, ◆ int8-dynamic, ▲ int8-full, ▼ int8, ✕ int8-weights, ○ portable),
+    its label flips on hover."""
+    traces: dict[tuple[str, str, str, str], list[Deployment]] = {}
     for d in items:
         if d.key[0] == dataset and d.key[1] == model and d.size is not None and d.value("accuracy") is not None:
-            traces.setdefault((d.key[2], d.runtime, fp32_chain(d.chain)), []).append(d)
+            traces.setdefault((d.key[2], d.runtime, fp32_chain(d.route), d.backend), []).append(d)
     if not traces:
         return None
     data = []
-    for (framework, runtime, chain), points in traces.items():
-        name = f"{display_name(framework)} · {display_name(runtime)} · {chain.replace(' (fp32)', '')}"
+    for (framework, runtime, chain, backend), points in traces.items():
+        name = " · ".join(p for p in (display_name(framework), display_name(runtime), backend,
+                                      chain.replace(" (fp32)", "")) if p)
         labels, hover = [], []
         for d in points:
             flips = d.value("label_flips")
             labels.append(d.precision)
-            hover.append(f"{_esc(d.precision)}: {human_bytes(d.size)}, accuracy {percent(d.value('accuracy'))}"
-                         + (f", {int(flips):,} label flips" if flips is not None else ""))
+            hover.append(_esc(f"{d.precision or d.route}: {human_bytes(d.size or 0)}, "
+                              f"accuracy {percent(d.value('accuracy') or 0)}"
+                              + (f", {int(flips):,} label flips" if flips is not None else "")))
         data.append({"type": "scatter", "mode": "lines+markers", "name": _esc(name),
-                     "x": [d.size / 1e3 for d in points], "y": [d.value("accuracy") * 100 for d in points],
+                     "x": [(d.size or 0) / 1e3 for d in points],
+                     "y": [(d.value("accuracy") or 0) * 100 for d in points],
                      "text": [_esc(t) for t in labels],  # the precision of each point (its marker's shape too)
                      "marker": {"size": 10, "symbol": [_SYMBOLS.get(t, "circle-open") for t in labels]},
                      "hovertext": hover, "hoverinfo": "text+name"})
-    layout = {"height": 380, "margin": {"l": 64, "r": 16, "t": 24, "b": 48},
+    layout = {"height": 400 + 18 * max(len(data) - 4, 0), "margin": {"l": 64, "r": 16, "t": 24, "b": 48},
               "xaxis": {"title": {"text": "deployed file size (kB)"}, "type": "log", "automargin": True},
               "yaxis": {"title": {"text": "test accuracy (%)"}, "automargin": True},
               "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
@@ -230,55 +297,183 @@ def size_accuracy_chart(items: Sequence[Deployment], dataset: str, model: str) -
     return {"data": data, "layout": layout, "config": {"displaylogo": False, "responsive": True, "showLink": False}}
 
 
+def _platform_rows(rows: Sequence[Mapping[str, Any]], items: Sequence[Deployment], platform: str,
+                   with_native: bool) -> list[Mapping[str, Any]]:
+    """The rows of one platform's deployments (and, for the server, of the native models as the reference)."""
+    keys = {(d.key[0], d.key[1], d.key[2], d.key[3], d.runtime, d.chain) for d in items if d.platform == platform}
+    return [r for r in rows if (r["dataset"], r["model"], r["framework"], r["seed"], r["target"], r["variant"]) in keys
+            or (with_native and r["kind"] == "evaluate" and is_native(r["framework"], r["target"]))]
+
+
+def latency_charts(rows: Sequence[Mapping[str, Any]], items: Sequence[Deployment]) -> list[tuple[str, str, Any]]:
+    """Per platform: p50 latency with p10–p90 bars, one bar per runtime, backend and variant, grouped by model."""
+    out = []
+    for platform in (*DEPLOYMENT_PLATFORMS, "other"):
+        if not any(d.platform == platform for d in items):
+            continue
+        mine = [r for r in _platform_rows(rows, items, platform, platform == "server")
+                if r["metric"] in LATENCY_METRICS]
+        figure = charts.latency_chart(mine)
+        if figure is not None:
+            reference = " (the native frameworks for reference)" if platform == "server" else ""
+            out.append((f"latency-{platform}", f"{platform.capitalize()}: latency p50 per image batch, "
+                        f"p10–p90 bars, per runtime, backend and variant{reference}", figure))
+    return out
+
+
+def flips_charts(rows: Sequence[Mapping[str, Any]], items: Sequence[Deployment]) -> list[tuple[str, str, Any]]:
+    """Per platform where some label changed: label flips against the source model per variant."""
+    out = []
+    for platform in (*DEPLOYMENT_PLATFORMS, "other"):
+        figure = charts.label_flips_chart(_platform_rows(rows, items, platform, False))
+        if figure is not None:
+            out.append((f"label-flips-{platform}", f"{platform.capitalize()}: label flips against the source "
+                        "framework per variant", figure))
+    return out
+
+
+def transfer_chart(rows: Sequence[Mapping[str, Any]], targets: set[str]) -> dict[str, Any] | None:
+    """How often adversarial examples crafted on the source fool each deployed model: the deployed model's success
+    rate per attack setting (bars), on hover the source's and how many adversarial labels agree."""
+    cells: dict[tuple[str, str], dict[str, dict[str, Mapping[str, Any]]]] = {}
+    for row in rows:
+        if row["kind"] != "transfer" or row["target"] not in targets or row["status"] != "ok" or row["value"] is None:
+            continue
+        method = row["method"] or {}
+        setting = str(method.get("attack_variant") or row["variant"].split(BACKEND_SEPARATOR, 1)[0])
+        route = str(method.get("route", ""))
+        deployed = " · ".join(p for p in (row["model"], display_name(row["framework"]), display_name(row["target"]),
+                                          route) if p)
+        cells.setdefault((setting, deployed), {}).setdefault("metrics", {})[row["metric"]] = row
+    points = []
+    for (setting, deployed), entry in cells.items():
+        metrics = entry["metrics"]
+        success = metrics.get("transfer_success_rate")
+        if success is None:
+            continue
+        source = metrics.get("transfer_source_success_rate")
+        agreement = metrics.get("adversarial_agreement")
+        text = percent(success["value"])
+        if source is not None:
+            text += f" (source {percent(source['value'])})"
+        if agreement is not None:
+            text += f", same adversarial label {percent(agreement['value'])}"
+        points.append(charts.Point(setting, deployed, success["value"] * 100, text))
+    if not points:
+        return None
+    figure = charts.bar_figure(points, "attack success rate on the deployed model (%)",
+                               height=380 + 12 * len({p.category for p in points}))
+    for trace in figure["data"]:
+        trace["textposition"] = "none"
+    return figure
+
+
 def deployment_answer(items: Sequence[Deployment]) -> str:
+    if not items:
+        return ("No model was deployed in this run: list runtimes in the study config (`runtimes = [\"onnxruntime\", "
+                "\"litert\", \"executorch\", \"ortweb\", \"tfjs\"]`) to measure deployment on a server, a phone and "
+                "in a browser.")
+    parts = []
+    for platform in (*DEPLOYMENT_PLATFORMS, "other"):
+        mine = [d for d in items if d.platform == platform]
+        if mine:
+            parts.append(_platform_answer(platform, mine))
+    return " ".join(parts)
+
+
+def _latency(d: Deployment) -> float | None:
+    """Median latency per image (per batch where the run recorded no per-image figure)."""
+    per_image = d.value("latency_p50_per_image")
+    return per_image if per_image is not None else d.value("latency_p50")
+
+
+def _platform_answer(platform: str, items: Sequence[Deployment]) -> str:
     measured = [d for d in items if d.problem is None and d.value("accuracy") is not None]
-    not_run = sorted({display_name(d.runtime) for d in items if d.problem is not None and d.chain
-                      and d.problem["status"] == "unavailable"})
+    runtimes = sorted({display_name(d.runtime) for d in items})
+    parts = [f"{platform.capitalize()} ({join_words(runtimes)}): {plural(len(items), 'planned deployment')}, "
+             f"{len(measured)} run and compared with their source model."]
+    ratios = size_ratios(items)
+    smallest = min((d for d in measured if d.key in ratios and d.precision not in ("fp32", "")),
+                   key=lambda d: ratios[d.key], default=None)
+    if smallest is not None:
+        flips = smallest.value("label_flips")
+        parts.append(f"The smallest, {smallest.route} ({display_name(smallest.runtime)}, {smallest.key[1]} from "
+                     f"{display_name(smallest.key[2])}), is {ratios[smallest.key]:.2f}× its fp32 size"
+                     + (f" and flips {plural(int(flips), 'label')}." if flips is not None else "."))
+    flipped = [d for d in measured if (d.value("label_flips") or 0) > 0]
+    compared = [d for d in measured if d.value("label_flips") is not None]
+    if compared and not flipped:
+        parts.append(f"Every one of the {plural(len(compared), 'compared deployment')} predicted the same labels "
+                     "as its source.")
+    elif flipped:
+        worst = max(flipped, key=lambda d: d.value("label_flip_rate") or d.value("label_flips") or 0.0)
+        rate = worst.value("label_flip_rate")
+        parts.append(f"{len(flipped)} of {len(compared)} changed labels, most of all {worst.label} "
+                     f"({worst.key[1]} from {display_name(worst.key[2])}: "
+                     f"{plural(int(worst.value('label_flips') or 0), 'image')}"
+                     + (f", {percent(rate)})." if rate is not None else ")."))
+    timed = [d for d in measured if _latency(d) is not None]
+    if timed:
+        fast, slow = min(timed, key=lambda d: _latency(d) or 0.0), max(timed, key=lambda d: _latency(d) or 0.0)
+        unit = (fast.figures.get("latency_p50_per_image") or fast.figures["latency_p50"])["unit"]
+        if len(timed) == 1 or _latency(fast) == _latency(slow):
+            parts.append(f"Median latency per image was {format_value(_latency(fast), unit)}.")
+        else:
+            parts.append(f"Median latency per image ran from {format_value(_latency(fast), unit)} ({fast.label}, "
+                         f"{fast.key[1]}) to {format_value(_latency(slow), unit)} ({slow.label}, {slow.key[1]}).")
+    loads = [d.value("load_time") for d in measured if d.value("load_time") is not None]
+    if loads:
+        low, high = significant(min(loads)), significant(max(loads))
+        parts.append(f"Loading took {low} s." if low == high else f"Loading took {low}–{high} s.")
+    not_run = sorted({display_name(d.runtime) + (f" ({d.backend})" if d.backend else "") for d in items
+                      if d.problem is not None and d.chain and d.problem["status"] == "unavailable"})
     no_path = sorted({f"{display_name(d.key[2])} → {display_name(d.runtime)}" for d in items
                       if d.problem is not None and not d.chain and d.problem["status"] == "unavailable"})
     failed = [d for d in items if d.problem is not None and d.problem["status"] == "failed"]
-    parts = [f"{len(items)} mobile deployments, {len(measured)} run and compared with their source model."]
-    ratios = size_ratios(items)
-    smallest = min((d for d in measured if d.key in ratios and d.precision != "fp32"), key=lambda d: ratios[d.key],
-                   default=None)
-    if smallest is not None:
-        flips = smallest.value("label_flips")
-        parts.append(f"The smallest, {smallest.chain} ({display_name(smallest.runtime)}, {smallest.key[1]} from "
-                     f"{display_name(smallest.key[2])}), is {ratios[smallest.key]:.2f}× its fp32 size"
-                     + (f" and flips {plural(int(flips), 'label')}." if flips is not None else "."))
-    worst = max((d for d in measured if d.value("label_flip_rate") is not None),
-                key=lambda d: d.value("label_flip_rate") or 0.0, default=None)
-    if worst is not None and (worst.value("label_flip_rate") or 0.0) > 0:
-        parts.append(f"Most label flips: {worst.chain} in {display_name(worst.runtime)} "
-                     f"({percent(worst.value('label_flip_rate'))}).")
     if not_run:
-        parts.append(f"Converted but not runnable here (sizes and conversions recorded): {join_words(not_run)}.")
+        parts.append(f"Converted but not runnable here: {join_words(not_run)}.")
     if no_path:
         parts.append(f"No converter path: {join_words(no_path)}.")
     if failed:
-        parts.append(f"{len(failed)} failed (see their status).")
+        parts.append(f"{len(failed)} failed (see Findings).")
     return " ".join(parts)
 
 
 def deployment_section(rows: Sequence[Mapping[str, Any]]) -> Any:
-    """The report's deployment section (a `document.Section`), or None when nothing went to a mobile runtime."""
+    """The report's deployment section (a `document.Section`); its answer says what to configure when empty."""
     from .document import Chart, Section  # the document imports this module; its classes are needed at call time
+    from .robustness import transfer_summary_table
 
     items = deployments(rows)
     if not items:
-        return None
+        return Section("deployment", "Deployment: server, mobile and web", deployment_answer(items))
     models = sorted({(d.key[0], d.key[1]) for d in items})
     several_datasets = len({m[0] for m in models}) > 1
-    charts = []
+    found = []
     for dataset, model in models:
         figure = size_accuracy_chart(items, dataset, model)
         if figure is not None:
-            title = (f"{model}{f' on {dataset}' if several_datasets else ''}: size against accuracy per precision "
-                     "(● fp32, ■ fp16, ◆ int8-dynamic, ▲ int8-full, ▼ int8, ✕ int8-weights, ○ portable)")
-            charts.append(Chart(f"deployment-{dataset}-{model}", title, figure))
-    return Section("deployment", "Deployment (mobile)", deployment_answer(items),
-                   tables=[deployment_table(items)], charts=charts)
+            title = (f"{model}{f' on {dataset}' if several_datasets else ''}: size against accuracy per variant "
+                     f"({SYMBOL_LEGEND})")
+            found.append(Chart(f"deployment-{dataset}-{model}", title, figure))
+    found += [Chart(*chart) for chart in (*latency_charts(rows, items), *flips_charts(rows, items))]
+    targets = {d.runtime for d in items}
+    transfer = transfer_chart(rows, targets)
+    if transfer is not None:
+        found.append(Chart("transfer-deployed", "Adversarial examples crafted on the source framework, run on each "
+                           "deployed model: attack success rate per setting", transfer))
+    deployed = {(d.key[0], d.key[1], d.key[2], d.key[3], d.runtime, d.chain) for d in items if d.problem is None}
+    latency_rows = [r for r in rows if r["metric"] in LATENCY_METRICS and (
+        (r["dataset"], r["model"], r["framework"], r["seed"], r["target"], r["variant"]) in deployed
+        or is_native(r["framework"], r["target"]))]
+    tables = [deployment_table(items), latency_table(latency_rows), conversions_table(rows),
+              transfer_summary_table([r for r in rows if r["kind"] == "transfer" and r["target"] in targets],
+                                     table_id="transfer-deployed",
+                                     title="Transfer of adversarial examples to each deployed model")]
+    return Section("deployment", "Deployment: server, mobile and web", deployment_answer(items),
+                   tables=[t for t in tables if t.rows], charts=found)
 
 
-__all__ = ["deployment_answer", "deployment_section", "deployment_table", "deployments", "fp32_chain",
-           "precision_of", "size_accuracy_chart", "size_ratios"]
+__all__ = ["SYMBOL_LEGEND", "deployment_answer", "deployment_runtimes", "deployment_section", "deployment_table",
+           "deployments", "fp32_chain", "latency_charts", "precision_of", "size_accuracy_chart", "size_ratios",
+           "transfer_chart"]

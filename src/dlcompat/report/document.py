@@ -13,9 +13,11 @@ from typing import Any
 
 from dlcompat import __version__
 
-from . import charts, deployment, narrative, robustness, tables, training
-from .rows import is_other, is_training, normalize_rows
+from . import deployment, finding_groups, migration, narrative, robustness, tables, training
+from .environment import environment_section, toolchains
+from .rows import CURVE_METRICS, REPRODUCIBILITY_METRICS, is_native, is_other, is_training, normalize_rows
 from .tables import Table
+from .targets import is_deployment, is_migration
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,10 @@ class Document:
         return next(s for s in self.sections if s.id == section_id)
 
 
-#: The ids of the sections every report has, in order ("other" appears only when needed).
-SECTION_IDS: tuple[str, ...] = ("summary", "training", "accuracy", "latency", "findings", "environment")
+#: The ids of the sections every report has, in order: a summary, then one per research question
+#: ("other" appears before "findings" only when the run measured something no section shows).
+SECTION_IDS: tuple[str, ...] = ("summary", "training", "robustness", "migration", "deployment", "findings",
+                                "environment")
 
 
 def _as_dict(value: Any) -> dict[str, Any] | None:
@@ -83,6 +87,8 @@ def run_info(run: Any) -> dict[str, Any]:
 
     Accepts a dict, a pydantic model, a dataclass or None; `environment`, its `packages` and `jobs`
     become dicts, `seeds` a list and `config_toml` text, so nothing downstream trips on a surprise.
+    `job_environments` (job key -> (toolchain environment, what the job recorded), as the store gives it)
+    becomes `toolchains` (each environment's Python and every package its jobs recorded) and `job_env`.
     """
     info = _as_dict(run) or {}
     environment = _as_dict(info.get("environment"))
@@ -98,6 +104,8 @@ def run_info(run: Any) -> dict[str, Any]:
     info["seeds"] = [] if seeds is None else list(seeds) if isinstance(seeds, list | tuple) else [seeds]
     config = info.get("config_toml")
     info["config_toml"] = "" if config is None else str(config)
+    if info.get("job_environments") and not info.get("toolchains"):
+        info["toolchains"], info["job_env"] = toolchains(info["job_environments"])
     return info
 
 
@@ -109,6 +117,20 @@ def _charts(*candidates: tuple[str, str, dict[str, Any] | None]) -> list[Chart]:
     return [Chart(chart_id, title, figure) for chart_id, title, figure in candidates if figure is not None]
 
 
+def section_of(row: Mapping[str, Any]) -> str:
+    """The id of the section that shows a (normalised) row: one per research question, else `other`."""
+    if robustness.is_robustness(row):
+        return "robustness"
+    if (is_training(row) or row["metric"] in CURVE_METRICS or row["metric"] in REPRODUCIBILITY_METRICS
+            or (row["kind"] == "evaluate" and is_native(row["framework"], row["target"]))):
+        return "training"
+    if is_migration(row):
+        return "migration"
+    if is_deployment(row) or row["kind"] == "convert":
+        return "deployment"
+    return "other"
+
+
 def build_document(run: Any, rows: Iterable[Any] | None) -> Document:
     """Everything the report shows, from the run's info and its tidy measurement rows."""
     info = run_info(run)
@@ -118,48 +140,28 @@ def build_document(run: Any, rows: Iterable[Any] | None) -> Document:
                       f"created {info['created']}" if info.get("created") else "",
                       f"status {info['status']}" if info.get("status") else ""]
     subtitle = ", ".join(p for p in subtitle_parts if p)
-    core = [r for r in data if not robustness.is_robustness(r)]  # attack rows have their own section
-
+    groups = finding_groups.group_findings(data, info)
     sections = [
         Section("summary", "Summary", narrative.summary_answer(info, data),
                 tables=_tables(tables.run_facts_table(info, data))),
-        Section("training", "Training across frameworks",
-                " ".join(t for t in (narrative.training_answer(data), training.training_verdict_answer(data)) if t),
-                charts=_charts(("learning-curves", "Learning curves (mean over seeds)",
-                                training.learning_curves_chart(data))),
-                tables=_tables(training.framework_accuracy_table(data), training.framework_verdict_table(data),
-                               tables.training_table(data) if any(is_training(r) for r in data)
-                               else tables.Table("training", "Training", []))),
-        Section("accuracy", "Accuracy & inconsistency per target", narrative.accuracy_answer(core),
-                charts=_charts(("accuracy", "Accuracy per cell", charts.accuracy_chart(core)),
-                               ("label-flips", "Label flips against the source framework",
-                                charts.label_flips_chart(core))),
-                tables=_tables(tables.cells_table(core), tables.conversions_table(core))),
-        Section("latency", "Latency", narrative.latency_answer(data),
-                charts=_charts(("latency", "Median latency, p10–p90 error bars", charts.latency_chart(data))),
-                tables=_tables(tables.latency_table(data))),
+        training.training_section(data),
+        robustness.robustness_section(data) or Section("robustness", "Robustness across frameworks",
+                                                       robustness.robustness_answer(data)),
+        migration.migration_section(data),
+        deployment.deployment_section(data),
     ]
-    mobile = deployment.deployment_section(core)  # mobile deployments: size against accuracy per precision
-    if mobile is not None:
-        sections.append(mobile)
-    robust = robustness.robustness_section(data)
-    if robust is not None:
-        sections.append(robust)
+    core = [r for r in data if not robustness.is_robustness(r)]  # attack rows have their own section
     if any(is_other(r) for r in core):
         sections.append(Section(
             "other", "Other measurements",
             "Measurements this report has no dedicated view for yet, listed one per row.",
             tables=_tables(tables.other_metrics_table(core))))
     sections += [
-        Section("findings", "Findings", narrative.findings_answer(data),
-                tables=_tables(tables.findings_table(data))),
-        Section("environment", "Environment & method", narrative.environment_answer(info, data),
-                tables=_tables(tables.environment_table(info, data), tables.packages_table(info),
-                               tables.methods_table(data)),
-                blocks=[Block("config", "Study configuration", str(info["config_toml"]).rstrip("\n"), "toml")]
-                if info.get("config_toml") else []),
+        Section("findings", "Findings", narrative.findings_answer(groups),
+                tables=_tables(tables.finding_groups_table(groups))),
+        environment_section(info, data),
     ]
     return Document(title=f"dlcompat report: {name}", subtitle=subtitle, sections=sections)
 
 
-__all__ = ["SECTION_IDS", "Block", "Chart", "Document", "Section", "build_document", "run_info"]
+__all__ = ["SECTION_IDS", "Block", "Chart", "Document", "Section", "build_document", "run_info", "section_of"]

@@ -7,7 +7,7 @@ that predicts a different label than its source on some test image is one too (a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .formatting import as_int, count, display_name, percent, scientific
@@ -45,24 +45,33 @@ class Finding:
     metrics: tuple[str, ...]
     error: str
     whole_job: bool = False  # the job failed as a whole (its one row's metric is its kind)
+    job: str = ""
+    #: what the finding's own rows recorded: their artifacts and the artifacts their methods name
+    artifacts: tuple[str, ...] = ()
+    #: the method of its rows, merged (versions of the tools involved live there)
+    method: Mapping[str, Any] = field(default_factory=dict)
 
 
 def findings(rows: Sequence[Mapping[str, Any]]) -> list[Finding]:
     """Every row whose status is not ok: failed, unavailable, or another (grouped when one job's error
     failed several metrics); then every measured cell whose predictions changed (label flips > 0)."""
     groups: dict[tuple[Any, ...], list[str]] = {}
+    members: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
         if row["status"] == "ok":
             continue
         group = (row["status"], row["kind"], row["job"], row["dataset"], row["model"], row["framework"],
                  row["target"], row["variant"], row["seed"], row["error"])
         metrics = groups.setdefault(group, [])
+        members.setdefault(group, []).append(row)
         if row["metric"] not in metrics:
             metrics.append(row["metric"])
-    out = [Finding(status, kind, dataset, model, framework, target, variant, seed, tuple(metrics),
-                   error or "(no error text recorded)", whole_job=tuple(metrics) == (kind,))
-           for (status, kind, _job, dataset, model, framework, target, variant, seed, error), metrics
-           in groups.items()]
+    out = []
+    for group, metrics in groups.items():
+        status, kind, job, dataset, model, framework, target, variant, seed, error = group
+        out.append(Finding(status, kind, dataset, model, framework, target, variant, seed, tuple(metrics),
+                           error or "(no error text recorded)", whole_job=tuple(metrics) == (kind,), job=job,
+                           artifacts=artifacts_of(members[group]), method=_merged_method(members[group])))
     comparison_rows = [row for row in rows if row["metric"] in CELL_METRICS and not is_training(row)]
     index = CellIndex.build(comparison_rows, with_seed=True)
     for key, metrics in index.items():
@@ -70,11 +79,36 @@ def findings(rows: Sequence[Mapping[str, Any]]) -> list[Finding]:
         if flips is None or flips <= 0:
             continue
         dataset, model, framework, target, variant, seed = key
-        out.append(Finding("inconsistent", metrics["label_flips"]["kind"], dataset, model, framework,
-                           target, variant, seed, ("label_flips",), inconsistency_text(metrics, framework)))
+        flips_row = metrics["label_flips"]
+        out.append(Finding("inconsistent", flips_row["kind"], dataset, model, framework, target, variant, seed,
+                           ("label_flips",), inconsistency_text(metrics, framework), job=flips_row["job"],
+                           artifacts=artifacts_of([flips_row]), method=_merged_method(list(metrics.values()))))
     out.sort(key=lambda f: (STATUS_ORDER.get(f.status, 5),
                             key_sort((f.dataset, f.model, f.framework, f.target, f.variant, f.seed))))
     return out
+
+
+#: method fields that name artifacts (store/artifacts.py references)
+ARTIFACT_FIELDS: tuple[str, ...] = ("artifact", "source_logits", "target_logits", "adversarial_set")
+
+
+def artifacts_of(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The artifacts a finding's rows point at: their `artifact` column and the artifacts their methods name."""
+    found: list[str] = []
+    for row in rows:
+        method = row.get("method") or {}
+        for ref in (row.get("artifact"), *(method.get(name) for name in ARTIFACT_FIELDS)):
+            if isinstance(ref, str) and ref and ref not in found:
+                found.append(ref)
+    return tuple(found)
+
+
+def _merged_method(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for row in rows:
+        for name, value in (row.get("method") or {}).items():
+            merged.setdefault(name, value)
+    return merged
 
 
 def inconsistency_text(metrics: Mapping[str, Mapping[str, Any]], framework: str) -> str:
@@ -91,4 +125,5 @@ def inconsistency_text(metrics: Mapping[str, Mapping[str, Any]], framework: str)
     return text + "."
 
 
-__all__ = ["STATUS_ORDER", "Finding", "comparison_total", "findings", "inconsistency_text"]
+__all__ = ["ARTIFACT_FIELDS", "STATUS_ORDER", "Finding", "artifacts_of", "comparison_total", "findings",
+           "inconsistency_text"]

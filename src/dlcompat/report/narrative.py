@@ -9,34 +9,29 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .findings import comparison_total, findings
+from .finding_groups import FindingGroup
+from .findings import STATUS_ORDER, findings
 from .formatting import (
     as_int,
-    count,
     display_name,
     error_summary,
     format_value,
     join_words,
-    percent,
     plural,
-    scientific,
     significant,
 )
 from .rows import (
-    COMPARISON_METRICS,
-    CONVERSION_METRICS,
-    LATENCY_METRICS,
     CellIndex,
     CellKey,
     distinct,
     has_several_seeds,
     is_cell_metric,
-    is_job_problem,
     is_native,
     is_training,
     ok_value,
 )
-from .tables import methods, seeds_of
+from .tables import seeds_of
+from .targets import CELL_KINDS, is_deployment, is_migration
 
 #: The package whose version stands for a framework or runtime, where the names differ.
 PACKAGE_OF: dict[str, str] = {
@@ -88,18 +83,21 @@ def summary_answer(run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) ->
     datasets = [str(d) for d in distinct(rows, "dataset")]
     frameworks = [display_name(str(f)) for f in distinct(rows, "framework")]
     # Where models were run (runtimes), not the formats conversions passed through on the way.
-    targets = sorted({display_name(r["target"]) for r in rows
-                      if r["target"] and not is_native(r["framework"], r["target"])
-                      and r["kind"] != "convert" and r["metric"] not in CONVERSION_METRICS})
+    moved = [r for r in rows if r["target"] and not is_native(r["framework"], r["target"])
+             and r["kind"] in CELL_KINDS and r["status"] == "ok"]
+    into = sorted({display_name(r["target"]) for r in moved if is_migration(r)})
+    deployed = sorted({display_name(r["target"]) for r in moved if is_deployment(r)})
     sentence = f"Run {name} covered {plural(len(models), 'model')}"
     if models:
         sentence += f" ({join_words(models)})"
     if datasets:
         sentence += f" on {join_words(datasets)}"
     if frameworks:
-        sentence += f", built in {join_words(frameworks)}"
-    if targets:
-        sentence += f" and moved to {join_words(targets)}"
+        sentence += f", trained in {join_words(frameworks)}"
+    if into:
+        sentence += f", moved into {join_words(into)}"
+    if deployed:
+        sentence += f"{',' if into else ''} and deployed to {join_words(deployed)}"
     parts = [sentence + "."]
     jobs = run.get("jobs") or {}
     total = as_int(jobs.get("total")) if isinstance(jobs, Mapping) else None
@@ -142,7 +140,8 @@ def _agreement_sentence(rows: Sequence[Mapping[str, Any]]) -> str:
 def training_answer(rows: Sequence[Mapping[str, Any]]) -> str:
     train_rows = [r for r in rows if is_training(r)]
     if not train_rows:
-        return "No model was trained in this run."
+        return ("No model was trained in this run. Name `frameworks` and `models` in the study config to "
+                "train each model natively in each framework.")
     with_seed = has_several_seeds(rows)
     several_datasets = len(distinct(train_rows, "dataset")) > 1
     index = CellIndex.build([{**r, "target": "", "variant": ""} for r in train_rows], with_seed)
@@ -187,227 +186,41 @@ def training_answer(rows: Sequence[Mapping[str, Any]]) -> str:
     return " ".join(parts)
 
 
-# -- accuracy and inconsistency ---------------------------------------------------------------------
-
-
-def accuracy_answer(rows: Sequence[Mapping[str, Any]]) -> str:
-    def is_accuracy_row(r: Mapping[str, Any]) -> bool:
-        return is_cell_metric(r) and r["metric"] not in LATENCY_METRICS
-
-    cell_rows = [r for r in rows if is_accuracy_row(r)]
-    failed = _problem_count(rows, lambda r: not is_training(r) and (is_job_problem(r) or is_accuracy_row(r)))
-    failures = f"{plural(failed, 'cell')} could not be evaluated or compared (see Findings)." if failed else ""
-    if not any(r["metric"] in ("accuracy", *COMPARISON_METRICS) for r in cell_rows):
-        return f"No model was evaluated or compared in this run. {failures}".strip()
-    with_seed = has_several_seeds(rows)
-    several_datasets = len(distinct(cell_rows, "dataset")) > 1
-    index = CellIndex.build(cell_rows, with_seed)
-    parts: list[str] = []
-
-    # Agreement with the source framework, per target (and variant).
-    groups: dict[tuple[str, str, str], list[tuple[CellKey, Mapping[str, Mapping[str, Any]]]]] = {}
-    for key, metrics in index.items():
-        if any(ok_value(metrics, m) is not None for m in ("label_flips", "max_abs_logit_diff")):
-            groups.setdefault((key[2], key[3], key[4]), []).append((key, metrics))
-    for (framework, target, variant), cells in groups.items():
-        parts.append(_agreement(framework, target, variant, cells, with_seed, several_datasets))
-
-    # Accuracy against the native model.
-    native = {(k[0], k[1], k[2], k[5]): ok_value(m, "accuracy") for k, m in index.items()
-              if is_native(k[2], k[3]) and ok_value(m, "accuracy") is not None}
-    deltas = []
-    for key, metrics in index.items():
-        acc = ok_value(metrics, "accuracy")
-        base = native.get((key[0], key[1], key[2], key[5]))
-        if acc is not None and base is not None and not is_native(key[2], key[3]):
-            deltas.append((acc - base, key, base, acc))
-    accuracies = [(ok_value(m, "accuracy"), key) for key, m in index.items()
-                  if ok_value(m, "accuracy") is not None]
-    if deltas:
-        worst = max(deltas, key=lambda d: abs(d[0]))
-        if abs(worst[0]) < 1e-12:
-            parts.append(f"Accuracy was unchanged by every move ({plural(len(deltas), 'cell')}).")
-        else:
-            delta, key, base, acc = worst
-            direction = "dropped" if delta < 0 else "rose"
-            parts.append(f"The largest accuracy change: {_model_label(key, with_seed, several_datasets)} "
-                         f"{direction} from {percent(base)} to {percent(acc)} on "
-                         f"{_where(key[2], key[3], key[4])} ({abs(delta) * 100:.2f} points).")
-    elif accuracies:
-        low, high = min(accuracies, key=lambda a: a[0] or 0), max(accuracies, key=lambda a: a[0] or 0)
-        if len(accuracies) == 1 or low[0] == high[0]:
-            parts.append(f"Accuracy was {percent(high[0] or 0)}.")
-        else:
-            parts.append(f"Accuracy ranged from {percent(low[0] or 0)} "
-                         f"({low[1][1]} on {_where(*low[1][2:5])}) to {percent(high[0] or 0)} "
-                         f"({high[1][1]} on {_where(*high[1][2:5])}).")
-    if failures:
-        parts.append(failures)
-    return " ".join(parts)
-
-
-def _agreement(framework: str, target: str, variant: str,
-               cells: list[tuple[CellKey, Mapping[str, Mapping[str, Any]]]],
-               with_seed: bool, several_datasets: bool) -> str:
-    where, source = _where(framework, target, variant), display_name(framework)
-    labels = [_model_label(key, with_seed, several_datasets) for key, _ in cells]
-    flipped = [(label, m) for label, (_, m) in zip(labels, cells, strict=True)
-               if (ok_value(m, "label_flips") or 0) > 0]
-    diffs = [ok_value(m, "max_abs_logit_diff") for _, m in cells]
-    largest = max((d for d in diffs if d is not None), default=None)
-    tail = f"; the largest logit difference was {scientific(largest)}." if largest is not None else "."
-    if not flipped:
-        if all(ok_value(m, "label_flips") is not None for _, m in cells):
-            return f"{where} agreed with {source} on every test image for {_models_phrase(labels)}{tail}"
-        return f"{where} was compared with {source} for {_models_phrase(labels)}{tail}"
-    details = []
-    for label, metrics in flipped:
-        flips, total, rate = (ok_value(metrics, "label_flips") or 0, comparison_total(metrics),
-                              ok_value(metrics, "label_flip_rate"))
-        text = f"{label} changed {count(flips)}" + (f" of {total:,}" if total else "") + " labels"
-        details.append(text + (f" ({percent(rate)})" if rate is not None else ""))
-    agreed = [label for label, (_, m) in zip(labels, cells, strict=True)
-              if ok_value(m, "label_flips") == 0]
-    text = f"{where} disagreed with {source}: {join_words(details)}"
-    if agreed:
-        text += f", while {join_words(agreed)} agreed on every image"
-    return text + tail
-
-
-# -- latency ----------------------------------------------------------------------------------------
-
-
-def latency_answer(rows: Sequence[Mapping[str, Any]]) -> str:
-    latency_rows = [r for r in rows if r["metric"] in LATENCY_METRICS and not is_training(r)]
-    if not latency_rows:
-        return "No latency was measured in this run."
-    with_seed = has_several_seeds(rows)
-    several_datasets = len(distinct(latency_rows, "dataset")) > 1
-    index = CellIndex.build(latency_rows, with_seed)
-    measured = [(key, m) for key, m in index.items() if ok_value(m, "latency_p50") is not None]
-    parts: list[str] = []
-    if measured:
-        def p50(item: tuple[CellKey, Mapping[str, Mapping[str, Any]]]) -> float:
-            return ok_value(item[1], "latency_p50") or 0.0
-
-        def where(item: tuple[CellKey, Mapping[str, Mapping[str, Any]]]) -> str:
-            key = item[0]
-            return f"{_model_label(key, with_seed, several_datasets)} on {_where(key[2], key[3], key[4])}"
-
-        def shown(item: tuple[CellKey, Mapping[str, Mapping[str, Any]]]) -> str:
-            return format_value(p50(item), item[1]["latency_p50"]["unit"])
-
-        fast, slow = min(measured, key=p50), max(measured, key=p50)
-        if len(measured) == 1:
-            parts.append(f"Median latency was {shown(fast)} ({where(fast)}).")
-        else:
-            parts.append(f"Median latency ranged from {shown(fast)} ({where(fast)}) to {shown(slow)} "
-                         f"({where(slow)}).")
-        parts += _speedups(measured, with_seed, several_datasets)
-    method = _latency_method_sentence(latency_rows)
-    if method:
-        parts.append(method)
-    failed = _problem_count(rows, lambda r: r["metric"] in LATENCY_METRICS
-                            or (is_job_problem(r) and r["kind"] in ("convert", "evaluate")))
-    if failed:
-        parts.append(f"{plural(failed, 'cell')} could not be timed (see Findings).")
-    return " ".join(parts)
-
-
-def _ratio(native: float, other: float) -> str:
-    if other <= 0 or native <= 0:
-        return ""
-    ratio = native / other
-    return f"{significant(ratio, 2)}× faster" if ratio >= 1 else f"{significant(1 / ratio, 2)}× slower"
-
-
-def _speedups(measured: list[tuple[CellKey, Mapping[str, Mapping[str, Any]]]], with_seed: bool,
-              several_datasets: bool) -> list[str]:
-    native = {(k[0], k[1], k[2], k[5]): ok_value(m, "latency_p50")
-              for k, m in measured if is_native(k[2], k[3])}
-    groups: dict[tuple[str, str, str], list[tuple[str, float, float]]] = {}
-    for key, metrics in measured:
-        base = native.get((key[0], key[1], key[2], key[5]))
-        value = ok_value(metrics, "latency_p50")
-        if is_native(key[2], key[3]) or base is None or value is None or base <= 0 or value <= 0:
-            continue
-        groups.setdefault((key[2], key[3], key[4]), []).append(
-            (_model_label(key, with_seed, several_datasets), base, value))
-    sentences = []
-    for (framework, target, variant), items in groups.items():
-        where, source = _where(framework, target, variant), display_name(framework)
-        if len(items) <= 2:
-            details = [f"{_ratio(base, value)}" + (f" than {source}" if i == 0 else "") + f" for {label}"
-                       for i, (label, base, value) in enumerate(items)]
-            sentences.append(f"{where} ran {join_words(details)}.")
-        else:
-            ratios = sorted(base / value for _, base, value in items)
-            low, high = ratios[0], ratios[-1]
-            if low >= 1:
-                span = f"{significant(low, 2)}–{significant(high, 2)}× faster than"
-            elif high < 1:
-                span = f"{significant(1 / high, 2)}–{significant(1 / low, 2)}× slower than"
-            else:
-                span = f"between {significant(1 / low, 2)}× slower and {significant(high, 2)}× faster than"
-            sentences.append(f"{where} ran {span} {source} across {len(items)} models.")
-    return sentences
-
-
-def _latency_method_sentence(latency_rows: Sequence[Mapping[str, Any]]) -> str:
-    fields = methods(latency_rows).get("latency", {})
-
-    def single(name: str) -> str | None:
-        values = fields.get(name, [])
-        return values[0] if len(values) == 1 else None
-
-    repeats, warmup, batch, threads = (single(n) for n in ("repeats", "warmup", "batch_size", "threads"))
-    minimum = single("min_repeats")
-    counts = sorted(n for n in (as_int(v) for v in fields.get("repeats", [])) if n is not None)
-    if not fields.get("repeats") and batch is None:
-        return ""
-    text = "Each figure summarises"
-    if repeats:
-        text += f" {repeats} timed runs"
-    elif counts:
-        text += f" {counts[0]:,} to {counts[-1]:,} timed runs"
-        if minimum:
-            text += f" (at least {minimum})"
-    else:
-        text += " repeated timed runs"
-    if batch:
-        text += f" at batch size {batch}"
-    if warmup:
-        text += f" after {warmup} warm-up runs"
-    if threads:
-        text += f", {plural(int(threads), 'thread')}" if threads.isdigit() else f", threads {threads}"
-    return text + "; the error bars span p10 to p90."
-
-
 # -- findings ---------------------------------------------------------------------------------------
 
 
-def findings_answer(rows: Sequence[Mapping[str, Any]], shown: int = 3) -> str:
-    found = findings(rows)
-    if not found:
-        return "Nothing failed, nothing was unavailable, and no moved model changed a prediction."
+def findings_answer(groups: Sequence[FindingGroup], shown: int = 3) -> str:
+    """How many findings, in how many groups (same tool and error), the largest groups first, and any layer or
+    operator that more than one group names."""
+    if not groups:
+        return "Nothing failed, nothing was unavailable, and no moved or deployed model changed a prediction."
+    cells = sum(len(g.members) for g in groups)
     by_status: dict[str, int] = {}
-    for finding in found:
-        by_status[finding.status] = by_status.get(finding.status, 0) + 1
+    for group in groups:
+        by_status[group.status] = by_status.get(group.status, 0) + len(group.members)
     nouns = {"failed": "failed", "unavailable": "unavailable", "inconsistent": "changed predictions"}
     counts = [f"{n} {nouns.get(status, status)}" for status, n in by_status.items()]
-    parts = [f"{plural(len(found), 'finding')}: {join_words(counts)}."]
-    for finding in found[:shown]:
-        where = _where(finding.framework, finding.target, finding.variant)
-        subject = f"{finding.model} on {where}" if finding.model else where
-        if finding.status == "inconsistent":
-            parts.append(f"{subject}: {finding.error}")
+    parts = [f"{plural(cells, 'finding')} in {plural(len(groups), 'group')} (same tool and same error, numbers "
+             f"and names aside): {join_words(counts)}."]
+    ranked = sorted(groups, key=lambda g: (STATUS_ORDER.get(g.status, 5), -len(g.members)))
+    for group in ranked[:shown]:
+        on = plural(len(group.members), "cell")
+        if group.status == "inconsistent":
+            parts.append(f"{group.tool}: changed predictions on {on}.")
         else:
-            job = f" ({finding.kind} job)" if finding.kind else ""
-            summary = error_summary(finding.error)
+            summary = error_summary(group.error) if group.distinct_errors == 1 else group.pattern
             stop = "" if summary.endswith(".") else "."
-            parts.append(f"{subject}{job} {finding.status}: {summary}{stop}")
-    if len(found) > shown:
-        parts.append(f"{len(found) - shown} more in the table below.")
+            parts.append(f"{group.tool}: {group.status} on {on} — {summary}{stop}")
+    if len(groups) > shown:
+        parts.append(f"{len(groups) - shown} more groups in the table below, each with its cells, the versions "
+                     "involved and the artifacts to reproduce it.")
+    tools_by_layer: dict[str, set[str]] = {}
+    for group in groups:
+        for layer in group.layers:
+            tools_by_layer.setdefault(layer, set()).add(group.tool)
+    shared = {layer: tools for layer, tools in tools_by_layer.items() if len(tools) > 1}
+    for layer, tools in sorted(shared.items()):
+        parts.append(f"{layer} appears in the errors of {join_words(sorted(tools))}.")
     return " ".join(parts)
 
 
@@ -457,10 +270,8 @@ def environment_answer(run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
 
 
 __all__ = [
-    "accuracy_answer",
     "environment_answer",
     "findings_answer",
-    "latency_answer",
     "summary_answer",
     "training_answer",
 ]

@@ -211,13 +211,14 @@ def _route(key: tuple[Any, ...], metrics: Mapping[str, Mapping[str, Any]]) -> tu
     return str(method.get("attack_variant", setting)), str(method.get("route", route))
 
 
-def transfer_summary_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+def transfer_summary_table(rows: Sequence[Mapping[str, Any]], table_id: str = "transfer",
+                           title: str = "Transfer: each source model → the models derived from it") -> Table:
     """One row per source → derived model: over all its transferred sets, how alike the two models are fooled."""
     with_seed = has_several_seeds(rows)
     key_columns = [Column("dataset", "dataset"), Column("model", "model"), Column("source", "source")]
     if with_seed:
         key_columns.append(Column("seed", "seed", numeric=True))
-    table = Table("transfer", "Transfer: each source model → the models derived from it", [
+    table = Table(table_id, title, [
         *key_columns, Column("target", "target"), Column("route", "route"),
         Column("sets", "adversarial sets", numeric=True),
         Column("differing", "sets treated differently", numeric=True),
@@ -307,7 +308,8 @@ def robustness_answer(rows: Sequence[Mapping[str, Any]]) -> str:
     attack_rows = [row for row in rows if row["kind"] == "attack"]
     transfer_rows = [row for row in rows if row["kind"] == "transfer"]
     if not attack_rows:
-        return "No attack ran: give the study config an [attacks] section with `methods` to measure robustness."
+        return ("No attack ran in this run: give the study config an [attacks] section with `methods` (e.g. "
+                "`methods = [\"fgsm\", \"pgd\"]`) and `epsilons` to measure robust accuracy against ε.")
     sentences = []
     curves = epsilon_curves(rows)
     for attack, groups in curves.items():
@@ -365,7 +367,8 @@ def robustness_section(rows: Sequence[Mapping[str, Any]]) -> Any:
               for attack, curves in epsilon_curves(mine).items() if curves]
     tables = [table for table in (attacks_table(mine), transfer_summary_table(mine), transfer_table(mine))
               if table.rows]
-    return Section("robustness", "Adversarial robustness", robustness_answer(mine), tables=tables, charts=charts)
+    return Section("robustness", "Robustness across frameworks", robustness_answer(mine), tables=tables,
+                   charts=charts)
 
 
 __all__ = ["attacks_table", "epsilon_chart", "epsilon_curves", "is_robustness", "robustness_answer",

@@ -32,8 +32,21 @@ LATENCY_METRICS: tuple[str, ...] = (
     "latency_mean",
     "latency_std",
     "latency_min",
+    "latency_median_ci_low",
+    "latency_median_ci_high",
+    "latency_p50_per_image",
     "first_inference",
 )
+#: what a deployed model costs to start: the browser's own start, download and initialisation of the model
+LOAD_METRICS: tuple[str, ...] = (
+    "load_time",
+    "browser_start_time",
+    "model_download_time",
+    "model_init_time",
+    "runtime_init_time",
+    "model_size_served",
+)
+MEMORY_METRICS: tuple[str, ...] = ("peak_rss", "peak_rss_load", "peak_rss_inference")
 CONVERSION_METRICS: tuple[str, ...] = ("conversion_time", "converted_size")
 #: per-epoch learning curves (method.epoch says which epoch) and the reproduce job's figures: shown by
 #: the Training section's own chart and tables (report/training.py), never as table columns
@@ -44,13 +57,19 @@ COMPARISON_METRICS: tuple[str, ...] = (
     "label_flip_rate",
     "max_abs_logit_diff",
     "mean_abs_logit_diff",
+    "p99_abs_logit_diff",
+    "top5_agreement",
+    "min_atol",
+    "min_rtol",
+    "source_accuracy",
+    "accuracy_change",
 )
 #: Metrics of an evaluated (and compared) model that the cells table has a column for.
 CELL_METRICS: tuple[str, ...] = (
     "accuracy",
     "model_size",
-    "load_time",
-    "peak_rss",
+    *LOAD_METRICS,
+    *MEMORY_METRICS,
     *LATENCY_METRICS,
     *COMPARISON_METRICS,
     *CONVERSION_METRICS,

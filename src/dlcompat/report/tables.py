@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .finding_groups import FindingGroup, cell_label
 from .findings import STATUS_ORDER, findings
 from .formatting import (
     MISSING,
@@ -370,6 +371,36 @@ def findings_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
+def finding_groups_table(groups: Sequence[FindingGroup]) -> Table:
+    """One row per group of findings (same status, tool, normalised error and layers): its cells in full, the
+    versions involved and the artifacts to reproduce it; `#` numbers them G1, G2, ..."""
+    table = Table("findings", "Findings, grouped by tool and error", [
+        Column("id", "#"), Column("status", "status"), Column("tool", "tool"),
+        Column("count", "cells", numeric=True), Column("pattern", "error (normalised)"),
+        Column("layers", "layers / operators"), Column("cells", "cells"), Column("error", "full error (first cell)"),
+        Column("versions", "versions involved"), Column("artifacts", "artifacts")])
+    order = sorted(groups, key=lambda g: (STATUS_ORDER.get(g.status, 5), -len(g.members), g.tool))
+    for number, group in enumerate(order, start=1):
+        inconsistent = group.status == "inconsistent"
+        cells = [cell_label(f) + (f": {f.error}" if inconsistent else "")
+                 + (f" ({', '.join(f.metrics)})" if not inconsistent and not f.whole_job else "")
+                 for f in group.members]
+        error = "" if inconsistent else group.error
+        table.rows.append({
+            "id": Cell(f"G{number}", number),
+            "status": Cell(group.status, STATUS_ORDER.get(group.status, 5), status=group.status),
+            "tool": text_cell(group.tool),
+            "count": Cell(str(len(group.members)), len(group.members)),
+            "pattern": text_cell(group.pattern),
+            "layers": text_cell(", ".join(group.layers)),
+            "cells": Cell("\n".join(cells), len(cells)),
+            "error": Cell(error or MISSING, error),
+            "versions": text_cell("\n".join(group.versions)),
+            "artifacts": text_cell("\n".join(group.artifacts)),
+        })
+    return table
+
+
 # -- other metrics ----------------------------------------------------------------------------------
 
 
@@ -539,6 +570,7 @@ __all__ = [
     "Table",
     "cells_table",
     "environment_table",
+    "finding_groups_table",
     "findings_table",
     "latency_table",
     "methods_table",

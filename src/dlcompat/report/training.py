@@ -18,8 +18,10 @@ import numpy as np
 
 from dlcompat.metrics.statistics import compare_seeds, summarize
 
+from . import charts, narrative
 from .formatting import MISSING, display_name, format_value, percent
-from .tables import Cell, Column, Table, text_cell
+from .rows import is_training
+from .tables import Cell, Column, Table, text_cell, training_table
 
 Group = tuple[str, str, str]  # dataset, model, framework
 
@@ -158,3 +160,38 @@ def learning_curves_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] |
               "yaxis": {"title": {"text": "mean training loss"}, "type": "log"},
               "margin": {"t": 30, "r": 20}, "legend": {"orientation": "h"}}
     return {"data": data, "layout": layout, "config": {"displaylogo": False, "responsive": True}}
+
+
+def accuracy_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Test accuracy of each natively trained model, mean over seeds with its 95% CI as error bars."""
+    accuracy = _native_accuracy(rows)
+    if not accuracy:
+        return None
+    several_datasets = len({group[0] for group in accuracy}) > 1
+    points = []
+    for (dataset, model, framework), seeds in sorted(accuracy.items()):
+        summary = summarize(list(seeds.values()))
+        half = None if math.isnan(summary.ci_low) else (summary.ci_high - summary.mean) * 100
+        text = percent(summary.mean) + (f" (95% CI {percent(summary.ci_low)} – {percent(summary.ci_high)}, "
+                                        f"{summary.n} seeds)" if half is not None else f" ({summary.n} seed)")
+        points.append(charts.Point(display_name(framework), f"{model} · {dataset}" if several_datasets else model,
+                                   summary.mean * 100, text, error_minus=half, error_plus=half))
+    figure = charts.bar_figure(points, "test accuracy (%)", error_bars=True, height=340)
+    low = min(p.y - (p.error_minus or 0.0) for p in points)
+    figure["layout"]["yaxis"].update(rangemode="normal", range=[max(0.0, math.floor(low / 5) * 5 - 5), 100.5])
+    return figure
+
+
+def training_section(rows: Sequence[Mapping[str, Any]]) -> Any:
+    """The report's training section (a `document.Section`): accuracy over seeds, verdicts, time, memory, curves."""
+    from .document import Chart, Section  # the document imports this module; its classes are needed at call time
+
+    answer = " ".join(t for t in (narrative.training_answer(rows), training_verdict_answer(rows)) if t)
+    found = [Chart(chart_id, title, figure) for chart_id, title, figure in (
+        ("framework-accuracy", "Test accuracy per framework and model (mean over seeds, 95% CI bars)",
+         accuracy_chart(rows)),
+        ("learning-curves", "Learning curves (mean over seeds)", learning_curves_chart(rows))) if figure is not None]
+    tables = [framework_accuracy_table(rows), framework_verdict_table(rows),
+              training_table(rows) if any(is_training(r) for r in rows) else Table("training", "Training", [])]
+    return Section("training", "Training across frameworks", answer, tables=[t for t in tables if t.rows],
+                   charts=found)

@@ -271,6 +271,17 @@ class ResultStore:
         out.sort(key=lambda r: r.pop("_order"))
         return out
 
+    def job_environments(self, keys: list[str]) -> dict[str, tuple[str, dict[str, Any]]]:
+        """Job key -> (its toolchain environment's name, the environment it recorded: Python, packages, ...)."""
+        with self.engine.connect() as conn:
+            result: dict[str, tuple[str, dict[str, Any]]] = {}
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                query = select(jobs.c.key, jobs.c.env, jobs.c.environment).where(jobs.c.key.in_(chunk))
+                result.update({key: (env, json.loads(environment or "{}")) for key, env, environment
+                               in conn.execute(query).all()})
+        return result
+
     def job_statuses(self, keys: list[str]) -> dict[str, str]:
         with self.engine.connect() as conn:
             result: dict[str, str] = {}

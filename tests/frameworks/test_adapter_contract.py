@@ -97,6 +97,32 @@ def test_loss_gradient_matches_finite_differences(adapter, mnist_x):
         assert grad[i] == pytest.approx((loss(plus) - loss(minus)) / 2e-2, rel=0.05, abs=1e-4)
 
 
+def test_class_gradient_matches_finite_differences_of_the_chosen_logit(adapter):
+    """d logits[i, labels[i]] / d x[i], each input its own class (C&W-L2, DeepFool and JSMA follow it).
+
+    On random images: a digit's flat background ties max-pooling windows, where a logit has a kink.
+    """
+    spec = build_spec("lenet1", MNIST, 10)
+    model = adapter.build(spec, seed=0)
+    x = np.random.default_rng(0).random((3, *MNIST), dtype=np.float32)
+    labels = np.array([3, 0, 7])
+    grad = adapter.class_gradient(model, x, labels)
+    assert grad.shape == x.shape and grad.dtype == np.float32
+
+    def logit(xx: np.ndarray, i: int) -> float:
+        return float(adapter.predict(model, xx.astype(np.float32)).astype(np.float64)[i, labels[i]])
+
+    for flat in np.argsort(np.abs(grad).ravel())[-3:]:
+        i = np.unravel_index(flat, grad.shape)
+        plus, minus = x.copy(), x.copy()
+        plus[i] += 1e-3
+        minus[i] -= 1e-3
+        assert grad[i] == pytest.approx((logit(plus, i[0]) - logit(minus, i[0])) / 2e-3, rel=0.05, abs=1e-3)
+    # one input's gradient is its own: the others' logits do not reach it
+    alone = adapter.class_gradient(model, x[1:2], labels[1:2])
+    np.testing.assert_allclose(alone, grad[1:2], rtol=1e-4, atol=1e-6 * float(np.abs(grad).max()))
+
+
 def test_save_load_round_trip_and_foreign_files(adapter, mnist_x, tmp_path):
     spec = build_spec("lenet5", MNIST, 10)
     model = adapter.build(spec, seed=0)

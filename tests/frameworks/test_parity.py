@@ -3,7 +3,8 @@
 One set of canonical weights (random, with non-trivial batch-norm statistics) is loaded into each
 available framework through a `probe` job run by the local executor, so frameworks of other
 environments (Theano) are checked in their own interpreter. Logits and every named layer's
-activation must agree within 1e-4 (float32) for all four models, on real images.
+activation must agree within 1e-4 (float32) for all four models, on real images; input gradients (of
+the loss, and of one logit per image) within 1e-2 relative L2 of PyTorch's.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def test_every_layer_agrees_with_pytorch(probes, model):
 def test_gradients_weights_and_save_load_agree(probes, model):
     store, frameworks, results = probes
     reference = store.get_array(results[(model, "pytorch")]["gradient"]).astype(np.float64)
+    class_reference = store.get_array(results[(model, "pytorch")]["class_gradient"]).astype(np.float64)
     for fw in frameworks:
         out = results[(model, fw)]
         grad = store.get_array(out["gradient"]).astype(np.float64)
@@ -94,5 +96,9 @@ def test_gradients_weights_and_save_load_agree(probes, model):
         # changes a few input-gradient entries by ~1e-3 while every forward figure agrees to 1e-6
         error = float(np.linalg.norm(grad - reference) / max(np.linalg.norm(reference), 1e-12))
         assert error <= 1e-2, f"{model}: {fw} input gradient differs from PyTorch's by {error:.2e} (relative L2)"
+        # the gradient of one logit per image (the one C&W-L2, DeepFool and JSMA follow), measured the same way
+        class_grad = store.get_array(out["class_gradient"]).astype(np.float64)
+        error = float(np.linalg.norm(class_grad - class_reference) / max(np.linalg.norm(class_reference), 1e-12))
+        assert error <= 1e-2, f"{model}: {fw} class gradient differs from PyTorch's by {error:.2e} (relative L2)"
         assert out["weights_round_trip_max_diff"] == 0.0, fw
         assert out["save_load_max_diff"] <= 1e-6, fw

@@ -41,9 +41,10 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from dlcompat.data.batching import batch_order
+from dlcompat.data.batching import augment_batch, batch_order
 from dlcompat.errors import ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
 
 #: flags the adapter needs unless the user chose otherwise (PYTENSOR_FLAGS names, either spelling)
@@ -343,6 +344,15 @@ def _mean_cross_entropy(pt: Any, logits: Any, y: Any, classes: int) -> Any:
     return -(logp * onehot).sum(axis=1).mean()
 
 
+def _picked_logits(pt: Any, logits: Any, labels: Any, classes: int) -> Any:
+    """The sum over the batch of each input's logit of its label, picked by a one-hot mask (elementwise, C code).
+
+    In evaluation mode the inputs are independent, so its gradient is each input's own class gradient.
+    """
+    onehot = pt.cast(pt.eq(labels.dimshuffle(0, "x"), pt.arange(classes).dimshuffle("x", 0)), _F32)
+    return (logits * onehot).sum()
+
+
 def _inputs(pt: Any, spec: zs.ModelSpec) -> tuple[Any, Any]:
     h, w, c = spec.input_shape
     x = pt.tensor("x", dtype=_F32, shape=(None, c, h, w))
@@ -442,6 +452,9 @@ class PyTensorAdapter(FrameworkAdapter):
         if task == "gradient":
             loss = _mean_cross_entropy(pt, _GraphBuilder(model, training=False).forward(x), y, spec.num_classes)
             return pytensor.function([x, y], pytensor.grad(loss, x), mode=mode, name=f"{spec.name}.gradient")
+        if task == "class_gradient":  # y: the class whose logit is differentiated, per input
+            picked = _picked_logits(pt, _GraphBuilder(model, training=False).forward(x), y, spec.num_classes)
+            return pytensor.function([x, y], pytensor.grad(picked, x), mode=mode, name=f"{spec.name}.class_gradient")
         if task in ("train:sgd", "train:adam"):
             return self._compile_train_step(model, task, x, y)
         raise ValueError(f"unknown task {task!r}")
@@ -508,19 +521,23 @@ class PyTensorAdapter(FrameworkAdapter):
             slot.set_value(np.zeros_like(slot.get_value(borrow=True)))
         for i, rng in enumerate(model.rngs[task]):  # dropout masks: a function of the seed alone
             rng.set_value(np.random.default_rng([settings.seed, i]))
-        hyper = (np.float64(settings.lr), np.float64(settings.momentum), np.float64(settings.weight_decay))
         x_all = _nchw(train[0])
         y_all = np.asarray(train[1], dtype=np.int64)
         history = TrainHistory()
         for epoch in range(settings.epochs):
+            lr = np.float64(epoch_learning_rate(settings, epoch))
+            hyper = (lr, np.float64(settings.momentum), np.float64(settings.weight_decay))
             start = time.perf_counter()
             total, count = 0.0, 0
-            for idx in batch_order(len(y_all), settings.batch_size, epoch, settings.seed):
-                loss = step(x_all[idx], y_all[idx], *hyper)
+            for number, idx in enumerate(batch_order(len(y_all), settings.batch_size, epoch, settings.seed)):
+                xb = augment_batch(x_all[idx], settings.augmentation, seed=settings.seed, epoch=epoch, batch=number,
+                                   layout="NCHW")
+                loss = step(xb, y_all[idx], *hyper)
                 total += float(loss) * len(idx)
                 count += len(idx)
             history.epoch_time_s.append(time.perf_counter() - start)
             history.train_loss.append(total / max(count, 1))
+            history.learning_rate.append(float(np.float32(lr)))  # the step casts it to float32
             val_acc = float((self.predict(model, val[0]).argmax(1) == val[1]).mean()) if len(val[1]) else float("nan")
             history.val_accuracy.append(val_acc)
             if progress:
@@ -543,6 +560,11 @@ class PyTensorAdapter(FrameworkAdapter):
 
     def loss_gradient(self, model: PyTensorModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         grad = self._function(model, "gradient")(_nchw(x), np.asarray(y, dtype=np.int64))
+        return np.ascontiguousarray(grad.transpose(0, 2, 3, 1), dtype=np.float32)
+
+    def class_gradient(self, model: PyTensorModel, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        grad = self._function(model, "class_gradient")(_nchw(x), labels)
         return np.ascontiguousarray(grad.transpose(0, 2, 3, 1), dtype=np.float32)
 
     def activations(self, model: PyTensorModel, x: np.ndarray,

@@ -10,7 +10,7 @@ running statistics. The native file is an `.npz` of canonical weights: Theano ha
 its own (it pickles), and no converter exists from Theano to any other format.
 
 Compiled functions are shape-generic (one serves every batch size) and cached per spec and kind
-(predict, activations, gradient, train-sgd, train-adam): every model of a spec in a process (a loaded
+(predict, activations, gradient, class_gradient, train-sgd, train-adam): every model of a spec in a process (a loaded
 file, a second training run) runs the same compiled functions, its weights swapped into their shared
 variables by reference. C code is cached across processes by Theano itself, in its compile directory
 (~/.theano unless THEANO_FLAGS says otherwise); `_keep_compiled_modules` fixes two cache keys of Theano
@@ -28,9 +28,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlcompat.data.batching import batch_order
+from dlcompat.data.batching import augment_batch, batch_order
 from dlcompat.errors import ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
 
 FLOAT = "float32"
@@ -392,6 +393,28 @@ def _gradient_fn(model: TheanoModel) -> Any:
     return g.compiled("gradient", make)
 
 
+def _class_gradient_fn(model: TheanoModel) -> Any:
+    """fn(x, labels) -> [d logits[i, labels[i]] / dx[i] for every i]: one backward pass of the picked logits' sum.
+
+    In evaluation mode the inputs are independent, so the gradient of the sum is each input's own. The
+    logit is picked by a one-hot mask (elementwise, C code) rather than advanced indexing, whose
+    gradient Theano runs in Python.
+    """
+    g = model.activate()
+
+    def make() -> Any:
+        theano = _theano()
+        tensor = theano.tensor
+        x, trace = _eval_graph(g, differentiable=True)
+        labels = tensor.lvector("labels")
+        classes = tensor.arange(g.spec.num_classes)
+        onehot = tensor.cast(tensor.eq(labels.dimshuffle(0, "x"), classes.dimshuffle("x", 0)), FLOAT)
+        picked = (trace.taps[g.spec.layers[-1].name] * onehot).sum()
+        return theano.function([x, labels], [theano.grad(picked, x)], name="class_gradient")
+
+    return g.compiled("class_gradient", make)
+
+
 def _train_fn(model: TheanoModel, optimizer: str, seed: int) -> Any:
     """fn(x, y, *hyper) -> [mean loss], updating the weights, the optimizer state and the BN running stats.
 
@@ -498,18 +521,22 @@ class TheanoAdapter(FrameworkAdapter):
         fn = _train_fn(model, settings.optimizer, settings.seed)
         x_all = _nchw(train[0])
         y_all = np.ascontiguousarray(train[1], dtype=np.int64)
-        lr, wd = np.float32(settings.lr), np.float32(settings.weight_decay)
+        wd = np.float32(settings.weight_decay)
         history = TrainHistory()
         step = 0
         for epoch in range(settings.epochs):
+            epoch_lr = epoch_learning_rate(settings, epoch)
+            lr = np.float32(epoch_lr)
             start = time.perf_counter()
             total, count = 0.0, 0
-            for idx in batch_order(len(y_all), settings.batch_size, epoch, settings.seed):
-                xb, yb = x_all[idx], y_all[idx]
+            for number, idx in enumerate(batch_order(len(y_all), settings.batch_size, epoch, settings.seed)):
+                xb = augment_batch(x_all[idx], settings.augmentation, seed=settings.seed, epoch=epoch, batch=number,
+                                   layout="NCHW")
+                yb = y_all[idx]
                 step += 1
                 if settings.optimizer == "adam":
                     b1, b2 = ADAM_BETAS
-                    hyper = (lr, wd, np.float32(settings.lr / (1 - b1**step)), np.float32((1 - b2**step) ** 0.5))
+                    hyper = (lr, wd, np.float32(epoch_lr / (1 - b1**step)), np.float32((1 - b2**step) ** 0.5))
                 else:
                     hyper = (lr, np.float32(settings.momentum), wd)
                 (loss,) = fn(xb, yb, *hyper)
@@ -517,6 +544,7 @@ class TheanoAdapter(FrameworkAdapter):
                 count += len(idx)
             history.epoch_time_s.append(time.perf_counter() - start)
             history.train_loss.append(total / max(count, 1))
+            history.learning_rate.append(float(lr))
             val_acc = float((self.predict(model, val[0]).argmax(1) == val[1]).mean()) if len(val[1]) else float("nan")
             history.val_accuracy.append(val_acc)
             if progress:
@@ -545,6 +573,11 @@ class TheanoAdapter(FrameworkAdapter):
     def loss_gradient(self, model: TheanoModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         fn = _gradient_fn(model)
         (grad,) = fn(_nchw(x), np.asarray(y, dtype=np.int64))
+        return np.ascontiguousarray(np.asarray(grad, dtype=np.float32).transpose(0, 2, 3, 1))
+
+    def class_gradient(self, model: TheanoModel, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        fn = _class_gradient_fn(model)
+        (grad,) = fn(_nchw(x), np.asarray(labels, dtype=np.int64).reshape(-1))
         return np.ascontiguousarray(np.asarray(grad, dtype=np.float32).transpose(0, 2, 3, 1))
 
     def activations(self, model: TheanoModel, x: np.ndarray, layers: list[str] | None = None,

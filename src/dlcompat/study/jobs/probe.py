@@ -1,8 +1,8 @@
 """Job `probe`: load given canonical weights into one framework and report what it computes.
 
 Used by the cross-framework parity check: the same weights and images go to every framework, each in
-its own toolchain environment, and the logits, per-layer activations and input gradients come back
-as artifacts to be compared with NumPy.
+its own toolchain environment, and the logits, per-layer activations and input gradients (of the loss,
+and of one logit per image) come back as artifacts to be compared with NumPy.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ def run(ctx: JobContext) -> None:
     logits = adapter.predict(model, x)
     acts = adapter.activations(model, x)
     grad = adapter.loss_gradient(model, x, y)
+    classes = np.arange(len(x), dtype=np.int64) % spec.num_classes  # a different logit for each image
+    class_grad = adapter.class_gradient(model, x, classes)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"model{adapter.native_suffix}"
         adapter.save(model, path)
@@ -41,6 +43,7 @@ def run(ctx: JobContext) -> None:
     round_trip = adapter.get_weights(model)
     ctx.outputs.update(
         logits=ctx.artifacts.put_array(logits), activations=acts_path, gradient=ctx.artifacts.put_array(grad),
+        class_gradient=ctx.artifacts.put_array(class_grad),
         layers=list(acts), version=adapter.version(),
         save_load_max_diff=float(np.abs(reloaded - logits).max()),
         weights_round_trip_max_diff=max(float(np.abs(round_trip[k] - weights[k]).max()) for k in weights),

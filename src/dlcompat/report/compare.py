@@ -640,8 +640,10 @@ def tool_versions(rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     return {name: ", ".join(sorted(versions)) for name, versions in sorted(found.items())}
 
 
-def differences_table(table_id: str, title: str, a: Mapping[str, str], b: Mapping[str, str]) -> Table:
-    table = Table(table_id, title, [Column("field", "field"), Column("a", "run A"), Column("b", "run B")])
+def differences_table(table_id: str, title: str, a: Mapping[str, str], b: Mapping[str, str],
+                      label: str = "field") -> Table:
+    """The keys whose values differ between the runs (absent on one side included)."""
+    table = Table(table_id, title, [Column("field", label), Column("a", "run A"), Column("b", "run B")])
     for key in sorted(set(a) | set(b)):
         if a.get(key) != b.get(key):
             table.rows.append({"field": text_cell(key), "a": text_cell(a.get(key, "")), "b": text_cell(b.get(key, ""))})
@@ -677,7 +679,7 @@ def environment_section(comparison: Comparison) -> Section:
     environment = differences_table("environment-differences", "Environment differences",
                                     _environment_fields(a.info), _environment_fields(b.info))
     versions = differences_table("version-differences", "Tool versions that differ (from the measurements' methods)",
-                                 tool_versions(a.rows), tool_versions(b.rows))
+                                 tool_versions(a.rows), tool_versions(b.rows), label="tool")
     config_a, config_b = str(a.info.get("config_toml") or ""), str(b.info.get("config_toml") or "")
     diff = "\n".join(difflib.unified_diff(config_a.splitlines(), config_b.splitlines(), "run A", "run B",
                                           lineterm=""))

@@ -16,11 +16,11 @@ Every matched pair ends up as one `Change`:
 - `appeared` / `disappeared`: measured by one run only, with the error that kept the other from it
   when a job upstream of the cell failed (a failed conversion skips its evaluation).
 
-`build_comparison_document` lays the changes out as the report's own sections (training, accuracy,
-latency, deployment, robustness, other), each listing only what changed, then the findings (status
-changes, new and missing measurements, with their errors) and the environment (what differs
-between the runs, and the noise method of every metric). `write_comparison` renders it with the
-report's own HTML and Markdown renderers.
+`build_comparison_document` lays the changes out as the report's own sections (training, robustness,
+migration, deployment, other: `document.section_of` says where a measurement belongs), each listing
+only what changed, then the findings (status changes, new and missing measurements, with their
+errors) and the environment (what differs between the runs, and the noise method of every metric).
+`write_comparison` renders it with the report's own HTML and Markdown renderers.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from typing import Any
 
 from . import html, markdown
 from .atomic import atomic_write_text
-from .document import Block, Document, Section, run_info
+from .document import SECTION_IDS, Block, Document, Section, run_info, section_of
 from .formatting import MISSING, error_summary, format_value, join_words, plural
 from .noise import NOT_COMPARED, Noise, Side, judge, rule_for
-from .rows import REPRODUCIBILITY_METRICS, is_job_problem, is_native, is_other, is_training, normalize_rows
+from .rows import is_job_problem, is_native, normalize_rows
 from .tables import Cell, Column, Table, text_cell
 
 HTML_NAME = "compare.html"
@@ -50,16 +50,14 @@ KEY_FIELDS: tuple[str, ...] = ("dataset", "model", "framework", "target", "varia
 #: the order in which a side's statuses decide its own when its seeds disagree
 STATUS_PRECEDENCE: tuple[str, ...] = ("failed", "unavailable")
 
-#: the report's sections that list value changes, in the report's order, with the report's titles
-VALUE_SECTIONS: dict[str, str] = {
+#: the titles of the report's sections that show measurements (`document.section_of` says which row goes where)
+SECTION_TITLES: dict[str, str] = {
     "training": "Training across frameworks",
-    "accuracy": "Accuracy & inconsistency per target",
-    "latency": "Latency",
-    "deployment": "Deployment (mobile)",
-    "robustness": "Adversarial robustness",
+    "robustness": "Robustness across frameworks",
+    "migration": "Migration across frameworks",
+    "deployment": "Deployment: server, mobile and web",
     "other": "Other measurements",
 }
-ROBUSTNESS_KINDS = frozenset({"attack", "transfer"})
 
 #: how each kind of change is named in tables and the summary
 KIND_LABELS: dict[str, str] = {
@@ -325,29 +323,6 @@ def compare_runs(run_a: Any, rows_a: Iterable[Any] | None, run_b: Any, rows_b: I
 # -- sections ----------------------------------------------------------------------------------------
 
 
-def section_of(row: Mapping[str, Any], mobile: Iterable[str] = ()) -> str:
-    """The report section a measurement belongs to (the report's own classification, by kind and metric)."""
-    metric = row["metric"]
-    if row["kind"] in ROBUSTNESS_KINDS:
-        return "robustness"
-    if is_training(row) or metric in REPRODUCIBILITY_METRICS:
-        return "training"
-    if row["target"] in mobile:
-        return "deployment"
-    if metric.startswith("latency_") or metric == "first_inference":
-        return "latency"
-    if is_other(row):
-        return "other"
-    return "accuracy"
-
-
-def _mobile_targets() -> set[str]:
-    """The mobile runtimes (the runtime registry is data: nothing heavy is imported)."""
-    from dlcompat.runtimes.base import runtime_entry, runtime_names
-
-    return {name for name in runtime_names() if runtime_entry(name).platform == "mobile"}
-
-
 def _signed(text: str, value: float) -> str:
     return text if value < 0 or text.startswith(("+", "-")) else f"+{text}"
 
@@ -446,21 +421,22 @@ def section_answer(changes: Sequence[Change], compared: int) -> str:
 
 def value_sections(comparison: Comparison) -> list[Section]:
     """The report's measurement sections, each with only the values that changed (and only when any did)."""
-    mobile = _mobile_targets()
     by_section: dict[str, list[Change]] = {}
     compared: dict[str, int] = {}
     for change in comparison.changes:
         if change.a is None or change.b is None:
             continue
-        section = section_of(change.row, mobile)
+        section = section_of(change.row)
         compared[section] = compared.get(section, 0) + 1
         if change.kind == "value":
             by_section.setdefault(section, []).append(change)
     with_seed = not comparison.pooled and len(set(comparison.a.seeds) | set(comparison.b.seeds)) > 1
     sections = []
-    for section_id, title in VALUE_SECTIONS.items():
+    order = [*(i for i in SECTION_IDS if i in SECTION_TITLES), *sorted(set(by_section) - set(SECTION_IDS))]
+    for section_id in order:
         changes = by_section.get(section_id)
         if changes:
+            title = SECTION_TITLES.get(section_id, section_id.capitalize())
             sections.append(Section(section_id, title, section_answer(changes, compared[section_id]),
                                     tables=[value_changes_table(f"{section_id}-changes", f"{title}: changes",
                                                                 changes, with_seed)]))
@@ -688,7 +664,7 @@ def environment_section(comparison: Comparison) -> Section:
               f"{plural(len(versions), 'tool version')} differ; the study configurations {config}. A change is "
               "within noise when it is no larger than the measurement varies by chance: each metric's rule, and "
               "the method it applied, are listed below.")
-    return Section("environment", "Environment & method", answer,
+    return Section("environment", "Environment and method", answer,
                    tables=[t for t in (environment, versions) if t.rows] + [methods_table(comparison)],
                    blocks=[Block("config-diff", "Study configuration, run A → run B", diff, "diff")] if diff else [])
 
@@ -758,5 +734,4 @@ def change_fields(change: Change) -> dict[str, str]:
 
 
 __all__ = ["HTML_NAME", "MARKDOWN_NAME", "Change", "Comparison", "IndexedRun", "build_comparison_document",
-           "change_fields", "compare_runs", "describe", "format_delta", "headline", "match", "section_of",
-           "write_comparison"]
+           "change_fields", "compare_runs", "describe", "format_delta", "headline", "match", "write_comparison"]

@@ -147,7 +147,7 @@ def test_class_gradient_attacks_are_unavailable_without_an_adapter_class_gradien
 
 
 def test_an_environment_without_art_records_the_attack_unavailable_with_the_fix(monkeypatch):
-    """The `theano` environment has no ART: its attack jobs say so, and which pin would fix it."""
+    """An environment without ART (a new toolchain environment) says so, and which pin would fix it."""
     import sys
 
     from dlcompat.study.jobs import attack

@@ -10,8 +10,9 @@ computes its own gradients and ART only does the attack arithmetic in NumPy.
 A native classifier is used only after its logits match the adapter's on a probe batch; otherwise
 (or when building it fails) the adapter classifier takes over and the reason is recorded.
 
-ART is imported by this module: it runs where ART is installed (the `main` environment). The `theano`
-environment has no ART, so its attack jobs record `unavailable`, with the pin that would fix it.
+ART is imported by this module: it runs where ART is installed, the `main` environment and the
+`theano` one (envs/theano.txt pins ART 1.20.1 beside numpy 1.23.5), so every framework's models are
+attacked in their own environment. An environment without ART records its attack jobs `unavailable`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from dlcompat.metrics.robustness import attack_figures
 from dlcompat.study.jobs.base import JobContext
 from dlcompat.study.jobs.common import dataset_of, spec_of
 
-#: what a job whose environment lacks ART records (the `theano` environment has no ART)
+#: the pin a job whose environment lacks ART names (main and theano have it; a new environment may not)
 ART_PIN = "adversarial-robustness-toolbox==1.20.1"
 
 

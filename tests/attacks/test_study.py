@@ -54,26 +54,43 @@ def test_attacks_follow_every_trained_model_and_transfers_every_derived_one():
     plan = build_plan(config)
     kinds = Counter(job.kind for job in plan.jobs.values())
     assert kinds["attack"] == 4  # 2 frameworks x 2 attacks
-    transfers = {(j.params["cell"]["framework"], j.params["cell"]["target"], j.params["route"], j.params["attack"])
+    evaluations = [e for e in plan.jobs.values() if e.kind == "evaluate" and e.params["runtime"] != "native"]
+    assert kinds["transfer"] == len(evaluations)  # one per derived model, whatever the number of attacks
+    transfers = {(j.params["cell"]["framework"], j.params["cell"]["target"], j.params["route"])
                  for j in plan.jobs.values() if j.kind == "transfer"}
     # each native model -> its ONNX Runtime deployment and the other framework by weight transfer
-    assert ("pytorch", "onnxruntime", "torch.onnx (dynamo)", "fgsm") in transfers
-    assert ("pytorch", "tensorflow", "weight transfer", "cw-l2") in transfers
-    assert ("tensorflow", "pytorch", "weight transfer", "fgsm") in transfers
-    assert ("tensorflow", "onnxruntime", "keras.onnx (keras)", "fgsm") in transfers
+    assert {("pytorch", "onnxruntime", "torch.onnx (dynamo)"), ("pytorch", "tensorflow", "weight transfer"),
+            ("tensorflow", "pytorch", "weight transfer"),
+            ("tensorflow", "onnxruntime", "keras.onnx (keras)")} <= transfers
     for job in plan.jobs.values():
         if job.kind == "transfer":  # loaded exactly as the derived model's evaluation loads it
-            evaluation = next(e for e in plan.jobs.values() if e.kind == "evaluate" and e.deps == {
+            evaluation = next(e for e in evaluations if e.deps == {
                 "data": job.deps["data"], "model": job.deps["model"]} and e.params["cell"]["target"]
                 == job.params["cell"]["target"] and e.params["cell"]["variant"] == job.params["route"])
             assert all(job.params.get(k) == evaluation.params.get(k) for k in ("runtime", "adapter", "artifact_key"))
-            assert plan.jobs[job.deps["adversarial"]].kind == "attack" and job.env == evaluation.env
+            assert job.env == evaluation.env and job.params["attacks"] == ["fgsm", "cw-l2"]
+            # every attack of the source is an input, and one that fails does not stop the others' transfer
+            attacks = {role: plan.jobs[key] for role, key in job.deps.items() if role.startswith("adversarial:")}
+            assert {a.params["attack"] for a in attacks.values()} == {"fgsm", "cw-l2"}
+            assert {a.params["cell"]["framework"] for a in attacks.values()} == {job.params["cell"]["framework"]}
+            assert set(job.tolerates) == set(attacks)
+            assert job.params["cell"]["variant"] == f"fgsm, cw-l2 · {job.params['route']}"
     # attack settings are in the attack job's key: only the attack whose setting changed is planned anew
     changed = build_plan(parse_config('models = ["lenet5"]\nframeworks = ["pytorch", "tensorflow"]\n'
                                       'migration = ["weights"]\n[attacks]\nmethods = ["fgsm", "cw-l2"]\ncw_steps = 3'))
     before = {k for k, j in plan.jobs.items() if j.kind == "attack"}
     after = {k: j.params["attack"] for k, j in changed.jobs.items() if j.kind == "attack"}
     assert {name for key, name in after.items() if key not in before} == {"cw-l2"}
+
+
+def test_the_quick_preset_transfers_to_every_derived_model_in_one_job_each():
+    plan = build_plan(load_preset("quick"))
+    evaluations = [e for e in plan.jobs.values() if e.kind == "evaluate" and e.params["runtime"] != "native"]
+    transfers = [j for j in plan.jobs.values() if j.kind == "transfer"]
+    assert len(transfers) == len(evaluations)
+    assert {j.params["runtime"] for j in transfers} >= {"onnxruntime", "weights", "ortweb", "tfjs", "litert",
+                                                        "executorch"}
+    assert all(len([r for r in j.deps if r.startswith("adversarial:")]) == 2 for j in transfers)  # FGSM, PGD
 
 
 def test_transfer_can_be_limited_to_some_runtimes_or_switched_off():

@@ -2,9 +2,13 @@
 
 It reads the plan the planner built, so it needs no knowledge of how models are derived: an `attack`
 job follows each `train` job (in that framework's environment, one job per attack covering all its
-budgets), and a `transfer` job follows each attack for every `evaluate` job whose model descends
-from that train job through `convert` jobs (ONNX Runtime, converter migrations) or reads its weights
-directly (weight transfer). A new derived model — a new runtime, converter or migration route — is
+budgets), and one `transfer` job follows for every `evaluate` job whose model descends from that
+train job through `convert` jobs (ONNX Runtime, converter migrations) or reads its weights directly
+(weight transfer). That transfer job depends on every attack job of the source and runs all their
+adversarial sets in one load of the derived model (one browser page, one interpreter), so the plan
+grows by one job per derived model, not one per attack and derived model. It tolerates an attack
+that failed or was unavailable (`Job.tolerates`): the other attacks' sets still transfer, and the
+missing one is recorded. A new derived model — a new runtime, converter or migration route — is
 one more `evaluate` job in the plan and gets its transfer job with no change here.
 """
 
@@ -40,6 +44,11 @@ def derived_evaluations(plan: Plan, trained: str) -> list[Job]:
             and trained_source(plan, job.deps.get("model", "")) == trained]
 
 
+def adversarial_role(attack: str) -> str:
+    """The dependency role under which a transfer job reads one attack job's outputs."""
+    return f"adversarial:{attack}"
+
+
 def plan_attacks(plan: Plan, config: StudyConfig, limits: dict[str, Any]) -> None:
     """Add the attack and transfer jobs of `config.attacks` to `plan` (nothing when it names no attack)."""
     from dlcompat.study.plan import Job
@@ -48,25 +57,29 @@ def plan_attacks(plan: Plan, config: StudyConfig, limits: dict[str, Any]) -> Non
     if not attacks.methods:
         return
     settings = AttackSettings.from_dict(attacks.model_dump())
+    entries = [attack_entry(name) for name in attacks.methods]
     for trained in [job for job in plan.jobs.values() if job.kind == "train"]:
         cell = trained.params["cell"]
         where = f"{cell['framework']}/{cell['model']}/{cell['dataset']}/seed{cell['seed']}"
+        made = {}
+        for entry in entries:
+            made[adversarial_role(entry.name)] = plan.add(Job(
+                "attack", trained.env,
+                {"cell": {**cell, "variant": entry.name}, "attack": entry.name,
+                 "settings": entry.key_settings(settings), "threads": config.threads},
+                {"data": trained.deps["data"], "model": trained.key},
+                f"attack {where} with {entry.title}", runtime=limits))
         targets = [job for job in derived_evaluations(plan, trained.key)
                    if attacks.transfer is True or (attacks.transfer and job.params["runtime"] in attacks.transfer)]
-        for name in attacks.methods:
-            entry = attack_entry(name)
-            attack = plan.add(Job("attack", trained.env,
-                                  {"cell": {**cell, "variant": name}, "attack": name,
-                                   "settings": entry.key_settings(settings), "threads": config.threads},
-                                  {"data": trained.deps["data"], "model": trained.key},
-                                  f"attack {where} with {entry.title}", runtime=limits))
-            for target in targets:
-                target_cell, route = target.params["cell"], target.params["cell"].get("variant", "")
-                # the job's own rows (a failure) name attack and route; each set's rows its full setting
-                params = {"cell": {**target_cell, "variant": transfer_variant(name, route)}, "route": route,
-                          "attack": name, "threads": config.threads,
-                          **{k: target.params[k] for k in RUNNER_PARAMS if k in target.params}}
-                shown = f" [{route}]" if route else ""
-                plan.add(Job("transfer", target.env, params,
-                             {"data": target.deps["data"], "model": target.deps["model"], "adversarial": attack},
-                             f"transfer {entry.title} of {where} to {target_cell['target']}{shown}", runtime=limits))
+        for target in targets:
+            target_cell, route = target.params["cell"], target.params["cell"].get("variant", "")
+            # the job's own rows (the target failed) name the attacks and the route; each set's rows its setting
+            params = {"cell": {**target_cell, "variant": transfer_variant(", ".join(attacks.methods), route)},
+                      "route": route, "attacks": list(attacks.methods), "threads": config.threads,
+                      **{k: target.params[k] for k in RUNNER_PARAMS if k in target.params}}
+            shown = f" [{route}]" if route else ""
+            titles = ", ".join(entry.title for entry in entries)
+            plan.add(Job("transfer", target.env, params,
+                         {"data": target.deps["data"], "model": target.deps["model"], **made},
+                         f"transfer {titles} of {where} to {target_cell['target']}{shown}", runtime=limits,
+                         tolerates=tuple(made)))

@@ -37,6 +37,9 @@ class Job:
     label: str
     #: settings that do not change the result (where data is read from, time limits): not hashed
     runtime: dict[str, Any] = field(default_factory=dict)
+    #: roles whose upstream may have ended stored as failed or unavailable: the job runs anyway and gets
+    #: {"upstream": {"status", "error", "label"}} for that role instead of its outputs (see the runner)
+    tolerates: tuple[str, ...] = ()
     key: str = ""
 
     def __post_init__(self) -> None:

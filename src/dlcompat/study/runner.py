@@ -1,7 +1,8 @@
 """The study runner: plan, skip what the store has, run the rest on an executor, write each result once.
 
 The runner is the single writer of the results database. Jobs whose key is stored are not run again;
-a job whose upstream failed is skipped (not stored, so it runs once its upstream succeeds); every
+a job whose upstream failed is skipped (not stored, so it runs once its upstream succeeds) unless it
+tolerates that upstream's failure (`Job.tolerates`, e.g. a transfer job and one of its attacks); every
 finished job is stored with its measurements in one transaction the moment it completes.
 
 The runner is the one scheduler of every executor: it submits a job once its inputs are stored, up to
@@ -158,6 +159,23 @@ def _request(job: Job, inputs: dict[str, dict[str, Any]], artifacts: ArtifactSto
             **limits}
 
 
+#: how a job ends without being stored: its dependents cannot run, whatever they tolerate
+NOT_STORED = ("skipped", "lost")
+
+
+def _blocked(job: Job, status: dict[str, str | None]) -> bool:
+    """Whether a job whose upstream jobs have all finished must be skipped: an upstream did not end ok, and
+    the job does not tolerate that (`Job.tolerates`: a stored failed or unavailable upstream of that role)."""
+    return any(status[dep] != "ok" and (role not in job.tolerates or status[dep] in NOT_STORED)
+               for role, dep in job.deps.items())
+
+
+def _upstream(store: ResultStore, key: str, outcome: str) -> dict[str, Any]:
+    """What a job gets for a tolerated upstream that did not end ok: how it ended, and why."""
+    record = store.job(key) or {}
+    return {"upstream": {"status": outcome, "error": record.get("error", ""), "label": record.get("label", "")}}
+
+
 def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, executor: Executor,
                  view: ProgressView, summary: RunSummary) -> None:
     jobs = plan.jobs
@@ -184,7 +202,7 @@ def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, execu
                 continue  # an upstream job has not finished yet
             pending.remove(key)
             progressed = True
-            if any(s != "ok" for s in dep_status):
+            if _blocked(job, status):
                 summary.skipped += 1
                 status[key] = "skipped"
                 view.job_done(job.label, "skipped")
@@ -192,7 +210,8 @@ def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, execu
             if len(running) >= executor.slots:
                 pending.insert(0, key)
                 break
-            inputs = {role: outputs_of(dep) for role, dep in job.deps.items()}
+            inputs = {role: outputs_of(dep) if status[dep] == "ok" else _upstream(store, dep, status[dep])
+                      for role, dep in job.deps.items()}
             task = view.job_started(job.label)
             store.job_started(summary.run_id, key, job.label, job.kind)
             request = _request(job, inputs, artifacts, plan.config)

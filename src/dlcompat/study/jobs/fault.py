@@ -11,7 +11,8 @@ It misbehaves on purpose so the executors' fault handling can be tested on real 
 - ``memory``: allocate (and touch) ``params["mb"]`` MB in 16 MB steps, hold it ``params["hold_s"]``
   seconds (default 0), then finish.
 
-If it gets to its end, it reads the artifact its input ``up`` names (``outputs["read"]``), and with
+If it gets to its end, it reads the artifact its input ``up`` names (``outputs["read"]``), or passes on
+what it was told of a failed ``up`` it tolerates (``outputs["upstream"]``), and with
 ``params["write"]`` stores that text as an artifact (``outputs["artifact"]``); ``outputs["root_seen"]``
 is the artifact root it was given. With ``params["marker_dir"]`` set, the job first writes
 ``<marker_dir>/<name>.<pid>`` holding its worker's pid and the Ray node it runs on
@@ -53,6 +54,8 @@ def run(ctx: JobContext) -> None:
         time.sleep(float(p.get("hold_s", 0.0)))
     elif fault != "none":
         raise ValueError(f"unknown fault {fault!r}")
+    if "upstream" in ctx.inputs.get("up", {}):  # a failed upstream the job tolerates (`Job.tolerates`)
+        ctx.outputs["upstream"] = ctx.inputs["up"]["upstream"]
     if "artifact" in ctx.inputs.get("up", {}):
         ctx.outputs["read"] = ctx.artifacts.path(ctx.inputs["up"]["artifact"]).read_text()
     if p.get("write"):

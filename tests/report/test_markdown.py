@@ -56,7 +56,7 @@ def test_every_table_row_has_as_many_cells_as_its_header(run: dict, rows: list[d
 def test_findings_show_the_summary_and_the_full_error(text: str) -> None:
     findings = text[text.index("## Findings"):text.index("## Environment")]
     table = markdown_tables(findings)[0]
-    assert table[0] == ["#", "status", "tool", "cells", "error (normalised)", "layers / operators", "cells",
+    assert table[0] == ["#", "status", "tool", "cells", "error (normalised)", "layers / operators", "which cells",
                         "full error (first cell)", "versions involved", "artifacts"]
     assert table[1][:4] == ["G1", "failed", "torch.onnx (torchscript)", "1"]
     assert table[1][4].endswith("to ONNX opset version N is not supported \\| see &lt;url&gt;")

@@ -31,6 +31,7 @@ from .formatting import (
     percent,
     plural,
     significant,
+    slug,
 )
 from .rows import LATENCY_METRICS, is_native
 from .tables import Cell, Column, Table, conversions_table, latency_table, text_cell
@@ -455,7 +456,7 @@ def deployment_section(rows: Sequence[Mapping[str, Any]]) -> Any:
         if figure is not None:
             title = (f"{model}{f' on {dataset}' if several_datasets else ''}: size against accuracy per variant "
                      f"({SYMBOL_LEGEND})")
-            found.append(Chart(f"deployment-{dataset}-{model}", title, figure))
+            found.append(Chart(f"deployment-{slug(dataset)}-{slug(model)}", title, figure))
     found += [Chart(*chart) for chart in (*latency_charts(rows, items), *flips_charts(rows, items))]
     targets = {d.runtime for d in items}
     transfer = transfer_chart(rows, targets)

@@ -72,6 +72,8 @@ def tool_of(finding: Finding) -> str:
         return display_name(finding.framework)
     if finding.kind == "attack":
         return str(finding.method.get("attack") or variant.split(" ", 1)[0] or "attack")
+    if finding.kind == "transfer":  # adversarial sets run on a derived model
+        return f"transfer to {display_name(target)}"
     if finding.kind == "unavailable" and "converter" in finding.error.lower():
         return "converter graph"
     if is_framework(target) and target != finding.framework:  # a move into another framework

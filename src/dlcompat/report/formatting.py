@@ -176,3 +176,8 @@ def plural(n: int, singular: str, plural_form: str | None = None) -> str:
     """`plural(1, "model")` -> `1 model`; `plural(2, "model")` -> `2 models`."""
     word = singular if n == 1 else (plural_form or singular + "s")
     return f"{n:,} {word}"
+
+
+def slug(text: str) -> str:
+    """A name made safe for an element id: `lenet5 <b>` -> `lenet5-b`."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"

@@ -34,6 +34,7 @@ from .formatting import (
     plural,
     scientific,
     significant,
+    slug,
 )
 from .tables import Cell, Column, Table, text_cell
 from .targets import (
@@ -192,8 +193,8 @@ def _add_moves_a_failed_conversion_stopped(found: dict[Key, Move], converts: Map
 
 # -- the heatmaps ---------------------------------------------------------------------------------------
 
-#: zero flips is green; any flip runs from pale yellow to dark red
-FLIP_COLORSCALE = [[0.0, "#e3f1e3"], [1e-9, "#fff1c9"], [0.5, "#f0914a"], [1.0, "#a61b1b"]]
+#: zero flips is green; any flip runs from pale yellow to red, light enough for dark text on every cell
+FLIP_COLORSCALE = [[0.0, "#dcefdc"], [1e-9, "#fff1c9"], [0.5, "#f7b267"], [1.0, "#e4664f"]]
 #: the marked cells: unavailable (grey), the source itself (white), failed (red)
 MARK_COLORSCALE = [[0.0, "#e6e8ec"], [0.5, "#ffffff"], [1.0, "#f4b6b6"]]
 _MARK = {"unavailable": 0.0, "source": 0.5, "failed": 1.0}
@@ -280,7 +281,7 @@ def heatmap(items: Sequence[Move], frameworks: Sequence[str], title_rows: str) -
     x = [_esc(display_name(t)) for t in targets]
     most = max((v for line in flips_z for v in line if v is not None), default=0.0)
     common = {"x": x, "y": y, "xgap": 2, "ygap": 2, "hoverongaps": False, "hoverinfo": "text",
-              "texttemplate": "%{text}", "textfont": {"size": 12}}
+              "texttemplate": "%{text}", "textfont": {"size": 12, "color": "#1d2430"}}
     data = [
         {"type": "heatmap", "name": "label flips", "z": flips_z, "text": texts, "hovertext": hovers,
          "colorscale": FLIP_COLORSCALE, "zmin": 0, "zmax": max(most, 1.0),
@@ -288,7 +289,7 @@ def heatmap(items: Sequence[Move], frameworks: Sequence[str], title_rows: str) -
         {"type": "heatmap", "name": "not compared", "z": marks_z, "text": texts, "hovertext": hovers,
          "colorscale": MARK_COLORSCALE, "zmin": 0, "zmax": 1, "showscale": False, **common},
     ]
-    layout = {"height": 140 + 36 * len(rows),
+    layout = {"height": 150 + 44 * len(rows),
               "margin": {"l": 16, "r": 16, "t": 16, "b": 48},
               "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
               "xaxis": {"title": {"text": "target framework"}, "side": "bottom", "automargin": True,
@@ -317,7 +318,7 @@ def heatmaps(items: Sequence[Move]) -> list[tuple[str, str, dict[str, Any]]]:
             figure = heatmap(chosen, frameworks, title_rows)
             if figure is not None:
                 label = "weight transfer" if route == "weights" else "converter route"
-                out.append((f"migration-{route}-{dataset}-{model}",
+                out.append((f"migration-{route}-{slug(dataset)}-{slug(model)}",
                             f"{name}: label flips by {label}, source × target{seeds}", figure))
     return out
 
@@ -375,9 +376,11 @@ def moves_table(items: Sequence[Move]) -> Table:
                Column("min_atol", "smallest atol", numeric=True),
                Column("conversion_time", "conversion time", numeric=True),
                Column("size", "converted size", numeric=True), Column("status", "status")]
-    table = Table("migration-moves", "Every move: accuracy, label flips and logit differences against the source",
-                  columns)
+    table = Table("migration-moves", "Every move made or attempted: accuracy, label flips and logit differences "
+                  "against the source", columns)
     for m in items:
+        if m.status == "unavailable" and m.chain == NO_CONVERTER:
+            continue  # no route exists: in the heatmap (grey) and the failures table
         time, size = m.conversion_time, m.converted_size
         table.rows.append({
             "dataset": text_cell(m.key[0]), "model": text_cell(m.key[1]),

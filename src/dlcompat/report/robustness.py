@@ -119,10 +119,10 @@ def epsilon_chart(attack: str, curves: Mapping[tuple[str, str, str], Mapping[flo
         data.append({"type": "scatter", "mode": "lines+markers", "name": html.escape(name, quote=False),
                      "x": list(curve), "y": [value * 100 for value in curve.values()],
                      "hovertemplate": "ε %{x}: %{y:.1f} %<extra>" + html.escape(name, quote=False) + "</extra>"})
-    layout = {"height": 340, "margin": {"l": 64, "r": 16, "t": 24, "b": 48},
+    layout = {"height": 400, "margin": {"l": 64, "r": 16, "t": 24, "b": 48},
               "xaxis": {"title": {"text": "ε (L∞, images in [0, 1]); 0 = clean"}, "rangemode": "tozero"},
               "yaxis": {"title": {"text": "robust accuracy (%)"}, "range": [0, 100]},
-              "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
+              "legend": {"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},
               "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#fafafa"}
     return {"data": data, "layout": layout, "config": {"displaylogo": False, "responsive": True, "showLink": False}}
 
@@ -340,6 +340,9 @@ def robustness_answer(rows: Sequence[Mapping[str, Any]]) -> str:
     problems = [row for row in attack_rows if is_job_problem(row)]
     if problems:
         sentences.append(f"{len(problems)} attack(s) could not run (see the table and Findings).")
+    failed_transfers = {row["job"] for row in transfer_rows if is_job_problem(row)}
+    if failed_transfers:
+        sentences.append(f"{len(failed_transfers)} transfer job(s) to derived models could not run (see Findings).")
     agreement = [row for row in transfer_rows if row["metric"] == "adversarial_agreement" and _ok(row)]
     if agreement:
         differing = [row for row in agreement if row["value"] < 1.0]

@@ -377,7 +377,8 @@ def finding_groups_table(groups: Sequence[FindingGroup]) -> Table:
     table = Table("findings", "Findings, grouped by tool and error", [
         Column("id", "#"), Column("status", "status"), Column("tool", "tool"),
         Column("count", "cells", numeric=True), Column("pattern", "error (normalised)"),
-        Column("layers", "layers / operators"), Column("cells", "cells"), Column("error", "full error (first cell)"),
+        Column("layers", "layers / operators"), Column("cells", "which cells"),
+        Column("error", "full error (first cell)"),
         Column("versions", "versions involved"), Column("artifacts", "artifacts")])
     order = sorted(groups, key=lambda g: (STATUS_ORDER.get(g.status, 5), -len(g.members), g.tool))
     for number, group in enumerate(order, start=1):

@@ -61,4 +61,4 @@ def test_the_findings_section_lists_groups_largest_problems_first(study_run: dic
                                                    key=["failed", "unavailable", "inconsistent"].index)
     assert records[0]["#"] == "G1" and records[0]["tool"] == "ONNX Runtime Web · webgl" and records[0]["cells"] == "2"
     assert section.answer.startswith("9 findings in 6 groups")
-    assert "ONNX Runtime Web · webgl: failed on 2 cells — RuntimeError: ortweb webgl in the page" in section.answer
+    assert "2 cells failed in ONNX Runtime Web · webgl — RuntimeError: ortweb webgl in the page" in section.answer

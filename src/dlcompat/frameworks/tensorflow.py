@@ -40,9 +40,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlcompat.data.batching import batch_order
+from dlcompat.data.batching import augment_batch, batch_order
 from dlcompat.errors import FrameworkUnavailableError, ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
 
 #: characters a canonical layer name keeps in its Keras name; any other byte becomes ``-xx`` (hex)
@@ -253,17 +254,27 @@ def _optimizers() -> dict[str, type]:
 
     @keras.saving.register_keras_serializable(package="dlcompat")
     class CoupledDecaySGD(keras.optimizers.SGD):
-        """`keras.optimizers.SGD` plus torch.optim.SGD's ``weight_decay``: g + wd * w before the momentum."""
+        """`keras.optimizers.SGD` stepping as torch.optim.SGD does: ``weight_decay`` added to the gradient before
+        the momentum (g + wd * w), and the rate applied *after* it, ``v = m * v + g; w -= lr * v``.
+
+        Keras' own SGD keeps ``m * v - lr * g`` instead: the same steps at a constant rate, but when a schedule
+        changes the rate its velocity still carries the old one for a while, and torch's does not.
+        """
 
         def __init__(self, coupled_weight_decay: float = 0.0, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.coupled_weight_decay = float(coupled_weight_decay)
 
         def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:
+            dtype = variable.dtype
+            step = ops.cast(gradient, dtype)
             if self.coupled_weight_decay:
-                gradient = ops.add(ops.cast(gradient, variable.dtype),
-                                   ops.multiply(variable, ops.cast(self.coupled_weight_decay, variable.dtype)))
-            super().update_step(gradient, variable, learning_rate)
+                step = ops.add(step, ops.multiply(variable, ops.cast(self.coupled_weight_decay, dtype)))
+            if self.momentum != 0:
+                velocity = self.momentums[self._get_variable_index(variable)]
+                step = ops.add(ops.multiply(velocity, ops.cast(self.momentum, dtype)), step)
+                self.assign(velocity, step)
+            self.assign_sub(variable, ops.multiply(step, ops.cast(learning_rate, dtype)))
 
         def get_config(self) -> dict[str, Any]:
             return {**super().get_config(), "coupled_weight_decay": self.coupled_weight_decay}
@@ -425,15 +436,16 @@ class KerasAdapter(FrameworkAdapter):
         # One dataset of every epoch's batches, in order: fit with steps_per_epoch keeps one iterator across
         # epochs, so epoch e trains on exactly batch_order(n, batch_size, e, seed).
         batches = functools.reduce(lambda a, b: a.concatenate(b), [
-            tf.data.Dataset.from_tensor_slices(np.concatenate(order)).batch(settings.batch_size) for order in epochs])
+            self._epoch_batches(x_all, y_all, train[0], order, epoch, settings) for epoch, order in enumerate(epochs)])
         options = tf.data.Options()
         options.threading.private_threadpool_size = self.threads
         options.threading.max_intra_op_parallelism = 1
         options.deterministic = True
-        dataset = (batches.map(lambda idx: (tf.gather(x_all, idx), tf.gather(y_all, idx)))
-                   .prefetch(2).with_options(options))
+        dataset = batches.prefetch(2).with_options(options)
         model.compile(optimizer=make_optimizer(settings),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        # the epoch's rate, set on the optimizer before the epoch's first step (fit calls it with 0-based epochs)
+        schedule = keras.callbacks.LearningRateScheduler(lambda epoch, _lr: epoch_learning_rate(settings, epoch))
         adapter = self
 
         class Record(keras.callbacks.Callback):
@@ -445,6 +457,7 @@ class KerasAdapter(FrameworkAdapter):
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 history.epoch_time_s.append(time.perf_counter() - self.start)
                 history.train_loss.append(float((logs or {})["loss"]))
+                history.learning_rate.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
                 val_acc = (float((adapter.predict(model, val[0]).argmax(1) == val[1]).mean())
                            if len(val[1]) else float("nan"))
                 history.val_accuracy.append(val_acc)
@@ -453,8 +466,29 @@ class KerasAdapter(FrameworkAdapter):
                               "val_accuracy": val_acc})
 
         model.fit(dataset, epochs=settings.epochs, steps_per_epoch=len(epochs[0]), shuffle=False, verbose=0,
-                  callbacks=[Record()])
+                  callbacks=[schedule, Record()])
         return history
+
+    @staticmethod
+    def _epoch_batches(x_all: Any, y_all: Any, x_host: np.ndarray, order: list[np.ndarray], epoch: int,
+                       settings: TrainSettings) -> Any:
+        """One epoch's (images, labels) batches: gathered from the resident tensors, or, with augmentation,
+        gathered and augmented on the host by `augment_batch` (numbered batches, so the same in every framework)."""
+        tf, _ = _runtime()
+        indices = tf.data.Dataset.from_tensor_slices(np.concatenate(order)).batch(settings.batch_size)
+        if settings.augmentation == "none":
+            return indices.map(lambda idx: (tf.gather(x_all, idx), tf.gather(y_all, idx)))
+
+        def augmented(number: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            return augment_batch(np.asarray(x_host[idx], dtype=np.float32), settings.augmentation,
+                                 seed=settings.seed, epoch=epoch, batch=int(number))
+
+        def pair(number: Any, idx: Any) -> tuple[Any, Any]:
+            images = tf.numpy_function(augmented, [number, idx], tf.float32, stateful=False)
+            images.set_shape((None, *x_host.shape[1:]))
+            return images, tf.gather(y_all, idx)
+
+        return indices.enumerate().map(pair)
 
     @staticmethod
     def _reseed_dropout(model: Any, seed: int) -> None:

@@ -204,13 +204,13 @@ def findings_answer(groups: Sequence[FindingGroup], shown: int = 3) -> str:
              f"and names aside): {join_words(counts)}."]
     ranked = sorted(groups, key=lambda g: (STATUS_ORDER.get(g.status, 5), -len(g.members)))
     for group in ranked[:shown]:
-        on = plural(len(group.members), "cell")
+        cells = plural(len(group.members), "cell")
         if group.status == "inconsistent":
-            parts.append(f"{group.tool}: changed predictions on {on}.")
+            parts.append(f"{cells} changed predictions in {group.tool}.")
         else:
             summary = error_summary(group.error) if group.distinct_errors == 1 else group.pattern
             stop = "" if summary.endswith(".") else "."
-            parts.append(f"{group.tool}: {group.status} on {on} — {summary}{stop}")
+            parts.append(f"{cells} {group.status} in {group.tool} — {summary}{stop}")
     if len(groups) > shown:
         parts.append(f"{len(groups) - shown} more groups in the table below, each with its cells, the versions "
                      "involved and the artifacts to reproduce it.")

@@ -156,9 +156,11 @@ def learning_curves_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] |
         name = f"{model} · {display_name(framework)}" + (f" · {dataset}" if several_datasets else "")
         data.append({"type": "scatter", "mode": "lines+markers", "name": html.escape(name, quote=False),
                      "x": epochs, "y": [float(np.mean(points[e])) for e in epochs]})
-    layout = {"xaxis": {"title": {"text": "epoch"}, "dtick": 1},
+    layout = {"height": 420 + 20 * (len(data) // 6), "xaxis": {"title": {"text": "epoch"}, "dtick": 1},
               "yaxis": {"title": {"text": "mean training loss"}, "type": "log"},
-              "margin": {"t": 30, "r": 20}, "legend": {"orientation": "h"}}
+              "margin": {"l": 64, "r": 16, "t": 24, "b": 48},
+              "legend": {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
+              "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#fafafa"}
     return {"data": data, "layout": layout, "config": {"displaylogo": False, "responsive": True}}
 
 
@@ -176,7 +178,8 @@ def accuracy_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
                                         f"{summary.n} seeds)" if half is not None else f" ({summary.n} seed)")
         points.append(charts.Point(display_name(framework), f"{model} · {dataset}" if several_datasets else model,
                                    summary.mean * 100, text, error_minus=half, error_plus=half))
-    figure = charts.bar_figure(points, "test accuracy (%)", error_bars=True, height=340)
+    with_ci = any(p.error_plus is not None for p in points)  # one seed: no interval to draw
+    figure = charts.bar_figure(points, "test accuracy (%)", error_bars=with_ci, height=340)
     low = min(p.y - (p.error_minus or 0.0) for p in points)
     figure["layout"]["yaxis"].update(rangemode="normal", range=[max(0.0, math.floor(low / 5) * 5 - 5), 100.5])
     return figure

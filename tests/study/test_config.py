@@ -33,6 +33,12 @@ def test_rendered_toml_parses_back_to_the_same_config():
         ("seeds = []", "`seeds` must list at least one entry"),
         ('[converters]\n"torch.onnx" = ["jit"]', "unknown variant 'jit'"),
         ("datasets = [", "not valid TOML"),
+        ('[train]\nlr_schedule = "step"', "`train` lr_schedule = \"step\" needs lr_milestones"),
+        ("[train]\nlr_milestones = [5]", "lr_milestones apply only to lr_schedule = \"step\""),
+        ('[train]\nlr_schedule = "step"\nlr_milestones = [5, 3]', "`train.lr_milestones` must be strictly increasing"),
+        ('[train]\nepochs = 5\nlr_schedule = "step"\nlr_milestones = [5]', "milestone 5 would never apply"),
+        ('[train]\nlr_schedule = "exponential"', "`train.lr_schedule`"),
+        ('[train]\naugmentation = "cutout"', "`train.augmentation`"),
     ],
 )
 def test_bad_configs_name_the_key(text, fragment):
@@ -51,3 +57,15 @@ def test_missing_config_file(tmp_path):
 def test_unknown_preset():
     with pytest.raises(ConfigError, match="quick"):
         load_preset("fast")
+
+
+def test_training_settings_reach_the_adapters_as_they_were_written():
+    from dlcompat.frameworks.base import TrainSettings
+    from dlcompat.frameworks.lr_schedule import learning_rates
+
+    config = parse_config('[train]\nepochs = 4\nlr = 0.1\nlr_schedule = "step"\nlr_milestones = [1, 3]\n'
+                          'augmentation = "crop-flip"')
+    settings = TrainSettings.from_dict(config.train.model_dump())
+    assert settings.lr_milestones == (1, 3) and settings.augmentation == "crop-flip"
+    assert learning_rates(settings) == pytest.approx([0.1, 0.01, 0.01, 0.001])
+    assert parse_config("").train.lr_schedule == "constant" and parse_config("").train.augmentation == "none"

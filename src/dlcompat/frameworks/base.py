@@ -38,10 +38,19 @@ class TrainSettings:
     momentum: float = 0.9
     weight_decay: float = 0.0
     seed: int = 0
+    #: per-epoch learning-rate schedule (`dlcompat.frameworks.lr_schedule`): constant | step | cosine
+    lr_schedule: str = "constant"
+    lr_milestones: tuple[int, ...] = ()  # epochs at which "step" multiplies the rate by lr_gamma
+    lr_gamma: float = 0.1
+    #: training-batch augmentation (`dlcompat.data.batching.augment_batch`): none | crop-flip
+    augmentation: str = "none"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainSettings:
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "lr_milestones" in fields:  # a list once it has been through JSON
+            fields["lr_milestones"] = tuple(int(m) for m in fields["lr_milestones"])
+        return cls(**fields)
 
 
 @dataclass
@@ -51,6 +60,8 @@ class TrainHistory:
     epoch_time_s: list[float] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
+    #: the learning rate each epoch trained with, as the framework's own optimizer held it
+    learning_rate: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

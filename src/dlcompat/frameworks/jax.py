@@ -46,9 +46,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlcompat.data.batching import batch_order
+from dlcompat.data.batching import augment_batch, batch_order
 from dlcompat.errors import ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
 
 #: the XLA flag that makes convolutions and matmuls single-threaded
@@ -282,18 +283,23 @@ def _cross_entropy(logits: Any, labels: Any) -> Any:
 
 
 def _optimizer(settings: TrainSettings) -> Any:
-    """optax with torch.optim's semantics."""
+    """optax with torch.optim's semantics; the learning rate is a hyper-parameter held in the optimizer state
+    (`optax.inject_hyperparams`), so `train` sets each epoch's rate without compiling the step again."""
     optax = _flax().optax
-    chain = []
-    if settings.weight_decay:  # torch.optim's weight_decay: L2 added to the gradient of every parameter
-        chain.append(optax.add_decayed_weights(settings.weight_decay))
-    if settings.optimizer == "adam":  # torch defaults: betas (0.9, 0.999), eps 1e-8 outside the sqrt
-        chain.append(optax.adam(settings.lr, b1=0.9, b2=0.999, eps=1e-8))
-    elif settings.optimizer == "sgd":  # torch: v = m v + g; w -= lr v (no dampening, no Nesterov)
-        chain.append(optax.sgd(settings.lr, momentum=settings.momentum or None))
-    else:
+    if settings.optimizer not in ("sgd", "adam"):
         raise ValueError(f"unknown optimizer {settings.optimizer!r}: choose sgd or adam")
-    return optax.chain(*chain)
+
+    def transform(learning_rate: Any) -> Any:
+        chain = []
+        if settings.weight_decay:  # torch.optim's weight_decay: L2 added to the gradient of every parameter
+            chain.append(optax.add_decayed_weights(settings.weight_decay))
+        if settings.optimizer == "adam":  # torch defaults: betas (0.9, 0.999), eps 1e-8 outside the sqrt
+            chain.append(optax.adam(learning_rate, b1=0.9, b2=0.999, eps=1e-8))
+        else:  # torch: v = m v + g; w -= lr v (no dampening, no Nesterov)
+            chain.append(optax.sgd(learning_rate, momentum=settings.momentum or None))
+        return optax.chain(*chain)
+
+    return optax.inject_hyperparams(transform)(learning_rate=settings.lr)
 
 
 class _Program:
@@ -334,7 +340,7 @@ class _Program:
     def train_step(self, settings: TrainSettings) -> tuple[Any, Callable[..., Any]]:
         """The optimiser and its jitted step, one per optimiser configuration (the seed is an argument), so a
         process that trains the same structure again compiles nothing."""
-        config = (settings.optimizer, settings.lr, settings.momentum, settings.weight_decay)
+        config = (settings.optimizer, settings.momentum, settings.weight_decay)  # lr: in the optimizer state
         if config not in self._steps:
             tx = _optimizer(settings)
             self._steps[config] = (tx, self._jit_step(tx))
@@ -490,18 +496,25 @@ class FlaxAdapter(FrameworkAdapter):
         params = [jnp.copy(p) for p in params]  # the step donates its inputs: keep the model's own arrays intact
         rest = [jnp.copy(r) for r in rest]
         tx, step = program.train_step(settings)
-        opt_state = tx.init(params)
+        # committed to the CPU device, as the step's outputs are: the first step compiles nothing a later one would not
+        opt_state = jax.device_put(tx.init(params), self._cpu)
         x_all = self._put(np.ascontiguousarray(train[0], dtype=np.float32))
         y_all = self._put(np.asarray(train[1], dtype=np.int32))
         key = jax.random.key(settings.seed)
         history = TrainHistory()
         count = 0
         for epoch in range(settings.epochs):
+            opt_state.hyperparams["learning_rate"] = self._put(np.float32(epoch_learning_rate(settings, epoch)))
             start = time.perf_counter()
             losses, sizes = [], []
-            for idx in batch_order(len(train[1]), settings.batch_size, epoch, settings.seed):
-                params, rest, opt_state, loss = step(params, rest, opt_state, x_all, y_all, idx.astype(np.int32),
-                                                     key, count)
+            for number, idx in enumerate(batch_order(len(train[1]), settings.batch_size, epoch, settings.seed)):
+                if settings.augmentation == "none":  # gathered on the device, inside the step
+                    xs, ys, at = x_all, y_all, idx.astype(np.int32)
+                else:  # the batch augmented on the host, as in every framework; the step takes all of it
+                    xs = self._put(augment_batch(np.asarray(train[0][idx], dtype=np.float32), settings.augmentation,
+                                                 seed=settings.seed, epoch=epoch, batch=number))
+                    ys, at = self._put(np.asarray(train[1][idx], dtype=np.int32)), np.arange(len(idx), dtype=np.int32)
+                params, rest, opt_state, loss = step(params, rest, opt_state, xs, ys, at, key, count)
                 losses.append(loss)
                 sizes.append(len(idx))
                 count += 1
@@ -509,6 +522,7 @@ class FlaxAdapter(FrameworkAdapter):
             history.epoch_time_s.append(time.perf_counter() - start)
             losses_host = np.asarray(jax.device_get(losses), dtype=np.float64)
             history.train_loss.append(float((losses_host * sizes).sum() / max(sum(sizes), 1)))
+            history.learning_rate.append(float(opt_state.hyperparams["learning_rate"]))
             val_acc = (float((self._predict(program, params, rest, val[0], 256).argmax(1) == val[1]).mean())
                        if len(val[1]) else float("nan"))
             history.val_accuracy.append(val_acc)

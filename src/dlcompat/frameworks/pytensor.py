@@ -41,9 +41,10 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from dlcompat.data.batching import batch_order
+from dlcompat.data.batching import augment_batch, batch_order
 from dlcompat.errors import ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
 
 #: flags the adapter needs unless the user chose otherwise (PYTENSOR_FLAGS names, either spelling)
@@ -520,19 +521,23 @@ class PyTensorAdapter(FrameworkAdapter):
             slot.set_value(np.zeros_like(slot.get_value(borrow=True)))
         for i, rng in enumerate(model.rngs[task]):  # dropout masks: a function of the seed alone
             rng.set_value(np.random.default_rng([settings.seed, i]))
-        hyper = (np.float64(settings.lr), np.float64(settings.momentum), np.float64(settings.weight_decay))
         x_all = _nchw(train[0])
         y_all = np.asarray(train[1], dtype=np.int64)
         history = TrainHistory()
         for epoch in range(settings.epochs):
+            lr = np.float64(epoch_learning_rate(settings, epoch))
+            hyper = (lr, np.float64(settings.momentum), np.float64(settings.weight_decay))
             start = time.perf_counter()
             total, count = 0.0, 0
-            for idx in batch_order(len(y_all), settings.batch_size, epoch, settings.seed):
-                loss = step(x_all[idx], y_all[idx], *hyper)
+            for number, idx in enumerate(batch_order(len(y_all), settings.batch_size, epoch, settings.seed)):
+                xb = augment_batch(x_all[idx], settings.augmentation, seed=settings.seed, epoch=epoch, batch=number,
+                                   layout="NCHW")
+                loss = step(xb, y_all[idx], *hyper)
                 total += float(loss) * len(idx)
                 count += len(idx)
             history.epoch_time_s.append(time.perf_counter() - start)
             history.train_loss.append(total / max(count, 1))
+            history.learning_rate.append(float(np.float32(lr)))  # the step casts it to float32
             val_acc = float((self.predict(model, val[0]).argmax(1) == val[1]).mean()) if len(val[1]) else float("nan")
             history.val_accuracy.append(val_acc)
             if progress:

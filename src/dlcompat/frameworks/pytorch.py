@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlcompat.data.batching import batch_order
+from dlcompat.data.batching import augment_batch, batch_order
 from dlcompat.errors import ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.lr_schedule import describe_schedule
 from dlcompat.zoo import spec as zs
 
 
@@ -101,6 +102,20 @@ _PARAM_NAMES = {  # canonical param -> torch attribute
 }
 
 
+def _lr_scheduler(opt: Any, settings: TrainSettings) -> Any:
+    """torch's own scheduler for the settings' schedule, stepped once per epoch (None: a constant rate).
+
+    `dlcompat.frameworks.lr_schedule` gives the same rates in closed form for the other frameworks."""
+    torch = _torch()
+    if settings.lr_schedule == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(settings.lr_milestones),
+                                                    gamma=settings.lr_gamma)
+    if settings.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=settings.epochs, eta_min=0.0)
+    describe_schedule(settings)  # raises on an unknown schedule
+    return None
+
+
 class PyTorchAdapter(FrameworkAdapter):
     name = "pytorch"
     module = "torch"
@@ -159,22 +174,29 @@ class PyTorchAdapter(FrameworkAdapter):
         torch = _torch()
         torch.manual_seed(settings.seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
-        x_all = torch.from_numpy(np.ascontiguousarray(train[0].transpose(0, 3, 1, 2)))
+        x_nchw = np.ascontiguousarray(train[0].transpose(0, 3, 1, 2))
+        x_all = torch.from_numpy(x_nchw)
         y_all = torch.from_numpy(train[1].astype(np.int64))
         if settings.optimizer == "adam":
             opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         else:
             opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
                                   weight_decay=settings.weight_decay)
+        scheduler = _lr_scheduler(opt, settings)
         loss_fn = torch.nn.CrossEntropyLoss()
         history = TrainHistory()
         for epoch in range(settings.epochs):
             model.train()
             start = time.perf_counter()
             total, count = 0.0, 0
-            for idx in batch_order(len(y_all), settings.batch_size, epoch, settings.seed):
+            for number, idx in enumerate(batch_order(len(y_all), settings.batch_size, epoch, settings.seed)):
                 index = torch.from_numpy(idx)
-                xb, yb = x_all[index], y_all[index]
+                if settings.augmentation == "none":
+                    xb = x_all[index]
+                else:
+                    xb = torch.from_numpy(augment_batch(x_nchw[idx], settings.augmentation, seed=settings.seed,
+                                                       epoch=epoch, batch=number, layout="NCHW"))
+                yb = y_all[index]
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model(xb), yb)
                 loss.backward()
@@ -183,6 +205,9 @@ class PyTorchAdapter(FrameworkAdapter):
                 count += len(idx)
             history.epoch_time_s.append(time.perf_counter() - start)
             history.train_loss.append(total / max(count, 1))
+            history.learning_rate.append(float(opt.param_groups[0]["lr"]))
+            if scheduler is not None:
+                scheduler.step()
             val_acc = float((self.predict(model, val[0]).argmax(1) == val[1]).mean()) if len(val[1]) else float("nan")
             history.val_accuracy.append(val_acc)
             if progress:

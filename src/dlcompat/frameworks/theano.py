@@ -28,9 +28,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlcompat.data.batching import batch_order
+from dlcompat.data.batching import augment_batch, batch_order
 from dlcompat.errors import ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
 
 FLOAT = "float32"
@@ -520,18 +521,22 @@ class TheanoAdapter(FrameworkAdapter):
         fn = _train_fn(model, settings.optimizer, settings.seed)
         x_all = _nchw(train[0])
         y_all = np.ascontiguousarray(train[1], dtype=np.int64)
-        lr, wd = np.float32(settings.lr), np.float32(settings.weight_decay)
+        wd = np.float32(settings.weight_decay)
         history = TrainHistory()
         step = 0
         for epoch in range(settings.epochs):
+            epoch_lr = epoch_learning_rate(settings, epoch)
+            lr = np.float32(epoch_lr)
             start = time.perf_counter()
             total, count = 0.0, 0
-            for idx in batch_order(len(y_all), settings.batch_size, epoch, settings.seed):
-                xb, yb = x_all[idx], y_all[idx]
+            for number, idx in enumerate(batch_order(len(y_all), settings.batch_size, epoch, settings.seed)):
+                xb = augment_batch(x_all[idx], settings.augmentation, seed=settings.seed, epoch=epoch, batch=number,
+                                   layout="NCHW")
+                yb = y_all[idx]
                 step += 1
                 if settings.optimizer == "adam":
                     b1, b2 = ADAM_BETAS
-                    hyper = (lr, wd, np.float32(settings.lr / (1 - b1**step)), np.float32((1 - b2**step) ** 0.5))
+                    hyper = (lr, wd, np.float32(epoch_lr / (1 - b1**step)), np.float32((1 - b2**step) ** 0.5))
                 else:
                     hyper = (lr, np.float32(settings.momentum), wd)
                 (loss,) = fn(xb, yb, *hyper)
@@ -539,6 +544,7 @@ class TheanoAdapter(FrameworkAdapter):
                 count += len(idx)
             history.epoch_time_s.append(time.perf_counter() - start)
             history.train_loss.append(total / max(count, 1))
+            history.learning_rate.append(float(lr))
             val_acc = float((self.predict(model, val[0]).argmax(1) == val[1]).mean()) if len(val[1]) else float("nan")
             history.val_accuracy.append(val_acc)
             if progress:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dlcompat.errors import ConfigError
 
@@ -30,6 +31,34 @@ class TrainSettingsConfig(_Strict):
     lr: Annotated[float, Field(gt=0)] = 0.05
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    #: the learning rate per epoch (`dlcompat.frameworks.lr_schedule`), the same in every framework:
+    #: "constant"; "step": lr x lr_gamma at each of lr_milestones (epochs, as torch's MultiStepLR);
+    #: "cosine": from lr towards 0 over the epochs (torch's CosineAnnealingLR, T_max = epochs)
+    lr_schedule: Literal["constant", "step", "cosine"] = "constant"
+    lr_milestones: list[Annotated[int, Field(ge=1)]] = []
+    lr_gamma: Annotated[float, Field(gt=0)] = 0.1
+    #: training-batch augmentation, the same batches in every framework (`dlcompat.data.batching`):
+    #: "none", or "crop-flip" (He et al. 2016: 4-pixel zero padding, random crop, random horizontal flip)
+    augmentation: Literal["none", "crop-flip"] = "none"
+
+    @field_validator("lr_milestones")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if any(b <= a for a, b in itertools.pairwise(value)):
+            raise ValueError("must be strictly increasing epochs, e.g. [91, 136]")
+        return value
+
+    @model_validator(mode="after")
+    def _milestones_go_with_the_step_schedule(self) -> TrainSettingsConfig:
+        if self.lr_schedule == "step" and not self.lr_milestones:
+            raise ValueError('lr_schedule = "step" needs lr_milestones (the epochs at which lr is multiplied '
+                             "by lr_gamma)")
+        if self.lr_schedule != "step" and self.lr_milestones:
+            raise ValueError(f'lr_milestones apply only to lr_schedule = "step", not {self.lr_schedule!r}')
+        if self.lr_milestones and self.lr_milestones[-1] >= self.epochs:
+            raise ValueError(f"lr_milestones must be below epochs ({self.epochs}): milestone "
+                             f"{self.lr_milestones[-1]} would never apply")
+        return self
 
 
 class LatencySettings(_Strict):

@@ -8,6 +8,7 @@ import numpy as np
 
 from dlcompat.data.batching import to_float
 from dlcompat.frameworks.base import TrainSettings
+from dlcompat.frameworks.lr_schedule import describe_schedule
 from dlcompat.frameworks.registry import make_adapter
 from dlcompat.metrics.memory import peak_rss_bytes, reset_peak_rss
 from dlcompat.study.jobs.base import JobContext
@@ -38,7 +39,8 @@ def run(ctx: JobContext) -> None:
         history=history.to_dict(), framework_version=adapter.version(), input_layout="NHWC",
     )
     method = {"settings": settings.__dict__, "threads": ctx.threads, "train_images": len(data.train.y),
-              "framework_version": adapter.version()}
+              "framework_version": adapter.version(), "lr_schedule": describe_schedule(settings),
+              "lr_per_epoch": history.learning_rate, "augmentation": settings.augmentation}
     ctx.measure("train_time", total, "s", artifact=model_path, method=method)
     ctx.measure("train_time_per_epoch", float(np.median(history.epoch_time_s)), "s",
                 method={**method, "statistic": "median over epochs", "epochs": len(history.epoch_time_s)})
@@ -47,10 +49,11 @@ def run(ctx: JobContext) -> None:
     ctx.measure("train_peak_rss", peak_rss_bytes(), "bytes",
                 method={"api": "VmHWM reset before training" if memory_reset else "ru_maxrss (process-wide)",
                         "scope": "training, in the worker (the framework's resident memory included)"})
-    for epoch, (seconds, loss, val_acc) in enumerate(
-        zip(history.epoch_time_s, history.train_loss, history.val_accuracy, strict=True), start=1
+    for epoch, (seconds, loss, val_acc, lr) in enumerate(
+        zip(history.epoch_time_s, history.train_loss, history.val_accuracy, history.learning_rate, strict=True),
+        start=1,
     ):
-        curve = {"epoch": epoch, "epochs": len(history.epoch_time_s)}
+        curve = {"epoch": epoch, "epochs": len(history.epoch_time_s), "lr": lr}
         ctx.measure("epoch_time", seconds, "s", method=curve)
         ctx.measure("epoch_train_loss", loss, "", method=curve)
         ctx.measure("epoch_val_accuracy", val_acc, "fraction", method=curve)

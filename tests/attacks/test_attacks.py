@@ -4,7 +4,9 @@
 - `pytorch-adapter`: dlcompat's AdapterClassifier, every gradient the PyTorch adapter's (the path of
   JAX, PyTensor and Theano);
 - `tensorflow`: ART's TensorFlowV2Classifier over the Keras adapter's model, holding the PyTorch
-  model's weights (canonical weight transfer), so the two frameworks attack the same function.
+  model's weights (canonical weight transfer), so the two frameworks attack the same function;
+- `pytensor`: the AdapterClassifier over the PyTensor adapter with those weights too: every gradient,
+  the class gradients of C&W-L2, DeepFool and JSMA included, compiled by PyTensor.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ SETTINGS = AttackSettings(epsilons=(0.1, 0.3), images=IMAGES, steps=10, cw_steps
 #: the least success each attack must reach on the 16 images at its largest budget (measured, the same on
 #: PyTorch and Keras: FGSM 0.94, BIM/PGD 1.0, C&W 0.62 with these few steps, DeepFool 1.0, JSMA 0.88)
 FLOOR = {"fgsm": 0.6, "bim": 0.9, "pgd": 0.9, "cw-l2": 0.4, "deepfool": 0.9, "jsma": 0.6}
-ESTIMATORS = ("pytorch", "pytorch-adapter", "tensorflow")
+ESTIMATORS = ("pytorch", "pytorch-adapter", "tensorflow", "pytensor")
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +44,24 @@ def keras_lenet5(lenet5):
 
 
 @pytest.fixture(scope="module")
+def pytensor_lenet5(lenet5):
+    from dlcompat.frameworks.registry import make_adapter
+
+    adapter = make_adapter("pytensor", threads=1)
+    model = adapter.build(lenet5.spec, seed=0)
+    adapter.set_weights(model, lenet5.adapter.get_weights(lenet5.model))
+    return adapter, model
+
+
+@pytest.fixture(scope="module")
 def classifiers(lenet5, request):
     made = {}
 
     def get(kind):
         if kind not in made:
             x = lenet5.x[:IMAGES]
-            if kind == "tensorflow":
-                adapter, model = request.getfixturevalue("keras_lenet5")
+            if kind in ("tensorflow", "pytensor"):
+                adapter, model = request.getfixturevalue("keras_lenet5" if kind == "tensorflow" else "pytensor_lenet5")
                 made[kind] = (adapter, model, art_classifier(adapter, model, lenet5.spec, x)[0])
             else:
                 made[kind] = (lenet5.adapter, lenet5.model, art_classifier(
@@ -117,6 +129,18 @@ def test_keras_with_the_same_weights_is_fooled_alike(results, name):
         same = np.isclose(k.images, t.images, rtol=0, atol=1e-4).mean()
         assert same > 0.95, (k.variant, same)  # measured on 200 images: 98.7 % (PGD) to 100 % (DeepFool)
         assert abs(kf.success_rate - tf.success_rate) <= 2 / IMAGES, (k.variant, kf, tf)
+
+
+@pytest.mark.parametrize("name", ["cw-l2", "deepfool", "jsma"])
+def test_pytensor_follows_its_own_class_gradients_to_pytorchs_examples(results, classifiers, name):
+    """The attacks that follow one logit's gradient, on the same weights: PyTensor's gradients, PyTorch's examples."""
+    assert isinstance(classifiers("pytensor")[2], AdapterClassifier)
+    pytensor_batches, pytensor_figures = results("pytensor", name)
+    torch_batches, torch_figures = results("pytorch-adapter", name)
+    for p, t, pf, tf in zip(pytensor_batches, torch_batches, pytensor_figures, torch_figures, strict=True):
+        same = np.isclose(p.images, t.images, rtol=0, atol=1e-4).mean()
+        assert same > 0.99, (p.variant, same)  # measured: 100 %, at most 3e-7 apart
+        assert abs(pf.success_rate - tf.success_rate) <= 2 / IMAGES, (p.variant, pf, tf)
 
 
 def test_seeded_runs_repeat_and_another_seed_differs(lenet5, classifiers):

@@ -519,8 +519,7 @@ class KerasAdapter(FrameworkAdapter):
         tf, _ = _runtime()
         forward = self._forward(model)
         xt = tf.constant(np.asarray(x, dtype=np.float32))
-        forward(xt)  # the first call of a graph allocates its buffers: not in the timed calls
-        return lambda: forward(xt)
+        return lambda: forward(xt)  # the first call allocates the graph's buffers: the method's first_inference
 
     def loss_gradient(self, model: Any, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         tf, _ = _runtime()

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from dlcompat.frameworks.pytorch import PyTorchAdapter
+from dlcompat.versions import installed_version
 from dlcompat.zoo.spec import ModelSpec
 
 VARIANTS = ("fp32", "int8", "portable")
@@ -31,7 +32,6 @@ def convert(source: Path, target: Path, *, spec: ModelSpec, variant: str = "fp32
         raise ValueError(f"torch.pte has no variant {variant!r} ({', '.join(VARIANTS)})")
     if variant == "int8" and (calibration is None or len(calibration) == 0):
         raise ValueError("torch.pte (int8) needs calibration images from the training split (calibration=...)")
-    import executorch
     import torch
     from executorch.exir import to_edge_transform_and_lower
 
@@ -55,7 +55,7 @@ def convert(source: Path, target: Path, *, spec: ModelSpec, variant: str = "fp32
         lowered = to_edge_transform_and_lower(program, partitioner=partitioners).to_executorch()
     Path(target).write_bytes(lowered.buffer)
     return {"tool": "torch.export + executorch.exir.to_edge_transform_and_lower",
-            "tool_version": getattr(executorch, "__version__", "unknown"), "torch": torch.__version__,
+            "tool_version": installed_version("executorch"), "torch": torch.__version__,
             "delegate": "XNNPACK" if partitioners else "none (portable kernels)", "max_batch": MAX_BATCH,
             "input_layout": "NCHW", **facts}
 

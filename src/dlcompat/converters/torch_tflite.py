@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from dlcompat.frameworks.pytorch import PyTorchAdapter
+from dlcompat.versions import installed_version
 from dlcompat.zoo.spec import ModelSpec
 
 VARIANTS = ("fp32", "int8-dynamic", "int8-full")
@@ -75,7 +76,7 @@ def convert(source: Path, target: Path, *, spec: ModelSpec, variant: str = "fp32
     edge_model.export(str(target))
     facts.update(_io_dtypes(target))
     return {"tool": "litert-torch (litert_torch.convert, channel-last input)",
-            "tool_version": getattr(litert_torch, "__version__", "unknown"), "torch": torch.__version__,
+            "tool_version": installed_version("litert_torch"), "torch": torch.__version__,
             "input_layout": "NHWC", "batch": BATCH, **facts}
 
 

@@ -26,6 +26,8 @@ import threading
 import time
 from typing import IO, Any
 
+from dlcompat.versions import installed_version
+
 #: modules whose versions a job's environment record names, when the job loaded them
 _VERSIONED = ("numpy", "torch", "onnx", "onnxruntime", "onnxscript", "tensorflow", "keras", "jax", "flax",
               "theano", "pytensor", "ai_edge_litert", "executorch", "coremltools", "sklearn", "scipy")
@@ -36,7 +38,7 @@ def _versions() -> dict[str, str]:
     for name in _VERSIONED:
         module = sys.modules.get(name)
         if module is not None:
-            out[name] = str(getattr(module, "__version__", "unknown"))
+            out[name] = installed_version(name)
     return out
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from dlcompat.errors import ModelFileError
 from dlcompat.runtimes.base import Runner, to_layout
+from dlcompat.versions import installed_version
 
 #: the largest batch a program is exported for (`dlcompat.converters.torch_pte.MAX_BATCH`)
 _BATCH = 256
@@ -70,9 +71,8 @@ class ExecuTorchRunner(Runner):
                 "delegate_partitions": len(ids)}
 
     def info(self) -> dict[str, Any]:
-        import executorch
 
-        return {"runtime": "executorch", "version": getattr(executorch, "__version__", "unknown"),
+        return {"runtime": "executorch", "version": installed_version("executorch"),
                 "torch": self.torch.__version__, "api": "executorch.runtime: Program.load_method('forward').execute",
                 "threads": self.threads, "intra_op_threads": getattr(self, "pool_threads", self.threads),
                 "inter_op_threads": 1, **self.delegates()}

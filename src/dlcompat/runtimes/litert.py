@@ -21,6 +21,7 @@ import numpy as np
 
 from dlcompat.errors import ModelFileError
 from dlcompat.runtimes.base import Runner, to_layout
+from dlcompat.versions import installed_version
 
 _BATCH = 256
 
@@ -168,11 +169,10 @@ class LiteRTRunner(Runner):
                 "graph_ops": kernels}
 
     def info(self) -> dict[str, Any]:
-        import ai_edge_litert
 
         return {
             "runtime": "litert",
-            "version": getattr(ai_edge_litert, "__version__", "unknown"),
+            "version": installed_version("ai_edge_litert"),
             "api": "ai_edge_litert.interpreter.Interpreter: set_tensor + invoke()",
             "threads": self.threads,
             "intra_op_threads": self.threads,

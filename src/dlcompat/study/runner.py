@@ -137,8 +137,21 @@ def run_environment(config: StudyConfig) -> dict[str, Any]:
         "threads": config.threads,
         "seeds": config.seeds,
         "latency_method": config.latency.model_dump(),
-        "blas": os.environ.get("OPENBLAS_CORETYPE", ""),
+        "blas": blas_libraries(),
     }
+
+
+def blas_libraries() -> str:
+    """The BLAS libraries NumPy loaded (threadpoolctl reads them from the process), and the one that PyTensor
+    and Theano link their C code against (`blas__ldflags`, the system's OpenBLAS)."""
+    from threadpoolctl import threadpool_info
+
+    loaded = [f"{lib['internal_api']} {lib.get('version') or ''} ({Path(lib['filepath']).name}, "
+              f"{lib.get('num_threads')} threads)" for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    core = os.environ.get("OPENBLAS_CORETYPE")
+    return "; ".join([*(loaded or ["NumPy: no BLAS library found loaded"]),
+                      "PyTensor and Theano: -lopenblas (Debian's libopenblas)",
+                      *([f"OPENBLAS_CORETYPE={core}"] if core else [])])
 
 
 #: job kinds that train, and so get the config's `train_gpus` on Ray

@@ -39,6 +39,9 @@ def test_rendered_toml_parses_back_to_the_same_config():
         ('[train]\nepochs = 5\nlr_schedule = "step"\nlr_milestones = [5]', "milestone 5 would never apply"),
         ('[train]\nlr_schedule = "exponential"', "`train.lr_schedule`"),
         ('[train]\naugmentation = "cutout"', "`train.augmentation`"),
+        ("[train.per_model.vgg16]\nepochs = 3", "train.per_model names vgg16, which the study does not train"),
+        ("[train.per_model.lenet5]\nepoch = 3", "lenet5: epoch is not a known setting"),
+        ("[train.per_model.lenet5]\nepochs = 0", "per_model.lenet5.epochs"),
     ],
 )
 def test_bad_configs_name_the_key(text, fragment):
@@ -69,3 +72,32 @@ def test_training_settings_reach_the_adapters_as_they_were_written():
     assert settings.lr_milestones == (1, 3) and settings.augmentation == "crop-flip"
     assert learning_rates(settings) == pytest.approx([0.1, 0.01, 0.01, 0.001])
     assert parse_config("").train.lr_schedule == "constant" and parse_config("").train.augmentation == "none"
+
+
+def test_paper_presets_run_everything_the_quick_preset_does_and_more():
+    quick = load_preset("quick")
+    for name in ("paper-mnist", "paper-cifar10"):
+        paper = load_preset(name)
+        assert paper.frameworks == ["all"] and paper.migration == ["weights", "converters"]
+        assert paper.runtimes == quick.runtimes
+        for edge, variants in quick.converters.items():
+            assert set(variants) <= set(paper.converters[edge]), (name, edge)
+        assert paper.converters["jax.onnx"] == ["tflite-tf2onnx", "tf2onnx"]
+
+
+def test_paper_cifar10_follows_he_et_al_for_resnet20_in_epochs_of_the_45k_split():
+    import math
+
+    config = load_preset("paper-cifar10")
+    train_images = 50_000 - round(config.data.val_fraction * 50_000)
+    assert train_images == 45_000
+    resnet = config.train.for_model("resnet20")
+    per_epoch = math.ceil(train_images / resnet["batch_size"])  # 352 iterations
+    for epochs, iterations in [(resnet["lr_milestones"][0], 32_000), (resnet["lr_milestones"][1], 48_000),
+                               (resnet["epochs"], 64_000)]:
+        assert abs(epochs * per_epoch - iterations) < per_epoch, (epochs, iterations)
+    assert (resnet["lr"], resnet["lr_gamma"], resnet["batch_size"], resnet["weight_decay"]) == (0.1, 0.1, 128, 1e-4)
+    assert resnet["lr_schedule"] == "step" and resnet["augmentation"] == "crop-flip"
+    vgg = config.train.for_model("vgg16")  # kuangliu/pytorch-cifar's main.py
+    assert (vgg["epochs"], vgg["lr_schedule"], vgg["weight_decay"], vgg["lr"]) == (200, "cosine", 5e-4, 0.1)
+    assert vgg["augmentation"] == "crop-flip" and vgg["lr_milestones"] == []

@@ -82,3 +82,14 @@ def test_migration_plans_both_routes_for_every_ordered_pair():
     # shared conversions are planned once: both routes into pytorch from tensorflow reuse one export
     exports = [j for j in plan.jobs.values() if j.kind == "convert" and j.params["cell"]["framework"] == "pytorch"]
     assert len(exports) == 2  # dynamo and torchscript, each once
+
+
+def test_each_model_trains_with_its_own_settings_where_the_config_gives_them():
+    plan = build_plan(load_preset("paper-cifar10"), unavailable={"theano": "no env"})
+    settings = {(j.params["cell"]["model"], j.params["train"]["lr_schedule"], j.params["train"]["epochs"])
+                for j in plan.jobs.values() if j.kind in ("train", "reproduce")}
+    assert settings == {("resnet20", "step", 182), ("vgg16", "cosine", 200)}
+    assert all("per_model" not in j.params["train"] for j in plan.jobs.values() if j.kind == "train")
+    jax_onnx = {j.params["variant"] for j in plan.jobs.values()
+                if j.kind == "convert" and j.params["converter"] == "jax.onnx"}
+    assert jax_onnx == {"tflite-tf2onnx", "tf2onnx"}

@@ -6,7 +6,7 @@ import itertools
 import tomllib
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -40,6 +40,30 @@ class TrainSettingsConfig(_Strict):
     #: training-batch augmentation, the same batches in every framework (`dlcompat.data.batching`):
     #: "none", or "crop-flip" (He et al. 2016: 4-pixel zero padding, random crop, random horizontal flip)
     augmentation: Literal["none", "crop-flip"] = "none"
+    #: model name -> the settings above that differ for that model, e.g. `[train.per_model.vgg16]` with its own
+    #: epochs and schedule (a preset whose models come from papers with different recipes)
+    per_model: dict[str, dict[str, Any]] = {}
+
+    @field_validator("per_model")
+    @classmethod
+    def _overrides_are_settings(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for model, override in value.items():
+            if "per_model" in override:
+                raise ValueError(f"{model}: per_model does not nest")
+            unknown = sorted(set(override) - set(cls.model_fields))
+            if unknown:
+                raise ValueError(f"{model}: {', '.join(unknown)} is not a known setting (check its spelling)")
+        return value
+
+    def for_model(self, model: str) -> dict[str, Any]:
+        """The settings `model` trains with: these, with its `per_model` entries in their place (validated)."""
+        merged = {**self.model_dump(exclude={"per_model"}), **self.per_model.get(model, {})}
+        try:
+            return TrainSettingsConfig.model_validate(merged).model_dump(exclude={"per_model"})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = "".join(f".{part}" for part in err["loc"])
+            raise ValueError(f"per_model.{model}{key}: {err['msg'].removeprefix('Value error, ')}") from exc
 
     @field_validator("lr_milestones")
     @classmethod
@@ -58,6 +82,8 @@ class TrainSettingsConfig(_Strict):
         if self.lr_milestones and self.lr_milestones[-1] >= self.epochs:
             raise ValueError(f"lr_milestones must be below epochs ({self.epochs}): milestone "
                              f"{self.lr_milestones[-1]} would never apply")
+        for model in self.per_model:
+            self.for_model(model)  # each model's merged settings must hold together too
         return self
 
 
@@ -205,6 +231,14 @@ class StudyConfig(_Strict):
             raise ValueError('"all" stands alone: list frameworks by name, or ["all"] for every one')
         return _known(value, [*framework_names(), "all"])
 
+    @model_validator(mode="after")
+    def _per_model_settings_name_the_studys_models(self) -> StudyConfig:
+        strangers = sorted(set(self.train.per_model) - set(self.models))
+        if strangers:
+            raise ValueError(f"train.per_model names {', '.join(strangers)}, which the study does not train "
+                             f"(models = {self.models})")
+        return self
+
     @field_validator("runtimes")
     @classmethod
     def _known_runtimes(cls, value: list[str]) -> list[str]:
@@ -300,4 +334,6 @@ def _toml_value(value: object) -> str:
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return repr(value)

@@ -110,12 +110,12 @@ def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: di
     unavailable = unavailable or {}
     threads = config.threads
     latency = config.latency.model_dump()
-    train = config.train.model_dump()
     limits = {"timeout_s": config.timeout_s}
     for dataset in config.datasets:
         data = plan.add(Job("dataset", "main", {"dataset": dataset, **config.data.model_dump()}, {},
                             f"load {dataset}", runtime={"data_dir": data_dir, **limits}))
         for model, framework, seed in itertools.product(config.models, planned_frameworks(config), config.seeds):
+            train = config.train.for_model(model)
             fw_env = framework_entry(framework).env
             where = f"{framework}/{model}/{dataset}/seed{seed}"
             native = _cell(dataset, model, framework, seed, framework)

@@ -33,6 +33,9 @@ ROWS = [
         method={"attack": "fgsm", "attack_variant": "fgsm eps=0.1", "route": "torch.onnx (dynamo)", "epsilon": 0.1}),
     row("transfer", "transfer_success_rate", 0.37, target="onnxruntime", variant="fgsm eps=0.1 · torch.onnx (dynamo)",
         method={"attack": "fgsm", "attack_variant": "fgsm eps=0.1", "route": "torch.onnx (dynamo)", "epsilon": 0.1}),
+    # an attack whose sets did not reach the derived model: a row of the transfer job, no set
+    row("transfer", "transfer", None, target="onnxruntime", variant="pgd · torch.onnx (dynamo)", status="failed",
+        error="KeyError: 'pgd'", method={"attack": "pgd", "route": "torch.onnx (dynamo)"}),
     row("evaluate", "accuracy", 0.95),
 ]
 
@@ -48,12 +51,13 @@ def test_the_section_shows_attacks_missing_ones_and_transfer_gaps():
     attacks, summary, transfer = section.tables
     assert [t.id for t in section.tables] == ["attacks", "transfer", "transfer-sets"]
     (pair,) = summary.rows
-    assert pair["sets"].sort == 1 and pair["differing"].status == "inconsistent"
+    assert pair["sets"].sort == 1 and pair["differing"].status == "inconsistent"  # the failed row is no set
     assert pair["adversarial_agreement"].text == "98.00 %"
     unavailable = [r for r in attacks.rows if r["attack"].text == "DeepFool"]
     assert len(unavailable) == 1 and unavailable[0]["attack_success_rate"].status == "unavailable"
     assert "class_gradient" in unavailable[0]["attack_success_rate"].note
-    (gap,) = transfer.rows
+    gap, failed = sorted(transfer.rows, key=lambda r: r["setting"].text)  # the failed set is listed, as failed
+    assert failed["setting"].text == "pgd" and "failed" in {cell.status for cell in failed.values()}
     assert gap["adversarial_agreement"].status == "inconsistent" and gap["route"].text == "torch.onnx (dynamo)"
     assert gap["setting"].text == "fgsm eps=0.1" and gap["target"].text == "ONNX Runtime"
     assert "between 50.00 % (lenet5 in JAX) and 60.00 % (lenet5 in PyTorch)" in section.answer

@@ -234,9 +234,10 @@ def transfer_summary_table(rows: Sequence[Mapping[str, Any]], table_id: str = "t
     for group in sorted(groups, key=lambda g: tuple("" if v is None else str(v) for v in g)):
         dataset, model, framework, seed, target, route = group
         members = groups[group]
+        transferred = sum(_ok(m.get("transfer_success_rate")) for _, m in members)  # a failed job's row is no set
         row = {"dataset": text_cell(dataset), "model": text_cell(model), "source": text_cell(display_name(framework)),
                "target": text_cell(display_name(target)), "route": text_cell(route),
-               "sets": Cell(str(len(members)), len(members))}
+               "sets": Cell(str(transferred), transferred)}
         if with_seed:
             row["seed"] = Cell(MISSING if seed is None else str(seed), seed)
         differing = sum(_differs(metrics) for _, metrics in members)

@@ -97,12 +97,14 @@ def main() -> None:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--config", type=Path, help="a study config instead of a preset")
     parser.add_argument("--repeats", type=int, default=1, help="cold runs of each setting (the median is used)")
+    parser.add_argument("--keep", type=Path, help="keep the runs' output folders here (default: removed)")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     study = [str(args.config)] if args.config else ["--preset", args.preset]
     name = args.config.name if args.config else args.preset
     prepare(study)
-    root = Path(tempfile.mkdtemp(prefix="dlcompat-scaleout-"))
+    root = args.keep or Path(tempfile.mkdtemp(prefix="dlcompat-scaleout-"))
+    root.mkdir(parents=True, exist_ok=True)
     times: dict[str, list[float]] = {"local-1": [], "local-2": [], "ray-2-nodes": []}
     bound: dict[str, float] = {}
     plans: set[str] = set()
@@ -120,7 +122,8 @@ def main() -> None:
             print(json.dumps({k: round(v[-1], 1) for k, v in times.items()}), flush=True)
     finally:
         cluster.shutdown()
-        shutil.rmtree(root, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
     if len(plans) > 1:
         print(f"WARNING: the runs executed {len(plans)} different plans ({', '.join(sorted(plans))}): the code or "
               "the preset changed during the benchmark, so these figures do not compare like with like")

@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from dlcompat.converters.jax_tflite import save_as_tf
+from dlcompat.converters.jax_tflite import save_as_tf, tf_function
 from dlcompat.converters.tflite_variants import convert_saved_model
 from dlcompat.frameworks.registry import make_adapter
 from dlcompat.zoo.spec import ModelSpec
@@ -48,20 +48,9 @@ def _via_tflite(model: Any, spec: ModelSpec, target: Path) -> dict[str, Any]:
 
 def _from_function(model: Any, spec: ModelSpec, target: Path) -> dict[str, Any]:
     import jax
-    import tensorflow as tf
     import tf2onnx
-    from flax import nnx
-    from jax.experimental import jax2tf
 
-    graphdef, state = nnx.split(model)
-
-    def forward(x: Any) -> Any:
-        return nnx.merge(graphdef, state)(x)
-
-    h, w, c = spec.input_shape
-    signature = [tf.TensorSpec((None, h, w, c), tf.float32, name="images")]
-    call = tf.function(jax2tf.convert(forward, polymorphic_shapes=[f"(b, {h}, {w}, {c})"], with_gradient=False),
-                       input_signature=signature, autograph=False)
+    call, signature = tf_function(model, spec)
     try:
         tf2onnx.convert.from_function(call, input_signature=signature, opset=OPSET, output_path=str(target))
     except Exception as exc:

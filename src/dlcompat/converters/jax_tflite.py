@@ -20,9 +20,9 @@ from dlcompat.frameworks.registry import make_adapter
 from dlcompat.zoo.spec import ModelSpec
 
 
-def save_as_tf(model: Any, spec: ModelSpec, path: Path) -> dict[str, Any]:
-    """The Flax model's inference call as a TensorFlow SavedModel (signature `serving_default`, input `images`)."""
-    import jax
+def tf_function(model: Any, spec: ModelSpec) -> tuple[Any, list[Any]]:
+    """The Flax model's inference call through jax2tf as a `tf.function` with a polymorphic batch (input `images`,
+    NHWC), and its input signature."""
     import tensorflow as tf
     from flax import nnx
     from jax.experimental import jax2tf
@@ -34,10 +34,18 @@ def save_as_tf(model: Any, spec: ModelSpec, path: Path) -> dict[str, Any]:
 
     h, w, c = spec.input_shape
     signature = [tf.TensorSpec((None, h, w, c), tf.float32, name="images")]
+    call = tf.function(jax2tf.convert(forward, polymorphic_shapes=[f"(b, {h}, {w}, {c})"], with_gradient=False),
+                       input_signature=signature, autograph=False)
+    return call, signature
+
+
+def save_as_tf(model: Any, spec: ModelSpec, path: Path) -> dict[str, Any]:
+    """The Flax model's inference call as a TensorFlow SavedModel (signature `serving_default`, input `images`)."""
+    import jax
+    import tensorflow as tf
+
     module = tf.Module()
-    module.forward = tf.function(jax2tf.convert(forward, polymorphic_shapes=[f"(b, {h}, {w}, {c})"],
-                                                with_gradient=False),
-                                 input_signature=signature, autograph=False)
+    module.forward, _ = tf_function(model, spec)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.forward.get_concrete_function()})
     return {"jax": jax.__version__, "jax2tf": "jax.experimental.jax2tf.convert (native serialization)"}
 

@@ -1,4 +1,4 @@
-"""The shared tables: one row per cell, findings, training; both renderers show exactly their text."""
+"""The shared tables: findings, training, latency, conversions; both renderers show exactly their text."""
 
 from __future__ import annotations
 
@@ -12,10 +12,8 @@ from dlcompat.report.markdown import escape_cell
 from dlcompat.report.markdown import render_document as render_markdown_document
 from dlcompat.report.rows import normalize_rows
 from dlcompat.report.tables import (
-    cells_table,
     conversions_table,
     environment_table,
-    findings_table,
     latency_table,
     methods_table,
     training_table,
@@ -24,39 +22,11 @@ from dlcompat.report.tables import (
 from .conftest import CONVERSION_ERROR, DYNAMO, TORCHSCRIPT, row
 
 
-def test_cells_table_has_one_row_per_cell_native_first(rows: list[dict]) -> None:
-    table = cells_table(normalize_rows(rows))
-    keys = [(r["model"].text, r["target"].text, r["variant"].text) for r in table.rows]
-    assert keys == [
-        ("lenet1", "pytorch (native)", "—"),
-        ("lenet1", "onnxruntime", DYNAMO),
-        ("lenet5", "pytorch (native)", "—"),
-        ("lenet5", "onnx", TORCHSCRIPT),  # the failed conversion (its evaluation was skipped)
-        ("lenet5", "onnxruntime", DYNAMO),
-    ]
-    flipped = table.records()[4]
-    assert flipped["accuracy"] == "98.06 %"
-    assert flipped["size"] == "252 kB"
-    assert flipped["latency p50 [p10–p90]"] == "0.047 [0.0432–0.0569] ms"
-    assert flipped["label flips (rate)"] == "3 (0.83 %)"
-    assert table.rows[4]["label_flips"].status == "inconsistent"
-    failed = table.rows[3]
-    assert all(failed[c.key].text == "failed" for c in table.columns[5:])
-    assert failed["accuracy"].sort is None and failed["accuracy"].status == "failed"
-    assert failed["accuracy"].note.startswith("torch.onnx.errors.UnsupportedOperatorError")
-
-
-def test_columns_without_any_measurement_are_left_out(rows: list[dict]) -> None:
-    only_accuracy = [r for r in rows if r["metric"] == "accuracy"]
-    labels = [c.label for c in cells_table(normalize_rows(only_accuracy)).columns]
-    assert labels == ["dataset", "model", "framework", "target", "variant", "accuracy"]
-
-
 def test_several_seeds_get_a_seed_column(rows: list[dict]) -> None:
     more = [r | {"seed": 1, "value": None if r["value"] is None else r["value"] * 1.01} for r in rows]
-    table = cells_table(normalize_rows(rows + more))
+    table = latency_table(normalize_rows(rows + more))
     assert "seed" in [c.key for c in table.columns]
-    assert len(table) == 10
+    assert len(table) == 8
     assert len(training_table(normalize_rows(rows + more))) == 4
 
 
@@ -69,8 +39,6 @@ def test_findings_group_one_jobs_failures_and_add_inconsistencies(rows: list[dic
     assert inconsistent.model == "lenet5" and inconsistent.variant == DYNAMO
     assert inconsistent.error == ("3 of 360 test images (0.83 %) changed label against PyTorch; "
                                   "max |Δlogit| 2.4.")
-    table = findings_table(normalize_rows(rows))
-    assert [r["id"].text for r in table.rows] == ["F1", "F2"]
 
 
 def test_unavailable_rows_are_findings_too(rows: list[dict]) -> None:
@@ -117,7 +85,7 @@ def test_rows_may_be_measurements_or_partial_dicts() -> None:
     normalized = normalize_rows([measurement, partial])
     assert normalized[1]["value"] == 0.8 and normalized[1]["method"] == {"n": 360}
     assert normalized[1]["status"] == "ok" and normalized[1]["seed"] is None
-    assert len(cells_table(normalized)) == 2
+    assert [r["model"] for r in normalized] == ["lenet1", "lenet5"]
 
 
 def test_html_and_markdown_show_the_same_cell_texts(run: dict, rows: list[dict]) -> None:

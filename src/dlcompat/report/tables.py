@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .finding_groups import FindingGroup, cell_label
-from .findings import STATUS_ORDER, findings
+from .findings import STATUS_ORDER
 from .formatting import (
     MISSING,
     count,
     error_summary,
     format_value,
     percent,
-    significant,
 )
 from .rows import (
     CELL_METRICS,
@@ -33,7 +32,6 @@ from .rows import (
     CellIndex,
     CellKey,
     has_several_seeds,
-    is_cell_metric,
     is_job_problem,
     is_native,
     is_ok,
@@ -132,19 +130,6 @@ def _cell_fields(with_seed: bool) -> tuple[str, ...]:
     return (*base, "seed") if with_seed else base
 
 
-def _latency_cell(metrics: Mapping[str, Mapping[str, Any]]) -> Cell:
-    p50_row = metrics.get("latency_p50")
-    if p50_row is None or not is_ok(p50_row):
-        return metric_cell(p50_row, job_problem(metrics))
-    p50, p10, p90 = (ok_value(metrics, m) for m in ("latency_p50", "latency_p10", "latency_p90"))
-    units = {metrics[m]["unit"] for m in ("latency_p50", "latency_p10", "latency_p90") if m in metrics}
-    if p10 is None or p90 is None or len(units) != 1:
-        return metric_cell(p50_row)
-    unit = p50_row["unit"]
-    text = f"{significant(p50)} [{significant(p10)}–{significant(p90)}]"
-    return Cell(f"{text} {unit}".rstrip(), p50)
-
-
 def _flips_cell(metrics: Mapping[str, Mapping[str, Any]]) -> Cell:
     row = metrics.get("label_flips")
     if row is None or not is_ok(row):
@@ -153,53 +138,6 @@ def _flips_cell(metrics: Mapping[str, Mapping[str, Any]]) -> Cell:
     rate = ok_value(metrics, "label_flip_rate")
     text = count(flips) + (f" ({percent(rate)})" if rate is not None else "")
     return Cell(text, flips, status="inconsistent" if flips > 0 else "")
-
-
-# -- the cells table --------------------------------------------------------------------------------
-
-#: (column key, label, how the cell is made) of the cells table, in order.
-_CELL_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("accuracy", "accuracy", ("accuracy",)),
-    ("model_size", "size", ("model_size",)),
-    ("latency", "latency p50 [p10–p90]", LATENCY_METRICS),
-    ("load_time", "load time", ("load_time",)),
-    ("peak_rss", "peak RSS", ("peak_rss",)),
-    ("label_flips", "label flips (rate)", ("label_flips", "label_flip_rate")),
-    ("max_abs_logit_diff", "max |Δlogit|", ("max_abs_logit_diff",)),
-    ("mean_abs_logit_diff", "mean |Δlogit|", ("mean_abs_logit_diff",)),
-)
-
-
-def cells_table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    """One row per dataset × model × framework × target × variant (× seed) with its evaluation figures.
-
-    A column appears only when the run measured that figure for some cell. A cell whose job failed as
-    a whole shows that job's status in every figure it lacks.
-    """
-    cell_rows = [row for row in rows if is_cell_metric(row)]
-    problems = [row for row in rows if is_job_problem(row) and not is_training(row)]
-    with_seed = has_several_seeds(rows)
-    index = CellIndex.build(cell_rows + problems, with_seed)
-    present = {row["metric"] for row in cell_rows}
-    columns = [(key, label, metrics) for key, label, metrics in _CELL_COLUMNS if present & set(metrics)]
-    fields = _cell_fields(with_seed)
-    table = Table("cells", "Every cell", _key_columns(fields)
-                  + [Column(key, label, numeric=True) for key, label, _ in columns])
-    for key, metrics in index.items():
-        if not any(name in metrics for _, _, names in _CELL_COLUMNS for name in names) \
-                and any(is_conversion_only(m) for m in metrics):
-            continue  # a conversion that was never evaluated: it is in the conversions table
-        row = _key_cells(key, fields)
-        problem = job_problem(metrics)
-        for column_key, _, names in columns:
-            if column_key == "latency":
-                row[column_key] = _latency_cell(metrics)
-            elif column_key == "label_flips":
-                row[column_key] = _flips_cell(metrics)
-            else:
-                row[column_key] = metric_cell(metrics.get(names[0]), problem)
-        table.rows.append(row)
-    return table
 
 
 def is_conversion_only(metric: str) -> bool:
@@ -334,40 +272,6 @@ def training_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         table.rows.append(row)
     if not columns and any(job_problem(m) for _, m in index.items()):
         table.columns.append(Column("status", "status"))
-    return table
-
-
-# -- findings ---------------------------------------------------------------------------------------
-
-FINDING_COLUMNS: tuple[Column, ...] = (
-    Column("id", "#"),
-    Column("status", "status"),
-    Column("kind", "job"),
-    Column("dataset", "dataset"),
-    Column("model", "model"),
-    Column("framework", "framework"),
-    Column("target", "target"),
-    Column("variant", "variant"),
-    Column("metrics", "metrics"),
-    Column("error", "error"),
-)
-
-
-def findings_table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    """The findings (see `findings`) with the full error text; `#` numbers them F1, F2, ..."""
-    table = Table("findings", "Findings", list(FINDING_COLUMNS))
-    for number, finding in enumerate(findings(rows), start=1):
-        key = (finding.dataset, finding.model, finding.framework, finding.target, finding.variant,
-               finding.seed)
-        row = _key_cells(key, ("dataset", "model", "framework", "target", "variant"))
-        row.update({
-            "id": Cell(f"F{number}", number),
-            "status": Cell(finding.status, STATUS_ORDER.get(finding.status, 5), status=finding.status),
-            "kind": text_cell(finding.kind),
-            "metrics": text_cell("(whole job)" if finding.whole_job else ", ".join(finding.metrics)),
-            "error": Cell(finding.error, finding.error),
-        })
-        table.rows.append(row)
     return table
 
 
@@ -569,10 +473,8 @@ __all__ = [
     "Cell",
     "Column",
     "Table",
-    "cells_table",
     "environment_table",
     "finding_groups_table",
-    "findings_table",
     "latency_table",
     "methods_table",
     "other_metrics_table",

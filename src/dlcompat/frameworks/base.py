@@ -66,6 +66,19 @@ class TrainHistory:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def record_epoch(self, *, seconds: float, loss: float, learning_rate: float,
+                     val: tuple[np.ndarray, np.ndarray], predict: Callable[[np.ndarray], np.ndarray], epochs: int,
+                     progress: Progress | None) -> None:
+        """Append one epoch's figures and report them to `progress`. The validation accuracy comes from
+        `predict` (the trained model's logits) on `val`, NaN when there is no validation split."""
+        val_accuracy = float((predict(val[0]).argmax(1) == val[1]).mean()) if len(val[1]) else float("nan")
+        self.epoch_time_s.append(seconds)
+        self.train_loss.append(loss)
+        self.learning_rate.append(learning_rate)
+        self.val_accuracy.append(val_accuracy)
+        if progress:
+            progress({"epoch": len(self.epoch_time_s), "epochs": epochs, "loss": loss, "val_accuracy": val_accuracy})
+
 
 class FrameworkAdapter(ABC):
     """One framework. Subclasses register with `dlcompat.frameworks.registry`."""

@@ -519,16 +519,13 @@ class FlaxAdapter(FrameworkAdapter):
                 sizes.append(len(idx))
                 count += 1
             jax.block_until_ready(params)
-            history.epoch_time_s.append(time.perf_counter() - start)
+            seconds = time.perf_counter() - start
             losses_host = np.asarray(jax.device_get(losses), dtype=np.float64)
-            history.train_loss.append(float((losses_host * sizes).sum() / max(sum(sizes), 1)))
-            history.learning_rate.append(float(opt_state.hyperparams["learning_rate"]))
-            val_acc = (float((self._predict(program, params, rest, val[0], 256).argmax(1) == val[1]).mean())
-                       if len(val[1]) else float("nan"))
-            history.val_accuracy.append(val_acc)
-            if progress:
-                progress({"epoch": epoch + 1, "epochs": settings.epochs, "loss": history.train_loss[-1],
-                          "val_accuracy": val_acc})
+            history.record_epoch(
+                seconds=seconds, loss=float((losses_host * sizes).sum() / max(sum(sizes), 1)),
+                learning_rate=float(opt_state.hyperparams["learning_rate"]), val=val,
+                predict=lambda x: self._predict(program, params, rest, x, 256),  # noqa: B023 (called at once)
+                epochs=settings.epochs, progress=progress)
         nnx.update(model, jax.tree.unflatten(program.params_def, params), jax.tree.unflatten(program.rest_def, rest))
         return history
 

@@ -203,16 +203,12 @@ class PyTorchAdapter(FrameworkAdapter):
                 opt.step()
                 total += float(loss.detach()) * len(idx)
                 count += len(idx)
-            history.epoch_time_s.append(time.perf_counter() - start)
-            history.train_loss.append(total / max(count, 1))
-            history.learning_rate.append(float(opt.param_groups[0]["lr"]))
+            seconds = time.perf_counter() - start
+            learning_rate = float(opt.param_groups[0]["lr"])
             if scheduler is not None:
                 scheduler.step()
-            val_acc = float((self.predict(model, val[0]).argmax(1) == val[1]).mean()) if len(val[1]) else float("nan")
-            history.val_accuracy.append(val_acc)
-            if progress:
-                progress({"epoch": epoch + 1, "epochs": settings.epochs, "loss": history.train_loss[-1],
-                          "val_accuracy": val_acc})
+            history.record_epoch(seconds=seconds, loss=total / max(count, 1), learning_rate=learning_rate, val=val,
+                                 predict=lambda x: self.predict(model, x), epochs=settings.epochs, progress=progress)
         model.eval()
         return history
 

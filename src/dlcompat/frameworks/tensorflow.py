@@ -455,15 +455,10 @@ class KerasAdapter(FrameworkAdapter):
                 self.start = time.perf_counter()
 
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-                history.epoch_time_s.append(time.perf_counter() - self.start)
-                history.train_loss.append(float((logs or {})["loss"]))
-                history.learning_rate.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
-                val_acc = (float((adapter.predict(model, val[0]).argmax(1) == val[1]).mean())
-                           if len(val[1]) else float("nan"))
-                history.val_accuracy.append(val_acc)
-                if progress:
-                    progress({"epoch": epoch + 1, "epochs": settings.epochs, "loss": history.train_loss[-1],
-                              "val_accuracy": val_acc})
+                history.record_epoch(
+                    seconds=time.perf_counter() - self.start, loss=float((logs or {})["loss"]),
+                    learning_rate=float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)), val=val,
+                    predict=lambda x: adapter.predict(model, x), epochs=settings.epochs, progress=progress)
 
         model.fit(dataset, epochs=settings.epochs, steps_per_epoch=len(epochs[0]), shuffle=False, verbose=0,
                   callbacks=[schedule, Record()])

@@ -542,14 +542,9 @@ class TheanoAdapter(FrameworkAdapter):
                 (loss,) = fn(xb, yb, *hyper)
                 total += float(loss) * len(idx)
                 count += len(idx)
-            history.epoch_time_s.append(time.perf_counter() - start)
-            history.train_loss.append(total / max(count, 1))
-            history.learning_rate.append(float(lr))
-            val_acc = float((self.predict(model, val[0]).argmax(1) == val[1]).mean()) if len(val[1]) else float("nan")
-            history.val_accuracy.append(val_acc)
-            if progress:
-                progress({"epoch": epoch + 1, "epochs": settings.epochs, "loss": history.train_loss[-1],
-                          "val_accuracy": val_acc})
+            history.record_epoch(seconds=time.perf_counter() - start, loss=total / max(count, 1),
+                                 learning_rate=float(lr), val=val, predict=lambda x: self.predict(model, x),
+                                 epochs=settings.epochs, progress=progress)
         return history
 
     # --- inference and gradients ------------------------------------------------------------------

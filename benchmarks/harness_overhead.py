@@ -392,6 +392,17 @@ def measure_runtime(name: str, rounds: int, seconds: float) -> dict[str, Any]:
 # -- the driver ------------------------------------------------------------------------------------------------
 
 
+def child_result(command: list[str], name: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run one measuring process; its result is the JSON object on its last line of output, or, where it
+    failed, `{"runtime": name, "skipped": why}` with the last line it wrote to standard error."""
+    child = subprocess.run(command, capture_output=True, text=True, env=env)
+    try:
+        return json.loads(child.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (child.stderr.strip().splitlines() or ["no output"])[-1][:300]
+        return {"runtime": name, "skipped": f"the measuring process failed: {tail}"}
+
+
 def summarize_rounds(rounds: list[dict[str, float]], key: str) -> str:
     values = sorted(r[key] for r in rounds if key in r)
     if not values:
@@ -419,14 +430,8 @@ def main() -> None:
           "(two clock reads and one Python call: the most it adds inside a sample)")
     verdicts = []
     for name in args.runtime or RUNTIMES:
-        child = subprocess.run([sys.executable, __file__, "--child", name, "--rounds", str(args.rounds),
-                                "--seconds", str(args.seconds)], capture_output=True, text=True)
-        lines = child.stdout.strip().splitlines()
-        try:
-            result = json.loads(lines[-1])
-        except (IndexError, json.JSONDecodeError):
-            tail = (child.stderr.strip().splitlines() or ["no output"])[-1][:200]
-            result = {"runtime": name, "skipped": f"the measuring process failed: {tail}"}
+        result = child_result([sys.executable, __file__, "--child", name, "--rounds", str(args.rounds),
+                               "--seconds", str(args.seconds)], name)
         if "skipped" in result:
             print(f"{name:12s} skipped: {result['skipped']}")
             continue

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from dlcompat.metrics.latency import LatencyMethod, LatencyStats, summarize
-from harness_overhead import NEEDS, RUNTIMES, SUBJECTS
+from harness_overhead import NEEDS, RUNTIMES, SUBJECTS, child_result
 
 
 def method_of(quick: bool) -> LatencyMethod:
@@ -92,12 +91,7 @@ def main() -> None:
     print(f"LeNet-5, batch 1, 1 thread; method: {json.dumps(method.to_dict())}")
     for name in args.runtime or RUNTIMES:
         command = [sys.executable, __file__, "--child", name, "--pairs", str(args.pairs)]
-        child = subprocess.run(command + (["--quick"] if args.quick else []), capture_output=True, text=True)
-        try:
-            result = json.loads(child.stdout.strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError):
-            tail = (child.stderr.strip().splitlines() or ["no output"])[-1][:200]
-            result = {"runtime": name, "skipped": f"the measuring process failed: {tail}"}
+        result = child_result(command + (["--quick"] if args.quick else []), name)
         if "skipped" in result:
             print(f"{name:12s} skipped: {result['skipped']}")
             continue

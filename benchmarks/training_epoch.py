@@ -31,13 +31,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from harness_overhead import child_result
 
 FRAMEWORKS = ("pytorch", "tensorflow", "jax", "pytensor", "theano")
 REPO = Path(__file__).resolve().parents[1]
@@ -250,12 +251,9 @@ def main() -> None:
         limit = ["--limit-train", str(args.limit_train)] if args.limit_train else []
         command = [str(env.interpreter()), __file__, "--child", name, "--epochs", str(args.epochs),
                    "--rounds", str(args.rounds), *limit]
-        child = subprocess.run(command, capture_output=True, text=True, env=env.worker_environ(1))
-        try:
-            result = json.loads(child.stdout.strip().splitlines()[-1])
-        except (IndexError, json.JSONDecodeError):
-            tail = (child.stderr.strip().splitlines() or ["no output"])[-1][:300]
-            print(f"{name:10s} failed: {tail}")
+        result = child_result(command, name, env=env.worker_environ(1))
+        if "skipped" in result:
+            print(f"{name:10s} skipped: {result['skipped']}")
             continue
         ours, bare = steady(result["epochs"]["dlcompat"]), steady(result["epochs"]["bare"])
         ratio = float(np.median(ours) / np.median(bare))

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dlcompat.converters.jax_tflite import save_as_tf, tf_function
-from dlcompat.converters.tflite_variants import convert_saved_model
+from dlcompat.converters.tflite_variants import convert_via_saved_model
 from dlcompat.frameworks.registry import make_adapter
 from dlcompat.zoo.spec import ModelSpec
 
@@ -38,9 +38,9 @@ def _via_tflite(model: Any, spec: ModelSpec, target: Path) -> dict[str, Any]:
 
     workdir = Path(tempfile.mkdtemp(prefix="dlcompat-jax-onnx-"))
     try:
-        facts = save_as_tf(model, spec, workdir / "saved_model")
-        facts.update(convert_saved_model(workdir / "saved_model", workdir / "model.tflite", "fp32", None))
-        tf2onnx.convert.from_tflite(str(workdir / "model.tflite"), opset=OPSET, output_path=str(target))
+        tflite = workdir / "model.tflite"
+        facts = convert_via_saved_model(lambda folder: save_as_tf(model, spec, folder), tflite, "fp32", None)
+        tf2onnx.convert.from_tflite(str(tflite), opset=OPSET, output_path=str(target))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return {"tool": "jax2tf SavedModel -> tf.lite.TFLiteConverter (fp32) -> tf2onnx (from_tflite)", **facts}

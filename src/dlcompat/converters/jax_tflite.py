@@ -8,14 +8,12 @@ The input stays NHWC, the Flax adapter's own layout.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dlcompat.converters.tflite_variants import check_variant, convert_saved_model
+from dlcompat.converters.tflite_variants import check_variant, convert_via_saved_model
 from dlcompat.frameworks.registry import make_adapter
 from dlcompat.zoo.spec import ModelSpec
 
@@ -55,11 +53,6 @@ def convert(source: Path, target: Path, *, spec: ModelSpec, variant: str = "fp32
     check_variant("jax.tflite", variant, calibration)
     adapter = make_adapter("jax", threads=threads)
     model = adapter.load(spec, source)
-    workdir = Path(tempfile.mkdtemp(prefix="dlcompat-jax-tflite-"))
-    try:
-        facts = save_as_tf(model, spec, workdir / "saved_model")
-        facts.update(convert_saved_model(workdir / "saved_model", target, variant, calibration))
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    facts = convert_via_saved_model(lambda folder: save_as_tf(model, spec, folder), target, variant, calibration)
     return {"tool": "jax2tf + tf.lite.TFLiteConverter", "tool_version": adapter.version(), "input_layout": "NHWC",
             **facts}

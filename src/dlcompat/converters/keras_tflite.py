@@ -7,14 +7,12 @@ those of `dlcompat.converters.tflite_variants`. The model keeps Keras' NHWC inpu
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dlcompat.converters.tflite_variants import check_variant, convert_saved_model
+from dlcompat.converters.tflite_variants import check_variant, convert_via_saved_model
 from dlcompat.frameworks.registry import make_adapter
 from dlcompat.zoo.spec import ModelSpec
 
@@ -24,12 +22,8 @@ def convert(source: Path, target: Path, *, spec: ModelSpec, variant: str = "fp32
     check_variant("keras.tflite", variant, calibration)
     adapter = make_adapter("tensorflow", threads=threads)
     model = adapter.load(spec, source)
-    workdir = Path(tempfile.mkdtemp(prefix="dlcompat-keras-tflite-"))
-    try:
-        model.export(str(workdir / "saved_model"), format="tf_saved_model", verbose=False)
-        facts = convert_saved_model(workdir / "saved_model", target, variant, calibration)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    facts = convert_via_saved_model(lambda folder: model.export(str(folder), format="tf_saved_model", verbose=False),
+                                    target, variant, calibration)
     import keras
 
     return {"tool": "keras Model.export(format='tf_saved_model') + tf.lite.TFLiteConverter",

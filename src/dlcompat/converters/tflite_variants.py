@@ -7,12 +7,15 @@
   representative dataset drawn from the training split, int8 input and output tensors (the model carries
   their scale and zero point; `dlcompat.runtimes.litert` reads them from it).
 
-`convert_saved_model` converts a TensorFlow SavedModel (the common ground of Keras and jax2tf) with them.
+`convert_saved_model` converts a TensorFlow SavedModel (the common ground of Keras and jax2tf) with them;
+`convert_via_saved_model` has an edge write that SavedModel into a temporary folder first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +74,16 @@ def convert_saved_model(saved_model: Path, target: Path, variant: str,
     facts = configure(converter, variant, calibration)
     Path(target).write_bytes(converter.convert())
     return {**facts, "tflite_converter": f"tf.lite.TFLiteConverter.from_saved_model (TensorFlow {tf.__version__})"}
+
+
+def convert_via_saved_model(save: Callable[[Path], dict[str, Any] | None], target: Path, variant: str,
+                            calibration: np.ndarray | None) -> dict[str, Any]:
+    """`save(folder)` writes a SavedModel (returning facts of its own, or None) into a temporary folder, which
+    `convert_saved_model` converts to `target` and which is removed afterwards; the facts of both."""
+    workdir = Path(tempfile.mkdtemp(prefix="dlcompat-saved-model-"))
+    try:
+        facts = dict(save(workdir / "saved_model") or {})
+        facts.update(convert_saved_model(workdir / "saved_model", target, variant, calibration))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return facts

@@ -42,6 +42,11 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def _cpu_affinity() -> list[int] | None:
+    """The cores this worker may run on (the executor pins a job's worker to cores of its own)."""
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+
+
 def _send(channel: IO[str], message: dict[str, Any]) -> None:
     channel.write(json.dumps(message, default=str) + "\n")
     channel.flush()
@@ -77,6 +82,7 @@ def serve(requests: IO[str], channel: IO[str]) -> None:
             outcome = run_job(fn, ctx)
         outcome.environment = {"python": platform.python_version(), "executable": sys.executable,
                                "platform": platform.platform(), "pid": os.getpid(), "threads": threads,
+                               "cpu_affinity": _cpu_affinity(),
                                "packages": _versions()}
         _send(channel, {"type": "result", "outcome": outcome.to_dict()})
 

@@ -17,6 +17,10 @@ through this module's `WorkerPool` on each node):
   to the request's `retries`; when they run out it is reported but not stored, so a re-run retries it.
 
 A deterministic failure is thus recorded once and never retried; only the machinery is.
+
+Each running job holds cores of its own, as many as its thread budget (`cores.claim_cores`, machine-wide
+so Ray nodes on one host share the bookkeeping), and its worker's whole process tree is pinned to them:
+a "one-thread" job cannot borrow another core for its helper threads and processes.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from dlcompat.envs.registry import get_env
 from dlcompat.metrics.record import Measurement
 from dlcompat.store.artifacts import ArtifactStore, artifact_refs, is_url
 from dlcompat.study.executors.base import Executor, ProgressSink
+from dlcompat.study.executors.cores import claim_cores, pin_process_tree
 from dlcompat.study.jobs.base import CELL_FIELDS, JobOutcome, error_text
 
 #: deaths by these signals come from outside the job (OOM killer, operator, node shutdown): retried
@@ -94,6 +99,7 @@ class Worker:
         except OSError as exc:
             self._log.close()
             raise WorkerDied(f"cannot start a worker of environment {env}: {exc}") from exc
+        self.cores: frozenset[int] | None = None  # what it is pinned to (None: every core)
         self._buffer = ""
         self._tree: dict[int, psutil.Process] = {}
         self._tree_read = 0.0
@@ -309,6 +315,14 @@ def run_in_pool(pool: WorkerPool, request: dict[str, Any], progress: ProgressSin
 
 def _run_on_worker(pool: WorkerPool, request: dict[str, Any], progress: ProgressSink,
                    variables: dict[str, str] | None, reuse: bool) -> JobOutcome:
+    """Run the request on cores of its own (`cores.claim_cores`, as many as its thread budget)."""
+    threads = int(request.get("threads", 1))
+    with claim_cores(threads) as cores:
+        return _run_on_cores(pool, request, progress, variables, reuse, cores)
+
+
+def _run_on_cores(pool: WorkerPool, request: dict[str, Any], progress: ProgressSink,
+                  variables: dict[str, str] | None, reuse: bool, cores: frozenset[int] | None) -> JobOutcome:
     env, threads = request["env"], int(request.get("threads", 1))
     timeout_s = float(request.get("timeout_s", 1800))
     limit_mb = float(request.get("memory_limit_mb") or 0)
@@ -318,6 +332,9 @@ def _run_on_worker(pool: WorkerPool, request: dict[str, Any], progress: Progress
         if exc.infrastructure:
             raise InfrastructureFault(str(exc)) from exc
         return failure(request, str(exc))
+    if cores != worker.cores:  # a reused worker may still run on another job's cores
+        pin_process_tree(worker.proc.pid, cores)
+        worker.cores = cores
     try:
         outcome = worker.run(request, progress, timeout_s, int(limit_mb * 2**20))
     except TimeoutError:

@@ -7,6 +7,7 @@ artifact's own input layout once, before any clock starts.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -55,7 +56,12 @@ class Runner(ABC):
         """Facts to record: runtime version, providers or delegates actually used, threads in effect."""
 
     def __enter__(self) -> Runner:
-        self.activate()
+        try:
+            self.activate()
+        except BaseException:  # a failed load is a finding: what it made so far (temp folders, sessions) goes
+            with contextlib.suppress(Exception):
+                self.deactivate()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,11 +11,14 @@ import numpy as np
 import pytest
 
 from dlcompat.frameworks.base import Unavailable
-from dlcompat.metrics.latency import LatencyMethod, summarize
+from dlcompat.metrics.latency import LatencyMethod, median_ci, summarize
 from dlcompat.runtimes.browser.runner import OrtWebRunner, TfjsRunner
 
 #: a short latency method: enough samples for the statistics, little wall time
 QUICK = LatencyMethod(warmup=5, warmup_time_s=0.02, min_repeats=20, min_time_s=0.05, max_time_s=1.0)
+
+#: samples (ms) on which the page's port of the CI of the median must agree with metrics.latency.median_ci
+CI_CASES = [np.random.default_rng(n).lognormal(-3, 0.3, n).round(6).tolist() for n in (35, 36, 38, 101, 900, 1234)]
 
 
 def check_runner(runner, x: np.ndarray, expected: np.ndarray, atol: float) -> dict:
@@ -23,7 +26,9 @@ def check_runner(runner, x: np.ndarray, expected: np.ndarray, atol: float) -> di
     try:
         runner.activate()
         logits = runner.infer(x)
-        stats = summarize(method=QUICK, **runner.timings(x[:1], QUICK.to_dict()))
+        timings = runner.timings(x[:1], QUICK.to_dict())
+        stats = summarize(method=QUICK, **timings)
+        page_cis = [runner.call("medianCi", samples, 0.95, 0.005) for samples in CI_CASES]
         single = runner.predictor(x[:3])()
         info, figures = runner.info(), dict((m, v) for m, v, _ in runner.figures())
     finally:
@@ -36,8 +41,23 @@ def check_runner(runner, x: np.ndarray, expected: np.ndarray, atol: float) -> di
     # the page's own clock, judged by the same rules (on a loaded machine the short method may not converge)
     assert stats.repeats >= 1 and stats.p50 > 0 and stats.first_call_ms is not None
     assert stats.clock.startswith("performance.now()") and (stats.converged or stats.unmet)
+    # the page measured its clock's tick and grouped calls against it; the CI holds the median and the floor
+    assert timings["calls_per_sample"] >= 1 and 0 < timings["clock_tick_ns"] <= 1e6
+    assert stats.calls_per_sample == timings["calls_per_sample"] and stats.clock_tick_ns == timings["clock_tick_ns"]
+    if stats.median_ci_low is not None:
+        floor = 0.999 * stats.clock_tick_ns / stats.calls_per_sample / 1e6  # ms, one tick per sample
+        assert stats.median_ci_low <= stats.p50 - floor and stats.median_ci_high >= stats.p50 + floor
+    for samples, page in zip(CI_CASES, page_cis, strict=True):
+        ours = median_ci(np.asarray(samples), 0.95, 0.005)
+        if ours is None:
+            assert page is None
+        else:
+            assert page["blocks"] == ours.blocks
+            np.testing.assert_allclose([page["low"], page["high"], page["median"]], [ours.low, ours.high, ours.median],
+                                       rtol=0, atol=1e-12)
     print(f"{info['runtime']} {info['variant']} ({info['backend']}, {info['threads']} threads): max |Δ| {gap:.2g}, "
-          f"p50 {stats.p50:.3g} ms per image over {stats.repeats} calls, served {figures['model_size_served']:.0f} B")
+          f"p50 {stats.p50:.3g} ms per image over {stats.repeats} samples of {stats.calls_per_sample} calls "
+          f"({stats.clock_tick_ns / 1e3:.3g} µs ticks), served {figures['model_size_served']:.0f} B")
     assert info["browser"].startswith("Chromium ") and info["cross_origin_isolated"] is True
     assert figures["model_size_served"] > 1000 and figures["model_download_time"] >= 0
     return {"info": info, "gap": gap, "stats": stats, "logits": logits, "figures": figures}

@@ -4,12 +4,25 @@ The method is a config object, `LatencyMethod`, and plain functions:
 
 - `measure_latency(call, method)` times `call` here: `collect_samples` runs a first call (reported
   apart), a warm-up that lasts at least `warmup` calls *and* `warmup_time_s`, then a steady state that
-  repeats until at least `min_repeats` calls *and* `min_time_s` have passed *and* the distribution-free
-  confidence interval of the median is narrower than `max_ci_rel_width` of the median — or until
+  repeats until at least `min_repeats` calls *and* `min_time_s` have passed *and* the confidence
+  interval of the median (`median_ci`) is narrower than `max_ci_rel_width` of the median — or until
   `max_time_s` (warm-up and steady state together); `summarize` then computes the statistics and says
   whether the rules were met, and if not, which one was missed.
 - `summarize(samples_ns, method, ...)` does the same for per-call times taken elsewhere (a browser's
   `performance.now()`, a phone's own loop), so every runtime's figure is computed, and judged, the same way.
+
+The CI of the median (`median_ci`) comes from block medians, the batch-means idea applied to the median:
+the samples, in call order, are cut into k = min(30, isqrt(n)) contiguous blocks of near-equal size,
+and the distribution-free order-statistic interval (`median_ci_ranks`) is taken over the k block
+medians; it is widened to hold the overall median, and by one clock tick on each side. Why blocks: the
+order-statistic interval over all n calls assumes the calls are independent, but consecutive calls share
+the machine's slow drift (clock frequency, cache and memory state, other processes), so over thousands
+of calls that interval became far narrower than the difference between two runs in a row. Block medians
+are nearly independent where single calls are not: with independent calls the interval is only about
+25% wider than the one over all calls; under drift or autocorrelation it widens, as it should. Why the
+tick: a reading of a quantized clock is off by up to one tick, which no number of calls averages away
+(a page's `performance.now()` ticks every 5 µs, where one call may take 65 µs). Fewer than 6 blocks
+(36 samples at the 95% level) give no CI.
 
 The caller prepares inputs before the clock starts (a runner's `predictor`); only the call is timed,
 with `time.perf_counter_ns`, into a preallocated integer array. Nothing else runs between the two clock
@@ -34,18 +47,29 @@ Clock = Callable[[], int]
 
 #: what `measure_latency` reads time with; recorded with every figure
 DEFAULT_CLOCK = "time.perf_counter_ns"
+#: its tick in nanoseconds, as the platform states it (1 ns on Linux)
+NATIVE_CLOCK_TICK_NS = time.get_clock_info("perf_counter").resolution * 1e9
+
+#: the CI of the median is taken over at most this many block medians (at 95%: the 10th to the 21st of 30) ...
+MAX_CI_BLOCKS = 30
+#: ... and over at least this many (6 is the fewest with a 95% order-statistic interval); fewer: no CI
+MIN_CI_BLOCKS = 6
 
 
 @dataclass(frozen=True)
 class LatencyMethod:
     """The rules of one latency measurement. Times in seconds; the CI is that of the median.
 
+    The CI of the median is the order-statistic interval over the medians of k = min(30, isqrt(n))
+    contiguous blocks of the n samples, widened by one clock tick on each side (`median_ci`): calls in a
+    row are not independent, blocks of them nearly are, and a quantized clock is off by up to a tick.
+
     Defaults, and why:
     - `warmup=10` calls and `warmup_time_s=0.1`: the count covers lazy work of the first few calls
       (allocator arenas, kernel selection, a `tf.function` retrace); the time lets the CPU clock
       governor ramp up and the caches fill, whatever one call costs.
-    - `min_repeats=100`: the 95% CI of the median exists from 6 calls, but the p99 of fewer than 100
-      calls is only the slowest call or two.
+    - `min_repeats=100`: the 95% CI of the median exists from 36 calls (6 blocks of 6), but the p99 of
+      fewer than 100 calls is only the slowest call or two.
     - `min_time_s=0.5`: spans many scheduler ticks and periodic interference, so a quiet or a noisy
       instant does not decide the figure.
     - `max_ci_rel_width=0.05`: the median is known to about ±2.5%, enough to rank runtimes that
@@ -124,6 +148,63 @@ def median_ci_ranks(n: int, level: float = 0.95) -> MedianCI | None:
 
 
 @dataclass(frozen=True)
+class BlockMedianCI:
+    """The CI of the median of samples taken in a row (`median_ci`), in the samples' unit.
+
+    `coverage` is the exact coverage of the order-statistic interval over the `blocks` block medians
+    (>= the level asked for), which holds when the blocks' medians are independent; the widening to
+    the overall median and by the clock tick only adds to it.
+    """
+
+    low: float
+    high: float
+    median: float  # of all the samples
+    coverage: float
+    blocks: int
+
+    @property
+    def rel_width(self) -> float:
+        """(high - low) / median; infinite where the median is not positive."""
+        return (self.high - self.low) / self.median if self.median > 0 else math.inf
+
+
+def ci_block_count(n: int) -> int:
+    """How many contiguous blocks `median_ci` cuts `n` samples into: min(30, isqrt(n))."""
+    return min(MAX_CI_BLOCKS, math.isqrt(n))
+
+
+def min_ci_repeats(level: float = 0.95) -> int | None:
+    """The fewest samples that have a CI of the median at `level` (36 at 95%); None where no count has one."""
+    for blocks in range(MIN_CI_BLOCKS, MAX_CI_BLOCKS + 1):
+        if median_ci_ranks(blocks, level) is not None:
+            return blocks * blocks
+    return None
+
+
+def median_ci(samples: Sequence[float] | np.ndarray, level: float = 0.95, tick: float = 0.0, *,
+              median: float | None = None) -> BlockMedianCI | None:
+    """The CI of the median of `samples` (in call order) from block medians, or None for too few samples.
+
+    The samples are cut, in order, into k = min(30, isqrt(n)) contiguous blocks of near-equal size
+    (`np.array_split`: the first n % k blocks hold one sample more); the interval is the order-statistic
+    CI (`median_ci_ranks(k, level)`) over the k block medians, stretched to hold the overall median, then
+    widened by `tick` (the clock's tick per sample, in the samples' unit) on each side, since a quantized
+    reading is off by up to one tick. None where k < 6 or `level` needs more blocks than k.
+    `median` is that of all the samples, where the caller has it already.
+    """
+    values = np.asarray(samples)
+    blocks = ci_block_count(int(values.size))
+    ranks = median_ci_ranks(blocks, level) if blocks >= MIN_CI_BLOCKS else None
+    if ranks is None:
+        return None
+    middle = float(np.median(values)) if median is None else float(median)
+    block_medians = np.sort([np.median(block) for block in np.array_split(values, blocks)])
+    low = min(float(block_medians[ranks.low_rank - 1]), middle) - tick
+    high = max(float(block_medians[ranks.high_rank - 1]), middle) + tick
+    return BlockMedianCI(low, high, middle, ranks.coverage, blocks)
+
+
+@dataclass(frozen=True)
 class LatencyStats:
     """One latency figure: per-call times in milliseconds at `batch_size`, and whether the method's rules were met."""
 
@@ -137,18 +218,21 @@ class LatencyStats:
     std: float
     min: float
     max: float
-    repeats: int
-    median_ci_low: float | None  # None where too few samples for the level
+    repeats: int  # samples (each times `calls_per_sample` calls)
+    median_ci_low: float | None  # None where too few samples for the level (`median_ci`)
     median_ci_high: float | None
     ci_level: float  # asked for
-    ci_coverage: float | None  # exact coverage of the order-statistic interval (>= ci_level)
+    ci_coverage: float | None  # exact coverage of the order-statistic interval over the block medians (>= ci_level)
     ci_rel_width: float | None  # (high - low) / p50, achieved
+    ci_blocks: int | None  # how many block medians the CI was taken over
     warmup_calls: int
     warmup_s: float
     elapsed_s: float  # steady state
     converged: bool
     unmet: tuple[str, ...]  # the rules not met (empty when converged)
     clock: str
+    clock_tick_ns: float  # the clock's tick: the CI is widened by one tick per sample on each side
+    calls_per_sample: int  # calls timed together per sample (each sample is their time / this)
 
     @property
     def p50_per_image(self) -> float:
@@ -175,9 +259,12 @@ class LatencyStats:
             "elapsed_s": round(self.elapsed_s, 6),
             "ci_coverage": None if self.ci_coverage is None else round(self.ci_coverage, 6),
             "ci_rel_width": None if self.ci_rel_width is None else round(self.ci_rel_width, 6),
+            "ci_blocks": self.ci_blocks,
             "converged": self.converged,
             "unmet": list(self.unmet),
             "clock": self.clock,
+            "clock_tick_ns": round(self.clock_tick_ns, 3),
+            "calls_per_sample": self.calls_per_sample,
         }
 
 
@@ -190,35 +277,41 @@ def summarize(
     warmup_ns: float | None = None,
     elapsed_ns: float | None = None,
     clock: str = DEFAULT_CLOCK,
+    clock_tick_ns: float = NATIVE_CLOCK_TICK_NS,
+    calls_per_sample: int = 1,
 ) -> LatencyStats:
     """Statistics of steady-state per-call times (nanoseconds) and the verdict of `method`'s rules on them.
 
     For timings taken elsewhere: `warmup_calls` and `warmup_ns` default to the method's own (the
-    caller vouches for its warm-up), `elapsed_ns` to the sum of the samples.
+    caller vouches for its warm-up), `elapsed_ns` to the sum of the samples. `clock_tick_ns` is the
+    tick of the clock the samples were read with (default: this process's `perf_counter`), and
+    `calls_per_sample` how many calls each sample timed together (it is their time divided by that
+    count), so the CI of the median is widened by `clock_tick_ns / calls_per_sample` on each side.
     """
     ns = np.asarray(samples_ns, dtype=np.float64)
     n = int(ns.size)
     if n == 0:
         raise ValueError("summarize: no samples")
+    if calls_per_sample < 1 or clock_tick_ns < 0:
+        raise ValueError(f"summarize: calls_per_sample {calls_per_sample} must be >= 1 and clock_tick_ns "
+                         f"{clock_tick_ns} >= 0")
     ms = ns / 1e6
     p10, p50, p90, p99 = (float(v) for v in np.percentile(ms, [10, 50, 90, 99]))
-    ranks = median_ci_ranks(n, method.ci_level)
-    low = high = coverage = width = None
-    if ranks is not None:
-        ordered = np.partition(ms, (ranks.low_rank - 1, ranks.high_rank - 1))
-        low, high = float(ordered[ranks.low_rank - 1]), float(ordered[ranks.high_rank - 1])
-        coverage = ranks.coverage
-        width = (high - low) / p50 if p50 > 0 else math.inf
+    ci = median_ci(ms, method.ci_level, clock_tick_ns / calls_per_sample / 1e6, median=p50)
     warmup_calls = method.warmup if warmup_calls is None else int(warmup_calls)
     warmup_ns = method.warmup_time_s * 1e9 if warmup_ns is None else float(warmup_ns)
     elapsed_ns = float(ns.sum()) if elapsed_ns is None else float(elapsed_ns)
+    width = None if ci is None else ci.rel_width
     unmet = unmet_rules(method, n, elapsed_ns, warmup_calls, warmup_ns, width)
     return LatencyStats(
         batch_size=method.batch_size, first_call_ms=None if first_call_ns is None else first_call_ns / 1e6,
         p10=p10, p50=p50, p90=p90, p99=p99, mean=float(ms.mean()), std=float(ms.std(ddof=1)) if n > 1 else 0.0,
-        min=float(ms.min()), max=float(ms.max()), repeats=n, median_ci_low=low, median_ci_high=high,
-        ci_level=method.ci_level, ci_coverage=coverage, ci_rel_width=width, warmup_calls=warmup_calls,
-        warmup_s=warmup_ns / 1e9, elapsed_s=elapsed_ns / 1e9, converged=not unmet, unmet=tuple(unmet), clock=clock,
+        min=float(ms.min()), max=float(ms.max()), repeats=n,
+        median_ci_low=None if ci is None else ci.low, median_ci_high=None if ci is None else ci.high,
+        ci_level=method.ci_level, ci_coverage=None if ci is None else ci.coverage, ci_rel_width=width,
+        ci_blocks=None if ci is None else ci.blocks, warmup_calls=warmup_calls, warmup_s=warmup_ns / 1e9,
+        elapsed_s=elapsed_ns / 1e9, converged=not unmet, unmet=tuple(unmet), clock=clock,
+        clock_tick_ns=float(clock_tick_ns), calls_per_sample=int(calls_per_sample),
     )
 
 
@@ -235,7 +328,9 @@ def unmet_rules(method: LatencyMethod, repeats: int, elapsed_ns: float, warmup_c
     if elapsed_ns < method.min_time_s * 1e9:
         unmet.append(f"steady state ran {elapsed_ns / 1e9:.3g} of {method.min_time_s:g} s")
     if ci_rel_width is None:
-        unmet.append(f"too few repeats for a {method.ci_level:.0%} CI of the median")
+        needed = min_ci_repeats(method.ci_level)
+        unmet.append(f"too few repeats for a {method.ci_level:.0%} CI of the median"
+                     + (f" (it takes {needed})" if needed is not None else ""))
     elif ci_rel_width > method.max_ci_rel_width:
         unmet.append(f"median CI is {ci_rel_width:.3g} of the median wide (at most {method.max_ci_rel_width:g})")
     return unmet
@@ -251,25 +346,33 @@ class LatencySamples:
     warmup_ns: int
     elapsed_ns: int  # wall time of the steady state (the samples and the loop between them)
     clock: str = DEFAULT_CLOCK
+    clock_tick_ns: float = NATIVE_CLOCK_TICK_NS
+    calls_per_sample: int = 1  # this process times every call on its own: its clock ticks in 1 ns
 
     def as_kwargs(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def measure_latency(call: Callable[[], Any], method: LatencyMethod = LatencyMethod(), *,
-                    clock: Clock = time.perf_counter_ns, clock_name: str = DEFAULT_CLOCK) -> LatencyStats:
+                    clock: Clock = time.perf_counter_ns, clock_name: str = DEFAULT_CLOCK,
+                    clock_tick_ns: float = NATIVE_CLOCK_TICK_NS) -> LatencyStats:
     """Time `call` by `method`: first call, warm-up (count and time), steady state until the rules or `max_time_s`.
 
-    `clock` returns integer nanoseconds (injectable for tests). The result's `converged` says whether
-    every rule was met; `unmet` says which were not.
+    `clock` returns integer nanoseconds and ticks every `clock_tick_ns` (injectable for tests). The
+    result's `converged` says whether every rule was met; `unmet` says which were not.
     """
-    samples = collect_samples(call, method, clock=clock, clock_name=clock_name)
+    samples = collect_samples(call, method, clock=clock, clock_name=clock_name, clock_tick_ns=clock_tick_ns)
     return summarize(method=method, **samples.as_kwargs())
 
 
 def collect_samples(call: Callable[[], Any], method: LatencyMethod = LatencyMethod(), *,
-                    clock: Clock = time.perf_counter_ns, clock_name: str = DEFAULT_CLOCK) -> LatencySamples:
-    """The method's loop alone (what a browser page or a phone runs in its own language): the raw times."""
+                    clock: Clock = time.perf_counter_ns, clock_name: str = DEFAULT_CLOCK,
+                    clock_tick_ns: float = NATIVE_CLOCK_TICK_NS) -> LatencySamples:
+    """The method's loop alone (what a browser page or a phone runs in its own language): the raw times.
+
+    One call per sample: `perf_counter_ns` ticks in 1 ns on Linux, far below any call worth timing, so
+    there is no need to time calls in groups as the browser page does with its 5 µs clock.
+    """
     t0 = clock()
     call()
     t1 = clock()
@@ -305,12 +408,11 @@ def collect_samples(call: Callable[[], Any], method: LatencyMethod = LatencyMeth
         if last < min_end:  # enough calls, not yet enough time: keep going until min_end
             target, until = max(2 * n, n + 64), min(min_end, deadline)
             continue
-        ranks = median_ci_ranks(n, method.ci_level)
-        if ranks is not None and _ci_rel_width(samples, n, ranks) <= method.max_ci_rel_width:
+        if _ci_rel_width(samples, n, method.ci_level, clock_tick_ns) <= method.max_ci_rel_width:
             break
         target, until = n + max(n // 4, 16), deadline
     return LatencySamples(np.frombuffer(samples, dtype=np.int64, count=n).copy(), first_ns, warmup_calls, warmup_ns,
-                          last - began, clock_name)
+                          last - began, clock_name, clock_tick_ns)
 
 
 def _timed_calls(call: Callable[[], Any], clock: Clock, samples: array, start: int, stop: int,
@@ -330,10 +432,10 @@ def _timed_calls(call: Callable[[], Any], clock: Clock, samples: array, start: i
     return stop, t1
 
 
-def _ci_rel_width(samples: array, n: int, ranks: MedianCI) -> float:
-    values = np.frombuffer(samples, dtype=np.int64, count=n)
-    middle = sorted({(n - 1) // 2, n // 2})
-    ordered = np.partition(values, sorted({ranks.low_rank - 1, *middle, ranks.high_rank - 1}))
-    median = float(ordered[middle].mean())
-    width = float(ordered[ranks.high_rank - 1] - ordered[ranks.low_rank - 1])
-    return width / median if median > 0 else math.inf
+def _ci_rel_width(samples: array, n: int, level: float, tick_ns: float) -> float:
+    """The relative width of `median_ci` over samples[:n]; infinite where there is no CI yet.
+
+    A function of its own so that its NumPy view of `samples` is gone before the buffer grows again.
+    """
+    ci = median_ci(np.frombuffer(samples, dtype=np.int64, count=n), level, tick_ns)
+    return math.inf if ci is None else ci.rel_width

@@ -10,8 +10,10 @@ records beside every verdict:
   seed-to-seed spread instead (Welch's t-test, `metrics.statistics.compare_seeds`);
 - label flips and other counts: the exact binomial test of two counts (given their sum, is the split
   what the numbers of images predict?);
-- the latency median: each run's own distribution-free CI of the median (the `latency_median_ci_*`
-  rows of the same cell, `metrics/latency.py`); a change exceeds noise when the intervals are disjoint;
+- the latency median: each run's own CI of the median (the `latency_median_ci_*` rows of the same
+  cell, `metrics.latency.median_ci`: the order-statistic interval over the medians of up to 30
+  contiguous blocks of calls, so that it follows the machine's drift within a run, widened by one
+  clock tick on each side); a change exceeds noise when the intervals are disjoint;
 - training time: the spread across seeds, else across epochs (Welch), else a stated tolerance;
 - everything else: the spread across seeds where both runs have several, else a stated relative
   (or absolute) tolerance; sizes and bit-reproducibility are exact, logit differences change by
@@ -254,8 +256,12 @@ class Count:
 class MedianInterval:
     """The latency median: each run's own CI of the median; the change exceeds noise when they are disjoint.
 
-    With several seeds pooled, a run's interval is the envelope of its seeds' intervals. A per-image
-    median is the per-call median divided by the batch size, and so is its interval.
+    A run's interval is `metrics.latency.median_ci`'s: the distribution-free order-statistic CI over the
+    medians of contiguous blocks of its calls (blocks of calls are nearly independent where single calls
+    are not: they share the machine's slow drift), widened by one clock tick on each side (a quantized
+    reading is off by up to a tick). With several seeds pooled, a run's interval is the envelope of its
+    seeds' intervals. A per-image median is the per-call median divided by the batch size, and so is its
+    interval.
     """
 
     per_image: bool = False
@@ -263,9 +269,9 @@ class MedianInterval:
 
     @property
     def description(self) -> str:
-        return ("each run's distribution-free CI of the median (order statistics, the `latency_median_ci_low` and "
-                "`_high` rows, at the level its method states): the change exceeds noise when the intervals are "
-                "disjoint")
+        return ("each run's CI of the median (order statistics over the medians of contiguous blocks of calls, "
+                "widened by a clock tick; the `latency_median_ci_low` and `_high` rows, at the level its method "
+                "states): the change exceeds noise when the intervals are disjoint")
 
     def _interval(self, side: Side) -> tuple[float, float] | None:
         lows, highs = side.siblings("latency_median_ci_low"), side.siblings("latency_median_ci_high")

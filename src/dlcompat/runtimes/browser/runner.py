@@ -212,20 +212,26 @@ class BrowserRunner(Runner):
         """Per-call times of inference on `x`, measured in the page with `performance.now()` by `rules`.
 
         `rules` are `metrics.latency.LatencyMethod`'s fields; the result holds the keyword arguments of
-        `metrics.latency.summarize` (nanoseconds).
+        `metrics.latency.summarize` (nanoseconds). The page measures its clock's tick and, where one call
+        is short against it, times several calls per sample (each sample is their time / their count).
         """
         self._put_input("latency", x)
         keys = ("warmup", "warmup_time_s", "min_repeats", "min_time_s", "max_time_s", "ci_level", "max_ci_rel_width")
         out = self.call("time", "latency", {k: rules[k] for k in keys}, what="the latency loop")
         isolated = self.facts.get("cross_origin_isolated")
+        tick_ns = float(out["clock_tick_ms"]) * 1e6
         return {
-            "samples_ns": np.rint(np.asarray(out["samples_ms"], dtype=np.float64) * 1e6).astype(np.int64),
+            # not rounded to whole ns: the page stopped on its CI of these values, and the widths of samples
+            # quantized by its clock can land exactly on max_ci_rel_width, where rounding would flip the verdict
+            "samples_ns": np.asarray(out["samples_ms"], dtype=np.float64) * 1e6,
             "first_call_ns": out["first_call_ms"] * 1e6,
             "warmup_calls": int(out["warmup_calls"]),
             "warmup_ns": out["warmup_ms"] * 1e6,
             "elapsed_ns": out["elapsed_ms"] * 1e6,
-            "clock": f"performance.now() in the page ({'cross-origin isolated, 5 µs' if isolated else '100 µs'} "
-                     "resolution)",
+            "clock": f"performance.now() in the page ({'cross-origin isolated, ' if isolated else ''}"
+                     f"{tick_ns / 1e3:.3g} µs ticks measured)",
+            "clock_tick_ns": tick_ns,
+            "calls_per_sample": int(out["calls_per_sample"]),
         }
 
     def figures(self) -> list[tuple[str, float, str]]:

@@ -250,19 +250,58 @@ function medianCiRanks(n, level) {
   return rank === 0 ? null : [rank, n - rank + 1];
 }
 
-function ciRelWidth(samples, level) {
-  const ranks = medianCiRanks(samples.length, level);
-  if (!ranks) return Infinity;
-  const sorted = Float64Array.from(samples).sort();
+// the median of a sorted typed array, as numpy.median: the mean of the two middle values of an even count
+function sortedMedian(sorted) {
   const n = sorted.length;
-  const median = (sorted[Math.floor((n - 1) / 2)] + sorted[Math.floor(n / 2)]) / 2;
-  return median > 0 ? (sorted[ranks[1] - 1] - sorted[ranks[0] - 1]) / median : Infinity;
+  return (sorted[Math.floor((n - 1) / 2)] + sorted[Math.floor(n / 2)]) / 2;
+}
+
+// the CI of the median of `samples` (in call order) from block medians, as metrics.latency.median_ci computes it:
+// k = min(30, isqrt(n)) contiguous blocks (numpy.array_split: the first n % k blocks hold one sample more), the
+// order-statistic CI over the k block medians, stretched to hold the overall median and widened by `tick` on each
+// side. {low, high, median, blocks} or null where k < 6 (or `level` needs more blocks).
+export function medianCi(samples, level, tick) {
+  const values = Float64Array.from(samples);
+  const n = values.length;
+  const k = Math.min(30, Math.floor(Math.sqrt(n)));
+  const ranks = k >= 6 ? medianCiRanks(k, level) : null;
+  if (!ranks) return null;
+  const median = sortedMedian(values.slice().sort());
+  const base = Math.floor(n / k), extra = n % k;
+  const blockMedians = new Float64Array(k);
+  for (let b = 0, start = 0; b < k; b++) {
+    const size = base + (b < extra ? 1 : 0);
+    blockMedians[b] = sortedMedian(values.slice(start, start + size).sort());
+    start += size;
+  }
+  blockMedians.sort();
+  const low = Math.min(blockMedians[ranks[0] - 1], median) - tick;
+  const high = Math.max(blockMedians[ranks[1] - 1], median) + tick;
+  return { low, high, median, blocks: k };
+}
+
+function ciRelWidth(samples, level, tick) {
+  const ci = medianCi(samples, level, tick);
+  return ci && ci.median > 0 ? (ci.high - ci.low) / ci.median : Infinity;
+}
+
+// the tick of performance.now() in ms: the smallest positive step between two readings, over `reads` spins
+// (Chromium coarsens the clock to 5 µs in a cross-origin isolated page, 100 µs otherwise)
+function clockTick(reads = 20) {
+  let tick = Infinity;
+  for (let r = 0; r < reads; r++) {
+    const a = performance.now();
+    let b = performance.now();
+    while (b === a) b = performance.now();
+    if (b - a > 0 && b - a < tick) tick = b - a;
+  }
+  return tick;
 }
 
 // Time inference on input `name` by the rules of metrics.latency.measure_latency: a first call apart; a warm-up
-// of at least `warmup` calls and `warmup_time_s`; a steady state until `min_repeats` calls and `min_time_s` and a
+// of at least `warmup` calls and `warmup_time_s`; a steady state until `min_repeats` samples and `min_time_s` and a
 // median CI narrower than `max_ci_rel_width`, or `max_time_s` in all. The rules are checked between batches of
-// calls, never inside one. Only the call (and reading its output back) lies between two clock readings.
+// samples, never inside one. Only the calls (and reading their output back) lie between two clock readings.
 export async function time(name, rules) {
   const { data, shape } = state.inputs.get(name);
   const prepared = state.prepare(data, shape);
@@ -274,8 +313,18 @@ export async function time(name, rules) {
   }
 }
 
+// The page's clock ticks in microseconds, where one call may take tens of them: a sample times `calls_per_sample`
+// calls in a row (each sample is their time / that count), so that the CI's tick floor, one tick per sample on each
+// side, costs at most half of `max_ci_rel_width`: calls_per_sample = max(1, ceil(4 * tick / (max_ci_rel_width * e)))
+// for calls of e ms, e first from the warm-up (its time / its calls). A fresh page's calls can run several times
+// slower in its first tenth of a second than after it, so once the steady state has `min_repeats` samples their
+// median is checked too: where it needs more calls per sample, those samples were warm-up after all, and the steady
+// state starts again with the larger count (it only grows, so this ends).
 async function timeCalls(call, rules) {
   const now = () => performance.now();
+  const tick = clockTick();
+  // a call too short to move the clock at all lasts at most a tick
+  const groupFor = (perCall) => Math.max(1, Math.ceil(4 * tick / (rules.max_ci_rel_width * (perCall || tick))));
   const t0 = now();
   await call();
   const t1 = now();
@@ -288,30 +337,43 @@ async function timeCalls(call, rules) {
     warmupCalls += 1;
     t = now();
   }
-  const warmupMs = t - t1;
-  const samples = [];
-  const began = now();
-  const minEnd = began + rules.min_time_s * 1000;
+  let warmupMs = t - t1;
+  let group = groupFor(warmupCalls > 0 ? warmupMs / warmupCalls : first);
+  let samples = [];
+  let began = now();
+  let minEnd = began + rules.min_time_s * 1000;
   let target = Math.max(rules.min_repeats, 1), until = deadline, last = began;
   for (;;) {
     while (samples.length < target) {
       const a = now();
-      await call();
+      for (let i = 0; i < group; i++) await call();
       const b = now();
-      samples.push(b - a);
+      samples.push((b - a) / group);
       last = b;
       if (b >= until) break;
     }
     if (last >= deadline) break;
     const n = samples.length;
     if (n < rules.min_repeats) { target = rules.min_repeats; continue; }
+    const needed = groupFor(sortedMedian(Float64Array.from(samples).sort()));
+    if (needed > group) {  // start the steady state again, the samples so far counted as warm-up
+      warmupCalls += n * group;
+      began = now();
+      warmupMs = began - t1;
+      minEnd = began + rules.min_time_s * 1000;
+      group = needed;
+      samples = [];
+      target = Math.max(rules.min_repeats, 1);
+      until = deadline;
+      continue;
+    }
     if (last < minEnd) { target = Math.max(2 * n, n + 64); until = Math.min(minEnd, deadline); continue; }
-    if (ciRelWidth(samples, rules.ci_level) <= rules.max_ci_rel_width) break;
+    if (ciRelWidth(samples, rules.ci_level, tick / group) <= rules.max_ci_rel_width) break;
     target = n + Math.max(Math.floor(n / 4), 16);
     until = deadline;
   }
   return { samples_ms: samples, first_call_ms: first, warmup_calls: warmupCalls, warmup_ms: warmupMs,
-           elapsed_ms: last - began };
+           elapsed_ms: last - began, calls_per_sample: group, clock_tick_ms: tick };
 }
 
 // ---------------------------------------------------------------- a bare loop (benchmarks/harness_overhead.py)

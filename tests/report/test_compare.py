@@ -142,13 +142,19 @@ def test_a_rate_without_its_image_count_falls_back_to_a_stated_tolerance():
 def test_latency_noise_is_each_runs_ci_of_the_median():
     base = latency(1.00, 0.98, 1.02, batch_size=4)
     overlapping = compare_runs(RUN_A, base, RUN_B, latency(1.01, 0.99, 1.03, batch_size=4))
-    disjoint = compare_runs(RUN_A, base, RUN_B, latency(1.10, 1.08, 1.12, batch_size=4))
+    disjoint = compare_runs(RUN_A, base, RUN_B, latency(1.20, 1.18, 1.22, batch_size=4))
     assert only(overlapping, "latency_p50").label == "within noise"
     assert only(disjoint, "latency_p50").label == "exceeds noise"
-    assert only(disjoint, "latency_p50").noise.text == "95 % CIs [0.98, 1.02] vs [1.08, 1.12] ms"
+    assert only(disjoint, "latency_p50").noise.text == "95 % CIs [0.98, 1.02] vs [1.18, 1.22] ms"
     per_image = only(disjoint, "latency_p50_per_image")  # the per-call interval divided by the batch
-    assert per_image.noise.text == "95 % CIs [0.245, 0.255] vs [0.27, 0.28] ms" and per_image.exceeds
+    assert per_image.noise.text == "95 % CIs [0.245, 0.255] vs [0.295, 0.305] ms" and per_image.exceeds
     assert not any(c.metric.startswith("latency_median_ci") for c in disjoint.changes)
+
+
+def test_disjoint_latency_cis_within_the_run_to_run_floor_are_noise():
+    """5% apart with narrow intervals: what two measurements in a row show on a VM, not a change."""
+    change = only(compare_runs(RUN_A, latency(1.00, 0.999, 1.001), RUN_B, latency(1.05, 1.049, 1.051)), "latency_p50")
+    assert change.label == "within noise" and "run-to-run floor" in change.noise.method
 
 
 def test_label_flips_use_the_binomial_test():

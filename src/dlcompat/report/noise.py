@@ -262,16 +262,24 @@ class MedianInterval:
     reading is off by up to a tick). With several seeds pooled, a run's interval is the envelope of its
     seeds' intervals. A per-image median is the per-call median divided by the batch size, and so is its
     interval.
+
+    A CI covers the variation within one measurement, not between runs: two measurements of the same
+    model in a row, in one process, differed by up to 24% on a VM (`benchmarks/repeatability.py`;
+    most pairs by under 5%) while their intervals were a fraction of a percent wide. So a change must
+    also exceed a stated run-to-run floor, `run_to_run` of the first run's median (asv's habit:
+    statistics and a factor, 1.1 by default there too).
     """
 
     per_image: bool = False
+    run_to_run: float = 0.10
     fallback: Tolerance = Tolerance(relative=0.10, why="the CI of the median was not recorded")
 
     @property
     def description(self) -> str:
         return ("each run's CI of the median (order statistics over the medians of contiguous blocks of calls, "
                 "widened by a clock tick; the `latency_median_ci_low` and `_high` rows, at the level its method "
-                "states): the change exceeds noise when the intervals are disjoint")
+                "states): the change exceeds noise when the intervals are disjoint and the medians differ by "
+                f"more than {percent(self.run_to_run, 0)}, the run-to-run floor")
 
     def _interval(self, side: Side) -> tuple[float, float] | None:
         lows, highs = side.siblings("latency_median_ci_low"), side.siblings("latency_median_ci_high")
@@ -295,7 +303,12 @@ class MedianInterval:
         unit = a.unit
         text = (f"{level} CIs [{significant(ia[0])}, {significant(ia[1])}] vs "
                 f"[{significant(ib[0])}, {significant(ib[1])}] {unit}").rstrip()
-        return Noise(ib[0] > ia[1] or ib[1] < ia[0], text, f"CI of the median of each run ({level}), disjoint")
+        disjoint = ib[0] > ia[1] or ib[1] < ia[0]
+        va, vb = a.value, b.value
+        beyond_floor = va is None or vb is None or abs(vb - va) > self.run_to_run * abs(va)
+        return Noise(disjoint and beyond_floor, text,
+                     f"CI of the median of each run ({level}), disjoint, and a change over "
+                     f"{percent(self.run_to_run, 0)} (run-to-run floor)")
 
 
 @dataclass(frozen=True)

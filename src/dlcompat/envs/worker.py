@@ -82,7 +82,7 @@ def serve(requests: IO[str], channel: IO[str]) -> None:
             outcome = run_job(fn, ctx)
         outcome.environment = {"python": platform.python_version(), "executable": sys.executable,
                                "platform": platform.platform(), "pid": os.getpid(), "threads": threads,
-                               "cpu_affinity": _cpu_affinity(),
+                               "cpu_affinity": _cpu_affinity(), "niceness": os.nice(0),
                                "packages": _versions()}
         _send(channel, {"type": "result", "outcome": outcome.to_dict()})
 

@@ -74,8 +74,11 @@ QUIET_RAY = {
     "RAY_DISABLE_IMPORT_WARNING": "1",
     "RAY_DEDUP_LOGS": "0",
 }
-#: a local instance listens on the loopback interface only, with token authentication (said, not warned)
-LOCAL_RAY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token"}
+#: a local instance listens on the loopback interface only, with token authentication (said, not warned); its
+#: task workers run at normal priority: Ray starts them at niceness 15 (`worker_niceness`), which a job's worker
+#: inherits (its threads, Chromium), so every job would yield to Ray's own daemons and the driver, and its timings
+#: would differ from the local executor's (a user's cluster: start its nodes with `RAY_worker_niceness=0`)
+LOCAL_RAY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_worker_niceness": "0"}
 LOCAL_OBJECT_STORE_BYTES = 100 * 2**20
 _POLL_S = 0.2
 _RESOURCES_TTL_S = 2.0

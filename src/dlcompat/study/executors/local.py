@@ -203,6 +203,12 @@ class Worker:
             elif message["type"] == "result":
                 return JobOutcome.from_dict(message["outcome"])
 
+    def pin_to(self, cores: frozenset[int] | None) -> None:
+        """Run this worker's process tree on `cores` (None: every core); a reused worker may hold another job's."""
+        if cores != self.cores:
+            pin_process_tree(self.proc.pid, cores)
+            self.cores = cores
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -332,9 +338,7 @@ def _run_on_cores(pool: WorkerPool, request: dict[str, Any], progress: ProgressS
         if exc.infrastructure:
             raise InfrastructureFault(str(exc)) from exc
         return failure(request, str(exc))
-    if cores != worker.cores:  # a reused worker may still run on another job's cores
-        pin_process_tree(worker.proc.pid, cores)
-        worker.cores = cores
+    worker.pin_to(cores)
     try:
         outcome = worker.run(request, progress, timeout_s, int(limit_mb * 2**20))
     except TimeoutError:

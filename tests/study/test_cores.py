@@ -52,6 +52,15 @@ def test_every_core_or_none_is_no_claim(monkeypatch: pytest.MonkeyPatch) -> None
         assert disabled is None
 
 
+def test_no_lock_folder_means_running_unpinned(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A temp directory where no lock file can be made: the job still runs, on every core."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    monkeypatch.setattr(cores_module, "lock_dir", lambda: blocked)
+    with claim_cores(1) as got:
+        assert got is None
+
+
 def test_a_claim_holds_across_processes(private_locks: Path) -> None:
     """Another process (another driver, a Ray node on this host) holding a core: this one gets another."""
     script = textwrap.dedent(f"""

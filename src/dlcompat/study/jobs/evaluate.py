@@ -45,10 +45,9 @@ def run(ctx: JobContext) -> None:
     x_batch = x_test[np.arange(method.batch_size) % len(x_test)]  # the batch, repeating images if the split is small
     memory_reset = reset_peak_rss()
     start = time.perf_counter()
-    runner.activate()
-    load_time = time.perf_counter() - start
-    peaks = {"load": peak_rss_bytes()}
-    try:
+    with runner:  # a load that fails releases what it made (onnx2tf's working folder): the failure is the finding
+        load_time = time.perf_counter() - start
+        peaks = {"load": peak_rss_bytes()}
         reset_peak_rss()
         stats, setup_s, checked = _time(runner, x_batch, method)
         peaks["inference"] = peak_rss_bytes()
@@ -59,8 +58,6 @@ def run(ctx: JobContext) -> None:
             raise FloatingPointError(f"{int((~np.isfinite(logits)).sum())} non-finite logits on the test split")
         info = runner.info()
         extra = list(getattr(runner, "figures", list)())  # figures a runner measures itself (a page's load steps)
-    finally:
-        runner.deactivate()
 
     logits_path = ctx.artifacts.put_array(logits.astype(np.float32))
     ctx.outputs.update(logits=logits_path, runtime=info)

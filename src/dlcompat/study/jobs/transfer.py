@@ -57,8 +57,7 @@ def run(ctx: JobContext) -> None:
                "variant": ctx.params.get("runtime_variant", "")}  # as `evaluate` loads the same model
     runner = runner_class(ctx.params["runtime"])(path, input_layout=model.get("input_layout", "NHWC"),
                                                  threads=ctx.threads, **options)
-    runner.activate()
-    try:
+    with runner:  # released whether its load, or a set, fails
         info = runner.info()
         loaded = (AdversarialSet.load(ctx.artifacts.path(entry["artifact"])) for entry in sets)
         for number, (entry, result) in enumerate(zip(sets, transfer(runner, loaded), strict=True), start=1):
@@ -75,6 +74,4 @@ def run(ctx: JobContext) -> None:
                 ctx.measure(metric, value, "fraction", artifact=entry["artifact"], method=method, variant=variant)
             outputs.append({"variant": variant, **figures.to_dict()})
             ctx.progress({"set": number, "sets": len(sets), "variant": entry["variant"]})
-    finally:
-        runner.deactivate()
     ctx.outputs.update(runtime=info)

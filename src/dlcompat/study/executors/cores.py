@@ -55,7 +55,8 @@ def claim_cores(count: int) -> Iterator[frozenset[int] | None]:
         return
     held: list[tuple[int, int]] = []  # (core, fd)
     try:
-        try:
+        # no lock folder here (a read-only temp directory): the job runs unpinned rather than failing
+        with contextlib.suppress(OSError):
             folder = lock_dir()
             for core in available_cores():
                 fd = os.open(folder / f"cpu{core}.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -67,8 +68,6 @@ def claim_cores(count: int) -> Iterator[frozenset[int] | None]:
                 held.append((core, fd))
                 if len(held) == count:
                     break
-        except OSError:  # no lock folder here (a read-only temp directory): the job runs unpinned rather than failing
-            pass
         yield frozenset(core for core, _ in held) if len(held) == count else None
     finally:
         for _, fd in held:

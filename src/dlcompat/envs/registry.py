@@ -15,6 +15,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +86,7 @@ class ToolchainEnv:
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
+        env["DLCOMPAT_KEEP_BROWSER"] = "1"  # a job worker keeps one browser for all its jobs (runtimes/browser)
         # XLA compiles each jitted step for seconds; a persistent cache makes every later worker's free
         env.setdefault("JAX_COMPILATION_CACHE_DIR", str(envs_root().parent / "jax-cache"))
         env.update(self.variables)
@@ -121,16 +125,47 @@ def get_env(name: str) -> ToolchainEnv:
     return _ENVS[name]
 
 
-def find_python(version: str) -> str:
-    """An interpreter of `version`: `pythonX.Y` on PATH, or pyenv's install of it."""
+def python_candidates(version: str) -> list[str]:
+    """Where an interpreter of `version` may be, most likely first (none of them checked yet).
+
+    `pythonX.Y` on PATH comes first, but on PATH it may be a pyenv shim for a version that is installed
+    yet not selected (the shim then exits 127), so pyenv's own install folders, `uv python find` and
+    the usual system prefixes follow.
+    """
+    candidates: list[str] = []
     found = shutil.which(f"python{version}")
     if found:
-        return found
+        candidates.append(found)
     pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    for candidate in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}")):
-        return str(candidate)
+    candidates += [str(p) for p in sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"), reverse=True)]
+    uv = shutil.which("uv")
+    if uv:
+        done = subprocess.run([uv, "python", "find", version], capture_output=True, text=True, timeout=60)
+        if done.returncode == 0 and done.stdout.strip():
+            candidates.append(done.stdout.strip())
+    candidates += [f"{prefix}/bin/python{version}" for prefix in ("/usr/local", "/usr")]
+    return list(dict.fromkeys(candidates))
+
+
+def interpreter_version(path: str) -> str | None:
+    """The `X.Y` that the interpreter at `path` reports when run, or None where it does not run."""
+    try:
+        done = subprocess.run([path, "-c", "import sys, venv; print('%d.%d' % sys.version_info[:2])"],
+                              capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def find_python(version: str) -> str:
+    """An interpreter of `version` that runs and says it is that version (a broken shim is passed over)."""
+    for candidate in python_candidates(version):
+        if interpreter_version(candidate) == version:
+            return candidate
     raise FrameworkUnavailableError(
-        f"Python {version} is not installed: install it (e.g. `pyenv install {version}`) to build that environment"
+        f"no working Python {version} was found (tried pythonX.Y on PATH, pyenv's versions folder, `uv python find`"
+        f" and /usr): install it, e.g. `pyenv install {version}` or `apt-get install python{version}`"
+        f" and `python{version}-venv`, to build that environment"
     )
 
 
@@ -169,6 +204,45 @@ def sync_env(name: str, log: Path | None = None, force: bool = False) -> Path:
     finally:
         if log:
             pip_log.close()  # type: ignore[union-attr]
+
+
+#: environments built at once: pip's installs are mostly unpacking, so a third overlaps two on 2 cores
+PARALLEL_BUILDS = 3
+
+
+def sync_envs(names: list[str], log: Path | None = None, say: Callable[[str], None] = lambda _m: None,
+              heartbeat_s: float = 30.0) -> dict[str, str]:
+    """Build every environment of `names` that is not built yet, `PARALLEL_BUILDS` at a time, saying what
+    it does: one line as the builds start, one as each ends (time and size on disk), and which are still
+    building every `heartbeat_s`. Returns {name: error} for those that failed (the rest are built)."""
+    missing = [n for n in dict.fromkeys(names) if not get_env(n).exists()]
+    if not missing:
+        return {}
+    say(f"building toolchain environments {', '.join(missing)} ({PARALLEL_BUILDS} at a time; once, several "
+        f"minutes; pip's log: {log or 'not kept'})")
+    failed: dict[str, str] = {}
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=PARALLEL_BUILDS, thread_name_prefix="dlcompat-env") as pool:
+        running = {pool.submit(sync_env, name, log): name for name in missing}
+        while running:
+            done, _ = wait(list(running), timeout=heartbeat_s, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                try:
+                    future.result()
+                except FrameworkUnavailableError as exc:
+                    failed[name] = str(exc)
+                    say(f"  {name}: failed ({exc})")
+                    continue
+                size = _folder_bytes(get_env(name).location()) / 1e9
+                say(f"  {name}: built in {time.monotonic() - start:.0f} s ({size:.1f} GB)")
+            if running and not done:
+                say(f"  still building {', '.join(sorted(running.values()))} ({time.monotonic() - start:.0f} s)")
+    return failed
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
 
 
 def probe_modules(name: str, modules: list[str]) -> dict[str, str | None]:

@@ -17,6 +17,7 @@ The DevTools endpoint listens on 127.0.0.1 only (Chromium's default for `--remot
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
@@ -155,9 +156,18 @@ class Chromium:
             return " | ".join(log.read_text(errors="replace").strip().splitlines()[-5:])
         return ""
 
-    def new_page(self) -> Any:
+    def new_page(self, isolated: bool = False) -> Any:
+        """A page in the browser's default context, or, `isolated`, in a context of its own (no cache,
+        storage or service worker shared with earlier pages): close it with `page.context.close()`."""
+        if isolated:
+            return self.browser.new_context().new_page()
         context = self.browser.contexts[0] if self.browser.contexts else self.browser.new_context()
         return context.new_page()
+
+    def healthy(self) -> bool:
+        """Started, still running, connected, and never cut by the watchdog."""
+        return (self.proc is not None and self.proc.poll() is None and self.browser is not None
+                and not self.killed_by_watchdog and self.browser.is_connected())
 
     def kill(self) -> None:
         """SIGKILL the browser's whole process group now (the watchdog's way; `close` is the polite one)."""
@@ -223,6 +233,46 @@ class Chromium:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: a worker process's kept browsers, by launch switches (see `kept_chromium`)
+_KEPT: dict[tuple[str, ...], Chromium] = {}
+
+
+def keeping_browsers() -> bool:
+    """Whether this process keeps one browser alive across jobs: set for the study's job workers
+    (`DLCOMPAT_KEEP_BROWSER=1`), where every job would otherwise start Chromium and Playwright's driver anew."""
+    return os.environ.get("DLCOMPAT_KEEP_BROWSER") == "1"
+
+
+def kept_chromium(args: tuple[str, ...]) -> tuple[Chromium, bool]:
+    """This process's live browser with launch switches `args`, started if there is none (or it died);
+    and whether it was already running. A kept browser ends with the process (`atexit`, and the kernel's
+    parent-death signal when the process is killed)."""
+    browser = _KEPT.get(args)
+    if browser is not None and browser.healthy():
+        return browser, True
+    if browser is not None:
+        release_chromium(browser)
+    if not _KEPT:
+        atexit.register(close_kept_browsers)
+    browser = Chromium(args)
+    _KEPT[args] = browser  # held before it starts: close_kept_browsers ends a half-started one too
+    browser.start()
+    return browser, False
+
+
+def release_chromium(browser: Chromium) -> None:
+    """End `browser` and forget it if it was kept (after a failed job: the next job gets a fresh one)."""
+    for args, kept in list(_KEPT.items()):
+        if kept is browser:
+            del _KEPT[args]
+    browser.close()
+
+
+def close_kept_browsers() -> None:
+    for browser in list(_KEPT.values()):
+        release_chromium(browser)
 
 
 def sweep_stale_profiles() -> int:

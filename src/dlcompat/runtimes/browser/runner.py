@@ -31,7 +31,7 @@ import numpy as np
 from dlcompat.envs.registry import PROJECT_ROOT
 from dlcompat.frameworks.base import Unavailable
 from dlcompat.runtimes.base import Runner, to_layout
-from dlcompat.runtimes.browser.chromium import NO_GPU_ARGS, Chromium
+from dlcompat.runtimes.browser.chromium import NO_GPU_ARGS, Chromium, keeping_browsers, kept_chromium, release_chromium
 from dlcompat.runtimes.browser.server import StaticServer
 
 #: images per page call when inferring a whole split (keeps one call's tensors small on every backend)
@@ -106,6 +106,11 @@ class BrowserRunner(Runner):
         self.browser_version = ""
         self.served_model_bytes = 0
         self._inputs: dict[str, tuple[int, ...]] = {}
+        #: the browser is this worker's kept one (`chromium.keeping_browsers`), and was running before this job
+        self.kept = False
+        self.browser_reused = False
+        #: a call or the load failed: the browser is ended, not kept for the next job
+        self.failed = False
 
     # ------------------------------------------------------------------ life cycle
 
@@ -117,13 +122,6 @@ class BrowserRunner(Runner):
         """Lay the artifact out in `folder` (served as /model/); return the page's model spec fields."""
         raise NotImplementedError
 
-    def activate(self) -> None:
-        try:
-            self._activate()
-        except BaseException:
-            self.deactivate()
-            raise
-
     def _activate(self) -> None:
         routes = runtime_routes()
         self.workdir = Path(tempfile.mkdtemp(prefix=f"dlcompat-{self.runtime}-"))
@@ -134,9 +132,14 @@ class BrowserRunner(Runner):
                                     "/data": self.workdir / "data"})
         self.server.start()
         start = time.perf_counter()
-        self.chromium = Chromium(() if self.gpu else NO_GPU_ARGS)  # held before it starts: deactivate ends it
-        self.chromium.start()
-        self.page = self.chromium.new_page()
+        args = () if self.gpu else NO_GPU_ARGS
+        if keeping_browsers():  # a job worker: one browser for all its jobs, a fresh context per job
+            self.chromium, self.browser_reused = kept_chromium(args)
+            self.kept = True
+        else:
+            self.chromium = Chromium(args)  # held before it starts: deactivate ends it
+            self.chromium.start()
+        self.page = self.chromium.new_page(isolated=self.kept)
         self.page.set_default_timeout(self.call_timeout_s * 1000)
         self.page.goto(f"{self.server.url}/index.html", wait_until="load")
         self.page.wait_for_function("window.dlcompatReady === true")
@@ -152,12 +155,31 @@ class BrowserRunner(Runner):
         gpu = str(facts.get("gpu") or "")
         self.facts = {**facts, "software_gpu": any(s in gpu.lower() for s in SOFTWARE_GPUS) if gpu else None}
 
+    def activate(self) -> None:
+        try:
+            self._activate()
+        except Unavailable:  # the page answered (a backend the browser lacks): the browser is fine to keep
+            self.deactivate()
+            raise
+        except BaseException:
+            self.failed = True
+            self.deactivate()
+            raise
+
     def deactivate(self) -> None:
-        """End the browser and the server and remove the work folder, whatever state they are in."""
-        chromium, server, workdir = self.chromium, self.server, self.workdir
+        """End the server, remove the work folder and end the browser, whatever state they are in; a kept
+        browser (a job worker's) only closes this job's page and context, unless a call failed."""
+        chromium, server, workdir, page = self.chromium, self.server, self.workdir, self.page
         self.chromium = self.server = self.workdir = self.page = None
         try:
-            if chromium is not None:
+            if chromium is not None and self.kept and not self.failed and chromium.healthy():
+                try:
+                    page.context.close()
+                except Exception:  # a context that will not close: the browser goes too
+                    release_chromium(chromium)
+            elif chromium is not None and self.kept:
+                release_chromium(chromium)
+            elif chromium is not None:
                 chromium.close()
         finally:
             try:
@@ -180,6 +202,7 @@ class BrowserRunner(Runner):
             with self.chromium.deadline(self.call_timeout_s):
                 return self.page.evaluate(script, list(args))
         except PlaywrightError as exc:
+            self.failed = True  # the page's state is unknown now: a kept browser is not reused
             if self.chromium.killed_by_watchdog:
                 raise TimeoutError(f"the page did not finish {what or function} within {self.call_timeout_s:g} s: "
                                    "the browser was killed") from None
@@ -256,6 +279,9 @@ class BrowserRunner(Runner):
             "backend": f.get("backend", ""),  # what the page reports it runs, not what was asked
             "threads": f.get("threads"),
             "browser": f"Chromium {self.browser_version}" if self.browser_version else "",
+            # the job worker's kept browser (a fresh context per job), and whether it ran before this job
+            "browser_kept": self.kept,
+            "browser_reused": self.browser_reused,
             "user_agent": f.get("user_agent", ""),
             "cross_origin_isolated": f.get("cross_origin_isolated"),
             "gpu": f.get("gpu"),

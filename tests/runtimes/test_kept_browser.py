@@ -1,0 +1,61 @@
+"""A job worker keeps one browser for all its jobs (a fresh context per job); a failed job ends it.
+
+Runs the real ORT-web runner on a real LeNet-5 (PyTorch, one epoch on real MNIST, torch.onnx) in
+Debian's Chromium, with DLCOMPAT_KEEP_BROWSER=1 as the study's workers have it.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from dlcompat.runtimes.browser import chromium as chromium_module
+from dlcompat.runtimes.browser.chromium import close_kept_browsers, group_alive
+from dlcompat.runtimes.browser.runner import OrtWebRunner
+
+
+@pytest.fixture
+def keeping(monkeypatch):
+    monkeypatch.setenv("DLCOMPAT_KEEP_BROWSER", "1")
+    yield
+    close_kept_browsers()
+
+
+def _run(lenet5_onnx, x: np.ndarray) -> tuple[int, bool, np.ndarray]:
+    with OrtWebRunner(lenet5_onnx["path"], input_layout=lenet5_onnx["input_layout"], variant="wasm") as runner:
+        logits = runner.infer(x)
+        assert runner.chromium is not None
+        return runner.chromium.pid, runner.info()["browser_reused"], logits
+
+
+def test_two_jobs_share_one_browser_and_compute_the_same(keeping, lenet5_onnx, mnist_test):
+    x = mnist_test[0][:50]
+    pid_1, reused_1, first = _run(lenet5_onnx, x)
+    pid_2, reused_2, second = _run(lenet5_onnx, x)
+    assert (reused_1, reused_2) == (False, True)
+    assert pid_1 == pid_2 and group_alive(pid_1)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, lenet5_onnx["logits"][:50], rtol=1e-4, atol=1e-4)
+    close_kept_browsers()
+    assert not chromium_module._KEPT
+
+
+def test_a_failed_call_ends_the_kept_browser_and_the_next_job_gets_a_fresh_one(keeping, lenet5_onnx, mnist_test):
+    runner = OrtWebRunner(lenet5_onnx["path"], input_layout=lenet5_onnx["input_layout"], variant="wasm")
+    with pytest.raises(RuntimeError, match="input"), runner:
+        failed_pid = runner.chromium.pid
+        runner.infer(np.zeros((2, 5, 5, 1), dtype=np.float32))  # wrong image size: the page raises
+    assert _ended(failed_pid), "the failed job's browser is still running"
+    pid, reused, _ = _run(lenet5_onnx, mnist_test[0][:10])
+    assert pid != failed_pid and reused is False
+
+
+def _ended(pgid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while group_alive(pgid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -123,11 +123,11 @@ def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: di
                 plan.add(Job("unavailable", "main", {"cell": native, "reason": unavailable[framework]}, {},
                              f"{where} (not run here)", runtime=limits))
                 continue
-            if config.check_reproducibility and seed == config.seeds[0]:
-                plan.add(Job("reproduce", fw_env, {"cell": native, "train": train, "threads": threads},
-                             {"data": data}, f"reproduce {where}", runtime=limits))
             trained = plan.add(Job("train", fw_env, {"cell": native, "train": train, "threads": threads},
                                    {"data": data}, f"train {where}", runtime=limits))
+            if config.check_reproducibility and seed == config.seeds[0]:  # one more training, against the stored one
+                plan.add(Job("reproduce", fw_env, {"cell": native, "train": train, "threads": threads},
+                             {"data": data, "model": trained}, f"reproduce {where}", runtime=limits))
             source = plan.add(Job("evaluate", fw_env,
                                   {"cell": native, "runtime": "native", "latency": latency, "threads": threads},
                                   {"data": data, "model": trained}, f"evaluate {where} natively", runtime=limits))

@@ -14,7 +14,7 @@ JOB_KINDS: dict[str, tuple[str, int]] = {
     "evaluate": ("dlcompat.study.jobs.evaluate:run", 1),
     "compare": ("dlcompat.study.jobs.compare:run", 1),
     "probe": ("dlcompat.study.jobs.probe:run", 1),
-    "reproduce": ("dlcompat.study.jobs.reproduce:run", 1),
+    "reproduce": ("dlcompat.study.jobs.reproduce:run", 2),
     "unavailable": ("dlcompat.study.jobs.unavailable:run", 1),
     "attack": ("dlcompat.study.jobs.attack:run", 1),
     "transfer": ("dlcompat.study.jobs.transfer:run", 1),

@@ -373,11 +373,16 @@ def run_with_retries(pool: WorkerPool, request: dict[str, Any], progress: Progre
     raise AssertionError("unreachable")
 
 
+#: workers kept alive beyond the running ones, so that a study moving between toolchain environments (six in the
+#: quick study) does not restart a worker, and re-import its frameworks, at almost every switch
+IDLE_WORKERS = 4
+
+
 class LocalExecutor(Executor):
-    def __init__(self, slots: int = 1, log_dir: Path | None = None) -> None:
+    def __init__(self, slots: int = 1, log_dir: Path | None = None, idle_workers: int = IDLE_WORKERS) -> None:
         self.slots = max(1, slots)
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="dlcompat-workers-"))
-        self.pool = WorkerPool(self.slots, self.log_dir)
+        self.pool = WorkerPool(self.slots + max(0, idle_workers), self.log_dir)
         self._threads = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="dlcompat-job")
 
     def submit(self, request: dict[str, Any], progress: ProgressSink) -> Future[JobOutcome]:

@@ -8,10 +8,16 @@ STAMP  := $(VENV)/.dlcompat-setup
 
 .PHONY: setup envs run test lint bench clean
 
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+
 $(STAMP): envs/main.txt pyproject.toml scripts/system-deps.sh web/package.json web/package-lock.json
+	@echo "setup (once): system packages, the main environment $(VENV), the web runtimes"
 	bash scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -r envs/main.txt
+	@$(BIN)/python -m pip install --progress-bar off -r envs/main.txt 2>&1 \
+	  | $(BIN)/python scripts/pip-progress "main environment (PyTorch, TensorFlow, JAX, ONNX Runtime, ...)" \
+	    $(VENV)/pip-install.log
 	$(BIN)/python -m pip install -q --no-deps -e .
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)

@@ -93,3 +93,17 @@ def test_each_model_trains_with_its_own_settings_where_the_config_gives_them():
     jax_onnx = {j.params["variant"] for j in plan.jobs.values()
                 if j.kind == "convert" and j.params["converter"] == "jax.onnx"}
     assert jax_onnx == {"tflite-tf2onnx", "tf2onnx"}
+
+
+def test_jobs_that_unblock_the_most_run_first_and_every_job_still_after_its_inputs():
+    plan = build_plan(load_preset("quick"))
+    order = plan.by_priority(list(plan.jobs))
+    assert sorted(order) == sorted(plan.jobs)
+    kinds = [plan.jobs[key].kind for key in order]
+    assert kinds[0] == "dataset"
+    last_train = max(i for i, kind in enumerate(kinds) if kind == "train")
+    first_leaf = min(i for i, kind in enumerate(kinds) if kind in ("compare", "reproduce", "unavailable"))
+    assert last_train < first_leaf  # every training is asked for before any job that nothing waits on
+    position = {key: i for i, key in enumerate(order)}
+    for key, job in plan.jobs.items():
+        assert all(position[dep] < position[key] for dep in job.deps.values())

@@ -76,6 +76,17 @@ class Plan:
     def envs(self) -> set[str]:
         return {job.env for job in self.jobs.values()}
 
+    def by_priority(self, keys: list[str]) -> list[str]:
+        """`keys` with the jobs that unblock the most others first (every job downstream of a job, counted
+        once), then in plan order: a train job starts before the evaluations of models already trained, so
+        that both slots have work until the end instead of one waiting on a late training."""
+        below: dict[str, set[str]] = {}
+        dependents = self.dependents()
+        for key in reversed(self.jobs):  # the plan is in topological order: dependents come later
+            below[key] = set(dependents[key]).union(*(below[d] for d in dependents[key]))
+        order = {key: i for i, key in enumerate(self.jobs)}
+        return sorted(keys, key=lambda k: (-len(below[k]), order[k]))
+
 
 def _cell(dataset: str, model: str, framework: str, seed: int, target: str, variant: str = "") -> dict[str, Any]:
     return {"dataset": dataset, "model": model, "framework": framework, "seed": seed, "target": target,

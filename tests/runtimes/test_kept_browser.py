@@ -1,7 +1,7 @@
 """A job worker keeps one browser for all its jobs (a fresh context per job); a failed job ends it.
 
 Runs the real ORT-web runner on a real LeNet-5 (PyTorch, one epoch on real MNIST, torch.onnx) in
-Debian's Chromium, with DLCOMPAT_KEEP_BROWSER=1 as the study's workers have it.
+Debian's Chromium, with DLCOMPAT_JOB_WORKER=1 as the study's workers have it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dlcompat.runtimes.browser.runner import OrtWebRunner
 
 @pytest.fixture
 def keeping(monkeypatch):
-    monkeypatch.setenv("DLCOMPAT_KEEP_BROWSER", "1")
+    monkeypatch.setenv("DLCOMPAT_JOB_WORKER", "1")
     yield
     close_kept_browsers()
 

@@ -86,7 +86,9 @@ class ToolchainEnv:
         env["TF_CPP_MIN_LOG_LEVEL"] = "2"
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SOURCE_ROOT), env.get("PYTHONPATH", "")) if p)
         env["PYTHONUNBUFFERED"] = "1"
-        env["DLCOMPAT_KEEP_BROWSER"] = "1"  # a job worker keeps one browser for all its jobs (runtimes/browser)
+        # a long-lived job worker: it keeps one browser for all its jobs (runtimes/browser/chromium.py) and the
+        # model an evaluate job loaded for the transfer job that follows it (runtimes/parking.py)
+        env["DLCOMPAT_JOB_WORKER"] = "1"
         # XLA compiles each jitted step for seconds; a persistent cache makes every later worker's free
         env.setdefault("JAX_COMPILATION_CACHE_DIR", str(envs_root().parent / "jax-cache"))
         env.update(self.variables)

@@ -51,6 +51,10 @@ class Runner(ABC):
     def deactivate(self) -> None:  # noqa: B027  (optional hook)
         """Release the session."""
 
+    def reusable(self) -> bool:
+        """Whether this active runner may serve another job's calls (`runtimes/parking.py`)."""
+        return True
+
     @abstractmethod
     def info(self) -> dict[str, Any]:
         """Facts to record: runtime version, providers or delegates actually used, threads in effect."""

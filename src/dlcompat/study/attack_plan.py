@@ -81,5 +81,5 @@ def plan_attacks(plan: Plan, config: StudyConfig, limits: dict[str, Any]) -> Non
             titles = ", ".join(entry.title for entry in entries)
             plan.add(Job("transfer", target.env, params,
                          {"data": target.deps["data"], "model": target.deps["model"], **made},
-                         f"transfer {titles} of {where} to {target_cell['target']}{shown}", runtime=limits,
-                         tolerates=tuple(made)))
+                         f"transfer {titles} of {where} to {target_cell['target']}{shown}",
+                         runtime={**limits, "follows": target.key}, tolerates=tuple(made)))

@@ -241,8 +241,8 @@ _KEPT: dict[tuple[str, ...], Chromium] = {}
 
 def keeping_browsers() -> bool:
     """Whether this process keeps one browser alive across jobs: set for the study's job workers
-    (`DLCOMPAT_KEEP_BROWSER=1`), where every job would otherwise start Chromium and Playwright's driver anew."""
-    return os.environ.get("DLCOMPAT_KEEP_BROWSER") == "1"
+    (`DLCOMPAT_JOB_WORKER=1`), where every job would otherwise start Chromium and Playwright's driver anew."""
+    return os.environ.get("DLCOMPAT_JOB_WORKER") == "1"
 
 
 def kept_chromium(args: tuple[str, ...]) -> tuple[Chromium, bool]:

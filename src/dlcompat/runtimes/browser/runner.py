@@ -189,6 +189,10 @@ class BrowserRunner(Runner):
                 if workdir is not None:
                     shutil.rmtree(workdir, ignore_errors=True)
 
+    def reusable(self) -> bool:
+        """The page is still there, no call failed and the browser runs (it may have been cut by the watchdog)."""
+        return self.page is not None and not self.failed and self.chromium is not None and self.chromium.healthy()
+
     # ------------------------------------------------------------------ page calls
 
     def call(self, function: str, *args: Any, what: str = "") -> Any:

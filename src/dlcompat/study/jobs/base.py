@@ -19,6 +19,7 @@ from typing import Any
 from dlcompat.errors import DataError
 from dlcompat.frameworks.base import Unavailable
 from dlcompat.metrics.record import Measurement
+from dlcompat.runtimes import parking
 from dlcompat.store.artifacts import ArtifactStore
 
 #: the fields of `params["cell"]` every measurement of a job inherits
@@ -104,6 +105,8 @@ def run_job(fn: Callable[[JobContext], None], ctx: JobContext) -> JobOutcome:
     """Run a job function, turning every exception into a recorded outcome."""
     import time
 
+    if ctx.kind != "transfer":  # only a transfer job may use the model the last evaluation left parked
+        parking.release()
     start = time.perf_counter()
     user_error = False
     try:

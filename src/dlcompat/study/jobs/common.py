@@ -1,10 +1,12 @@
-"""Helpers the job modules share: reading the dataset artifact and building the cell's spec."""
+"""Helpers the job modules share: reading the dataset artifact, building the cell's spec, and the runner of the
+job's model (loaded the same way by `evaluate` and `transfer`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from dlcompat.data.registry import Dataset, load_npz
+from dlcompat.runtimes.base import Runner, runner_class
 from dlcompat.study.jobs.base import JobContext
 from dlcompat.zoo.registry import build_spec
 from dlcompat.zoo.spec import ModelSpec
@@ -17,3 +19,18 @@ def dataset_of(ctx: JobContext) -> Dataset:
 def spec_of(ctx: JobContext) -> ModelSpec:
     data: dict[str, Any] = ctx.inputs["data"]
     return build_spec(ctx.cell["model"], tuple(data["input_shape"]), int(data["num_classes"]))
+
+
+def model_runner(ctx: JobContext) -> tuple[Runner, str]:
+    """The runner of the job's model, not yet active, and the key it is parked under between an evaluation and
+    the transfer job that follows it (`runtimes/parking.py`): the artifact and every option of the runner."""
+    model = ctx.inputs["model"]
+    path = ctx.artifacts.path(model[ctx.params.get("artifact_key", "artifact")])  # "weights" for weight transfer
+    runtime = ctx.params["runtime"]
+    # framework runtimes (native, weights) run the adapter of `params["adapter"]`: the cell's own framework,
+    # or the migration target for weight transfer; a browser runtime's variant is its backend
+    framework, variant = ctx.params.get("adapter", ctx.cell["framework"]), ctx.params.get("runtime_variant", "")
+    layout = model.get("input_layout", "NHWC")
+    runner = runner_class(runtime)(path, input_layout=layout, threads=ctx.threads, framework=framework,
+                                   spec=spec_of(ctx), variant=variant)
+    return runner, "|".join((str(path), runtime, variant, framework, layout, str(ctx.threads)))

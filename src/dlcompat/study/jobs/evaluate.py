@@ -9,6 +9,7 @@ accuracy. `peak_rss` is the job's overall high-water mark.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -19,9 +20,10 @@ from dlcompat.metrics.accuracy import top1_accuracy
 from dlcompat.metrics.latency import LatencyMethod, LatencyStats, measure_latency, summarize
 from dlcompat.metrics.memory import peak_rss_bytes, reset_peak_rss
 from dlcompat.metrics.size import artifact_size_bytes
-from dlcompat.runtimes.base import Runner, runner_class
+from dlcompat.runtimes import parking
+from dlcompat.runtimes.base import Runner
 from dlcompat.study.jobs.base import JobContext
-from dlcompat.study.jobs.common import dataset_of, spec_of
+from dlcompat.study.jobs.common import dataset_of, model_runner
 
 #: steady-state statistics recorded as `latency_<name>` rows (ms per call at the method's batch size)
 LATENCY_STATS = ("p10", "p50", "p90", "p99", "mean", "std", "min", "median_ci_low", "median_ci_high")
@@ -29,23 +31,18 @@ LATENCY_STATS = ("p10", "p50", "p90", "p99", "mean", "std", "min", "median_ci_lo
 
 def run(ctx: JobContext) -> None:
     data = dataset_of(ctx)
-    model = ctx.inputs["model"]
-    artifact = model[ctx.params.get("artifact_key", "artifact")]  # "weights" for weight transfer
+    artifact = ctx.inputs["model"][ctx.params.get("artifact_key", "artifact")]  # "weights" for weight transfer
     path = ctx.artifacts.path(artifact)
-    runtime = ctx.params["runtime"]
-    # framework runtimes (native, weights) run the adapter of `params["adapter"]`: the cell's own framework,
-    # or the migration target for weight transfer
-    options = {"framework": ctx.params.get("adapter", ctx.cell["framework"]), "spec": spec_of(ctx),
-               "variant": ctx.params.get("runtime_variant", "")}  # e.g. a browser runtime's backend
-    runner = runner_class(runtime)(path, input_layout=model.get("input_layout", "NHWC"), threads=ctx.threads,
-                                   **options)
+    runner, parking_key = model_runner(ctx)
     method = LatencyMethod.from_dict(ctx.params.get("latency", {}))
 
     x_test = to_float(data.test.x)
     x_batch = x_test[np.arange(method.batch_size) % len(x_test)]  # the batch, repeating images if the split is small
     memory_reset = reset_peak_rss()
     start = time.perf_counter()
-    with runner:  # a load that fails releases what it made (onnx2tf's working folder): the failure is the finding
+    with contextlib.ExitStack() as active:
+        # a load that fails releases what it made (onnx2tf's working folder): the failure is the finding
+        active.enter_context(runner)
         load_time = time.perf_counter() - start
         peaks = {"load": peak_rss_bytes()}
         reset_peak_rss()
@@ -58,6 +55,8 @@ def run(ctx: JobContext) -> None:
             raise FloatingPointError(f"{int((~np.isfinite(logits)).sum())} non-finite logits on the test split")
         info = runner.info()
         extra = list(getattr(runner, "figures", list)())  # figures a runner measures itself (a page's load steps)
+        if parking.park(parking_key, runner):  # for the transfer job the study runs next on this worker
+            active.pop_all()  # parked: it stays active when the block ends
 
     logits_path = ctx.artifacts.put_array(logits.astype(np.float32))
     ctx.outputs.update(logits=logits_path, runtime=info)

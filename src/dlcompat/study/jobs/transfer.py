@@ -15,14 +15,15 @@ A target that cannot be loaded or run fails the whole job: one row, one finding.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from dlcompat.attacks.adversarial_set import AdversarialSet
 from dlcompat.attacks.transfer import transfer, transfer_variant
-from dlcompat.runtimes.base import runner_class
+from dlcompat.runtimes import parking
 from dlcompat.study.attack_plan import adversarial_role
 from dlcompat.study.jobs.base import JobContext
-from dlcompat.study.jobs.common import spec_of
+from dlcompat.study.jobs.common import model_runner
 
 METRICS = ("transfer_success_rate", "transfer_source_success_rate", "transfer_rate", "transfer_robust_accuracy",
            "adversarial_agreement")
@@ -51,13 +52,14 @@ def run(ctx: JobContext) -> None:
     if not sets:
         return  # every attack is missing, and each says so: nothing to load the target for
 
-    model = ctx.inputs["model"]
-    path = ctx.artifacts.path(model[ctx.params.get("artifact_key", "artifact")])
-    options = {"framework": ctx.params.get("adapter", ctx.cell["framework"]), "spec": spec_of(ctx),
-               "variant": ctx.params.get("runtime_variant", "")}  # as `evaluate` loads the same model
-    runner = runner_class(ctx.params["runtime"])(path, input_layout=model.get("input_layout", "NHWC"),
-                                                 threads=ctx.threads, **options)
-    with runner:  # released whether its load, or a set, fails
+    runner, parking_key = model_runner(ctx)  # as `evaluate` loads the same model
+    parked = parking.take(parking_key)  # that evaluation's runner, still active, where it ran on this worker
+    with contextlib.ExitStack() as active:  # released whether its load, or a set, fails
+        if parked is None:
+            active.enter_context(runner)
+        else:
+            runner = parked
+            active.callback(runner.deactivate)
         info = runner.info()
         loaded = (AdversarialSet.load(ctx.artifacts.path(entry["artifact"])) for entry in sets)
         for number, (entry, result) in enumerate(zip(sets, transfer(runner, loaded), strict=True), start=1):
@@ -74,4 +76,5 @@ def run(ctx: JobContext) -> None:
                 ctx.measure(metric, value, "fraction", artifact=entry["artifact"], method=method, variant=variant)
             outputs.append({"variant": variant, **figures.to_dict()})
             ctx.progress({"set": number, "sets": len(sets), "variant": entry["variant"]})
-    ctx.outputs.update(runtime=info)
+    # whether the model was the one its evaluation left loaded on this worker (`runtimes/parking.py`)
+    ctx.outputs.update(runtime=info, runner_reused=parked is not None)

@@ -21,11 +21,11 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dlcompat import __version__
 from dlcompat.converters.graph import converter
-from dlcompat.envs.registry import get_env, probe_modules, sync_env
+from dlcompat.envs.registry import get_env, probe_modules, sync_env, sync_envs
 from dlcompat.errors import ConfigError, DataError, FrameworkUnavailableError
 from dlcompat.frameworks.registry import framework_entry
 from dlcompat.runtimes.base import runtime_entry
@@ -53,10 +53,26 @@ class RunSummary:
     #: jobs lost to infrastructure faults after their retries (not stored: a re-run tries them again)
     lost: int = 0
     duration_s: float = 0.0
+    #: one line per job of this invocation that did not end ok (`label: status: error`), and per job lost
     findings: list[str] = field(default_factory=list)
+
+    #: what marks a finding line as a lost job's (see `execute_plan`)
+    LOST_MARK: ClassVar[str] = ": not stored, run again to retry: "
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def headline(self) -> str:
+        """`run 3f2a9c1b: 412 jobs, 0 from the store, 412 run (380 ok, 12 failed, 20 unavailable), 5 skipped after
+        a failure, in 61.2 s`: this invocation's jobs by how they ended."""
+        lost = f", {self.lost} lost to infrastructure faults" if self.lost else ""
+        return (f"run {self.run_id}: {self.total} jobs, {self.cached} from the store, {self.ran} run ({self.ok} ok, "
+                f"{self.failed} failed, {self.unavailable} unavailable), {self.skipped} skipped after a failure"
+                f"{lost}, in {self.duration_s:.1f} s")
+
+    def lost_findings(self) -> list[str]:
+        """The finding lines of jobs lost to infrastructure faults: they are not in the store, so only here."""
+        return [line for line in self.findings if self.LOST_MARK in line]
 
 
 def resolve_frameworks(config: StudyConfig, log: Path | None = None,
@@ -98,11 +114,19 @@ def requirements(config: StudyConfig) -> list[tuple[str, str, str, str]]:
     return needs
 
 
-def preflight(config: StudyConfig, plan: Plan, log: Path | None = None) -> None:
+def needed_envs(config: StudyConfig) -> list[str]:
+    """The toolchain environments a study's frameworks, converters and runtimes run in (known before planning)."""
+    envs = [framework_entry(name).env for name in planned_frameworks(config)]
+    return sorted({*envs, *(env for _, env, _, _ in requirements(config))})
+
+
+def preflight(config: StudyConfig, plan: Plan, log: Path | None = None,
+              say: Callable[[str], None] = lambda _m: None) -> None:
     """Build missing toolchain environments, then make sure each converter and runtime is installed."""
-    for env in sorted(plan.envs()):
-        if not get_env(env).exists():
-            sync_env(env, log)
+    failed = sync_envs(sorted(plan.envs()), log, say)
+    if failed:
+        name, error = next(iter(failed.items()))
+        raise FrameworkUnavailableError(error if name in error else f"environment {name!r}: {error}")
     by_env: dict[str, list[tuple[str, str, str]]] = {}
     for what, env, module, install in requirements(config):
         by_env.setdefault(env, []).append((what, module, install))
@@ -189,6 +213,25 @@ def _upstream(store: ResultStore, key: str, outcome: str) -> dict[str, Any]:
     return {"upstream": {"status": outcome, "error": record.get("error", ""), "label": record.get("label", "")}}
 
 
+def _followers(plan: Plan, keys: list[str]) -> dict[str, list[str]]:
+    """{job: the jobs among `keys` that follow it}: a job that reads what another just loaded (a transfer job, its
+    model's evaluation: `runtimes/parking.py`) goes next once that one ends ok, so that the pool most likely hands
+    it the same worker, with the model still loaded."""
+    out: dict[str, list[str]] = {}
+    for key in keys:
+        if plan.jobs[key].runtime.get("follows"):
+            out.setdefault(plan.jobs[key].runtime["follows"], []).append(key)
+    return out
+
+
+def _promote(pending: list[str], keys: list[str]) -> None:
+    """Move `keys` that are still pending to the front of `pending`."""
+    for key in keys:
+        if key in pending:
+            pending.remove(key)
+            pending.insert(0, key)
+
+
 def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, executor: Executor,
                  view: ProgressView, summary: RunSummary) -> None:
     jobs = plan.jobs
@@ -196,7 +239,8 @@ def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, execu
     status = store.job_statuses(list(done))
     summary.total, summary.cached = len(jobs), len(done)
     view.start(len(jobs), len(done))
-    pending = [k for k in jobs if k not in done]
+    pending = plan.by_priority([k for k in jobs if k not in done])
+    followers = _followers(plan, pending)
     running: dict[Future[JobOutcome], str] = {}
     last_beat = time.monotonic()
     outputs_cache: dict[str, dict[str, Any]] = {}
@@ -252,6 +296,8 @@ def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, execu
                 continue
             store.record_job(summary.run_id, key, job.kind, job.env, job.label, job.params, job.deps, outcome)
             status[key] = outcome.status
+            if outcome.status == "ok":
+                _promote(pending, followers.get(key, []))
             summary.ran += 1
             setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
             if outcome.status != "ok":
@@ -259,8 +305,17 @@ def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, execu
             view.job_done(job.label, outcome.status)
 
 
-def make_executor(name: str, jobs: int | None, log_dir: Path, address: str | None = None) -> Executor:
-    """`jobs`: jobs at once (local: default 1; Ray: default every CPU of the cluster)."""
+def default_local_slots(threads: int) -> int:
+    """Jobs at once on this machine by default: as many as its cores hold at `threads` each. Each running job
+    claims cores of its own (executors/cores.py), so no two jobs' figures share a core."""
+    from dlcompat.study.executors.cores import available_cores
+
+    return max(1, len(available_cores()) // max(1, threads))
+
+
+def make_executor(name: str, jobs: int | None, log_dir: Path, address: str | None = None,
+                  threads: int = 1) -> Executor:
+    """`jobs`: jobs at once (local: default one per `threads` cores; Ray: default every CPU of the cluster)."""
     if address and name != "ray":
         raise ConfigError("--address names a Ray cluster: use it with --executor ray")
     if name == "inline":
@@ -273,7 +328,7 @@ def make_executor(name: str, jobs: int | None, log_dir: Path, address: str | Non
         return RayExecutor(address=address, max_slots=jobs, log_dir=log_dir)
     from dlcompat.study.executors.local import LocalExecutor
 
-    return LocalExecutor(slots=jobs or 1, log_dir=log_dir)
+    return LocalExecutor(slots=jobs or default_local_slots(threads), log_dir=log_dir)
 
 
 def run_study(config: StudyConfig, out_dir: Path, *, data_dir: str | None = None, executor: str = "local",
@@ -283,9 +338,11 @@ def run_study(config: StudyConfig, out_dir: Path, *, data_dir: str | None = None
     `address`: an existing Ray cluster (with executor "ray"; none starts a local Ray instance)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     view = view or ProgressView(enabled=False)
-    unavailable = resolve_frameworks(config, out_dir / "env-sync.log", view.say)
+    log = out_dir / "env-sync.log"
+    sync_envs(needed_envs(config), log, view.say)  # every missing one at once; a failure is judged below
+    unavailable = resolve_frameworks(config, log, view.say)
     plan = build_plan(config, data_dir, unavailable)
-    preflight(config, plan, out_dir / "env-sync.log")
+    preflight(config, plan, log, view.say)
     url = database or database_url(out_dir)
     store = ResultStore(url)
     artifact_store = ArtifactStore(artifacts or out_dir / "artifacts")
@@ -298,7 +355,7 @@ def run_study(config: StudyConfig, out_dir: Path, *, data_dir: str | None = None
     start = time.perf_counter()
     final = "interrupted"
     try:
-        with make_executor(executor, jobs, out_dir / "logs", address) as ex, view:
+        with make_executor(executor, jobs, out_dir / "logs", address, config.threads) as ex, view:
             store.heartbeat(plan.run_id, executor=f"{executor} {address}" if address else executor)
             execute_plan(plan, store, artifact_store, ex, view, summary)
         final = "complete"

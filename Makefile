@@ -15,9 +15,12 @@ $(STAMP): envs/main.txt pyproject.toml scripts/system-deps.sh web/package.json w
 	@echo "setup (once): system packages, the main environment $(VENV), the web runtimes"
 	bash scripts/system-deps.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --progress-bar off -r envs/main.txt 2>&1 \
+	@# the toolchain environments (standard library only) build beside the main one, not after it
+	@PYTHONPATH=src $(PYTHON) -m dlcompat.envs --log $(VENV)/envs-install.log & toolchains=$$!; \
+	$(BIN)/python -m pip install --progress-bar off -r envs/main.txt 2>&1 \
 	  | $(BIN)/python scripts/pip-progress "main environment (PyTorch, TensorFlow, JAX, ONNX Runtime, ...)" \
-	    $(VENV)/pip-install.log
+	    $(VENV)/pip-install.log; \
+	wait $$toolchains
 	$(BIN)/python -m pip install -q --no-deps -e .
 	cd web && npm ci --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
@@ -35,7 +38,9 @@ $(VENV)/.dlcompat-test: $(STAMP) envs/test.txt
 envs: setup
 	$(BIN)/dlcompat env sync
 
+# the PostgreSQL tests start a throwaway server of their own: scripts/postgres.sh installs Debian's if missing
 test: $(VENV)/.dlcompat-test envs
+	bash scripts/postgres.sh
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 

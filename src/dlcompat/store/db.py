@@ -7,6 +7,11 @@ none of it, and a job is never stored twice.
 Two small tables let another terminal follow a study (`dlcompat status`): `running` holds the jobs the
 driver has handed to its executor and not yet stored, and `drivers` the driver of each run with a
 heartbeat it refreshes every few seconds; a run marked running whose heartbeat is old lost its driver.
+
+Any SQLAlchemy URL works; PostgreSQL through psycopg 3 (`postgresql+psycopg://user:password@host:port/db`,
+and a bare `postgresql://` means the same), where several drivers may write their runs into one database
+at once. A value that does not fit its column, or a database that cannot be reached, is the user's to
+fix: a `UserError` of one sentence, never a database traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,10 +39,11 @@ from sqlalchemy import (
     event,
     insert,
     select,
+    text,
     update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, NoSuchModuleError, OperationalError
 
 from dlcompat.errors import UserError
 from dlcompat.metrics.record import COLUMNS, Measurement
@@ -131,13 +139,78 @@ def database_url(out_dir: Path) -> str:
     return f"sqlite:///{(out_dir / 'results.sqlite').resolve()}"
 
 
+#: the key of the PostgreSQL advisory lock that lets one driver at a time create the tables
+_SCHEMA_LOCK = 0x646C636F6D706174  # "dlcompat"
+
+
+def shown_url(url: str) -> str:
+    """The URL with its password masked, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _engine_url(url: str) -> str:
+    """`postgresql://` (which SQLAlchemy gives to psycopg2) is PostgreSQL through psycopg 3, the driver installed."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise UserError(f"{url!r} is not a database URL ({exc}): pass e.g. sqlite:////path/results.sqlite or "
+                        "postgresql+psycopg://user:password@host:5432/dbname") from None
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
 class ResultStore:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url)
-        if url.startswith("sqlite"):
+        self.shown_url = shown_url(url)
+        try:
+            self.engine: Engine = create_engine(_engine_url(url), pool_pre_ping=not url.startswith("sqlite"))
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise UserError(f"cannot use the database URL {self.shown_url} ({_first_line(exc)}): for PostgreSQL "
+                            "write postgresql+psycopg://user:password@host:port/dbname") from None
+        if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":  # two drivers starting at once must not both create tables
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                metadata.create_all(conn)
+        except OperationalError as exc:
+            hint = ("that its folder exists and is writable" if self.engine.dialect.name == "sqlite" else
+                    "that the server runs, that the URL's host, port, user, password and database are right, "
+                    "and that this user may create tables there")
+            raise UserError(f"cannot open the results database {self.shown_url} ({_first_line(exc.orig)}): check "
+                            f"{hint}") from None
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction; a value the database refuses is the user's to fix, in one sentence."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except DataError as exc:
+            raise UserError(f"the results database {self.shown_url} refused a value ({_first_line(exc.orig)}): "
+                            "shorten or correct the name or setting it comes from") from None
+
+    def _fitting(self, table: Table, values: dict[str, Any]) -> dict[str, Any]:
+        """`values` for a row of `table`, checked against each column's length (PostgreSQL enforces String(N),
+        SQLite does not: both refuse here, alike); PostgreSQL stores no NUL character, so it gets U+FFFD."""
+        postgres = self.engine.dialect.name == "postgresql"
+        for name, value in values.items():
+            if not isinstance(value, str):
+                continue
+            length = getattr(table.c[name].type, "length", None)
+            if length is not None and len(value) > length:
+                shown = value if len(value) <= 40 else f"{value[:40]}…"
+                raise UserError(f"{table.name}.{name} holds at most {length} characters, and {shown!r} has "
+                                f"{len(value)}: shorten the name or setting it comes from")
+            if postgres and "\0" in value:
+                values[name] = value.replace("\0", "\ufffd")
+        return values
 
     # --- jobs ---------------------------------------------------------------------------------------
     def finished_keys(self, keys: list[str]) -> set[str]:
@@ -161,16 +234,17 @@ class ResultStore:
     def record_job(self, run_id: str, key: str, kind: str, env: str, label: str, params: dict[str, Any],
                    deps: dict[str, str], outcome: Any) -> bool:
         """Store a finished job and its measurements atomically; False if the key was already stored."""
+        job = self._fitting(jobs, dict(
+            key=key, kind=kind, env=env, label=label, params=json.dumps(params, sort_keys=True),
+            deps=json.dumps(deps, sort_keys=True), status=outcome.status, error=outcome.error,
+            detail=outcome.detail, outputs=json.dumps(outcome.outputs, default=str),
+            environment=json.dumps(outcome.environment, default=str), duration_s=outcome.duration_s,
+            finished=now(), run_id=run_id,
+        ))
+        rows = [self._fitting(measurements, _measurement_row(key, m)) for m in outcome.measurements]
         try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(jobs).values(
-                    key=key, kind=kind, env=env, label=label, params=json.dumps(params, sort_keys=True),
-                    deps=json.dumps(deps, sort_keys=True), status=outcome.status, error=outcome.error,
-                    detail=outcome.detail, outputs=json.dumps(outcome.outputs, default=str),
-                    environment=json.dumps(outcome.environment, default=str), duration_s=outcome.duration_s,
-                    finished=now(), run_id=run_id,
-                ))
-                rows = [_measurement_row(key, m) for m in outcome.measurements]
+            with self._writing() as conn:
+                conn.execute(insert(jobs).values(**job))
                 if rows:
                     conn.execute(insert(measurements), rows)
                 conn.execute(delete(running).where(running.c.run_id == run_id, running.c.key == key))
@@ -181,9 +255,10 @@ class ResultStore:
 
     # --- what is running now ------------------------------------------------------------------------
     def job_started(self, run_id: str, key: str, label: str, kind: str) -> None:
-        with self.engine.begin() as conn:
+        row = self._fitting(running, dict(run_id=run_id, key=key, label=label, kind=kind, started=now()))
+        with self._writing() as conn:
             conn.execute(delete(running).where(running.c.run_id == run_id, running.c.key == key))
-            conn.execute(insert(running).values(run_id=run_id, key=key, label=label, kind=kind, started=now()))
+            conn.execute(insert(running).values(**row))
 
     def job_stopped(self, run_id: str, key: str) -> None:
         """The job ended without being stored (an infrastructure fault)."""
@@ -192,12 +267,13 @@ class ResultStore:
 
     def heartbeat(self, run_id: str, executor: str = "") -> None:
         """The driver is alive: written at start (with `executor`) and every few seconds after."""
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             stamp = now()
             if executor:
                 conn.execute(delete(drivers).where(drivers.c.run_id == run_id))
-                conn.execute(insert(drivers).values(run_id=run_id, host=socket.gethostname(), pid=os.getpid(),
-                                                    executor=executor, started=stamp, heartbeat=stamp))
+                conn.execute(insert(drivers).values(**self._fitting(drivers, dict(
+                    run_id=run_id, host=socket.gethostname(), pid=os.getpid(), executor=executor, started=stamp,
+                    heartbeat=stamp))))
             else:
                 conn.execute(update(drivers).where(drivers.c.run_id == run_id).values(heartbeat=stamp))
 
@@ -217,16 +293,17 @@ class ResultStore:
     # --- runs ---------------------------------------------------------------------------------------
     def start_run(self, run_id: str, name: str, config_toml: str, environment: dict[str, Any],
                   job_keys: list[str]) -> None:
-        with self.engine.begin() as conn:
+        values = {"status": "running", "updated": now(), "environment": json.dumps(environment, default=str),
+                  "job_keys": json.dumps(job_keys)}
+        new = self._fitting(runs, dict(id=run_id, name=name, config_toml=config_toml, created=now(), summary="{}",
+                                       **values))
+        with self._writing() as conn:
             exists = conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first()
-            values = {"status": "running", "updated": now(), "environment": json.dumps(environment, default=str),
-                      "job_keys": json.dumps(job_keys)}
             if exists:
                 conn.execute(update(runs).where(runs.c.id == run_id).values(**values))
                 conn.execute(delete(running).where(running.c.run_id == run_id))  # left by a killed driver
             else:
-                conn.execute(insert(runs).values(id=run_id, name=name, config_toml=config_toml, created=now(),
-                                                 summary="{}", **values))
+                conn.execute(insert(runs).values(**new))
 
     def finish_run(self, run_id: str, status: str, summary: dict[str, Any]) -> None:
         with self.engine.begin() as conn:
@@ -243,7 +320,8 @@ class ResultStore:
         """A run by id, by unique id prefix, or the latest (None or "latest")."""
         all_runs = self.runs()
         if not all_runs:
-            raise UserError(f"no runs in {self.url}: run `dlcompat run` first, or pass --out to the right folder")
+            raise UserError(f"no runs in {self.shown_url}: run `dlcompat run` first, or pass --out to the right "
+                            "folder")
         if run_id in (None, "latest"):
             return all_runs[0]
         matches = [r for r in all_runs if r["id"].startswith(run_id)]
@@ -296,6 +374,10 @@ def _measurement_row(job_key: str, m: Measurement) -> dict[str, Any]:
             "target": m.target, "variant": m.variant, "metric": m.metric, "value": m.value, "unit": m.unit,
             "status": m.status, "error": m.error, "artifact": m.artifact,
             "method": json.dumps(m.method, sort_keys=True, default=str)}
+
+
+def _first_line(exc: BaseException | None) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _run_dict(row: Any) -> dict[str, Any]:

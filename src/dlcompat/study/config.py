@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -12,16 +13,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dlcompat.errors import ConfigError
 
+#: the longest study name: the results database keeps it in a String(200) column (`dlcompat.store.db.runs`)
+MAX_NAME = 200
+#: every whole number of a config fits 32 bits (the frameworks' seeds, the results database's INTEGER columns)
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+#: a seed: numpy, torch, TensorFlow and JAX all take these
+Seed = Annotated[int, Field(ge=0, le=INT_MAX)]
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a TOML string is not a number, nor 1 a boolean; no inf or nan stands for a number
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class DataSettings(_Strict):
     limit_train: Annotated[int, Field(ge=1)] | None = None
     limit_test: Annotated[int, Field(ge=1)] | None = None
     val_fraction: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
-    split_seed: int = 0
+    split_seed: Seed = 0
 
 
 class TrainSettingsConfig(_Strict):
@@ -167,13 +176,13 @@ class AttackSettingsConfig(_Strict):
 
 
 class StudyConfig(_Strict):
-    name: str = "custom"
+    name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)] = "custom"
     description: str = ""
     datasets: list[str] = ["digits"]
     models: list[str] = ["lenet1", "lenet5"]
     #: framework names, or ["all"]: every registered framework, those not installed recorded as unavailable
     frameworks: list[str] = ["pytorch"]
-    seeds: list[int] = [0]
+    seeds: list[Seed] = [0]
     #: runtimes every trained model is deployed to, through the converter graph
     runtimes: list[str] = ["onnxruntime"]
     #: migration routes to every other framework: "weights" (canonical weight transfer), "converters"
@@ -198,6 +207,13 @@ class StudyConfig(_Strict):
     retries: Annotated[int, Field(ge=0)] = 2
     #: GPUs each training job asks Ray for (train and reproduce jobs; the local executor runs them as is)
     train_gpus: Annotated[float, Field(ge=0)] = 0.0
+
+    @field_validator("name")
+    @classmethod
+    def _one_printable_line(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("must be printable text on one line (no control characters)")
+        return value
 
     @field_validator("datasets", "models", "frameworks", "seeds")
     @classmethod
@@ -263,34 +279,161 @@ class StudyConfig(_Strict):
 def _known(values: list[str], known: list[str]) -> list[str]:
     for value in values:
         if value not in known:
-            raise ValueError(f"unknown {value!r}; choose from {', '.join(known)}")
+            shown = repr(value) if len(value) <= 60 else f"{value[:40]!r}… ({len(value)} characters)"
+            raise ValueError(f"unknown {shown}; choose from {', '.join(known)}")
     return values
 
 
-def _explain(exc: ValidationError, source: str) -> str:
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _quote(text: str) -> str:
+    """`text` as a TOML basic string: printable characters as they are, every other one escaped."""
+    escaped = "".join(c if c.isprintable() and c not in '"\\' else
+                      {'"': '\\"', "\\": "\\\\"}.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x10000 else
+                                                            f"\\U{ord(c):08x}") for c in text)
+    return f'"{escaped}"'
+
+
+def key_text(path: list[str | int] | tuple[str | int, ...]) -> str:
+    """A key path as TOML writes it (`train.epochs`, `converters."torch.onnx"`; list items by index)."""
+    return ".".join(str(p) if isinstance(p, int) or _BARE_KEY.fullmatch(p) else _quote(p) for p in path)
+
+
+def _input_path(loc: tuple[str | int, ...], data: Any) -> list[str | int]:
+    """The part of a pydantic error location that is in the input (not a union member's name)."""
+    path: list[str | int] = []
+    for part in loc:
+        in_dict = isinstance(data, dict) and part in data
+        if not (in_dict or (isinstance(data, list) and isinstance(part, int) and 0 <= part < len(data))):
+            break
+        data = data[part]
+        path.append(part)
+    return path
+
+
+def _explain(exc: ValidationError, source: str, data: Any) -> str:
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    key = key_text(_input_path(err["loc"], data)) or "(top level)"
     message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "is not a known setting (check its spelling)"
     return f"{source}: `{key}` {message}"
 
 
-def parse_config(text: str, source: str = "config") -> StudyConfig:
+def _check_values(data: dict[str, Any], source: str) -> None:
+    """What the schema lets through but no study can hold: numbers beyond 32 bits, NUL characters."""
+    stack: list[tuple[list[str | int], Any]] = [([], data)]
+    while stack:  # not recursive: a hostile file may nest thousands of tables
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            stack += [([*path, k], v) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [([*path, i], v) for i, v in enumerate(value)]
+        elif isinstance(value, int) and not isinstance(value, bool) and not INT_MIN <= value <= INT_MAX:
+            raise ConfigError(f"{source}: `{key_text(path)}` is too {'large' if value > 0 else 'small'}: whole "
+                              f"numbers in a study config lie between {INT_MIN} and {INT_MAX}")
+        elif isinstance(value, str) and "\0" in value:
+            raise ConfigError(f"{source}: `{key_text(path)}` contains a NUL character: remove it")
+
+
+_KEY = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_KEY_PATH = rf"{_KEY}(?:\s*\.\s*{_KEY})*"
+_HEADER = re.compile(rf"\s*\[\[?\s*({_KEY_PATH})\s*\]\]?")
+_ASSIGNMENT = re.compile(rf"\s*({_KEY_PATH})\s*=")
+_STRING_OR_COMMENT = re.compile(r""""(?:[^"\\]|\\.)*"|'[^']*'|#.*""")
+
+
+def _split_key(key: str) -> list[str]:
     try:
-        data = tomllib.loads(text)
+        node: Any = tomllib.loads(f"{key} = 0")  # TOML itself splits and unquotes the dotted key
+    except tomllib.TOMLDecodeError:
+        return [key]
+    parts: list[str] = []
+    while isinstance(node, dict):
+        name, node = next(iter(node.items()))
+        parts.append(name)
+    return parts
+
+
+def _line_keys(lines: list[str]) -> tuple[list[list[str] | None], list[int]]:
+    """For each line of a TOML text: the key of the statement it belongs to, and the nesting depth it reaches.
+    A best-effort scan (it does not follow multi-line strings), for messages about files TOML cannot read."""
+    table: list[str] = []
+    key: list[str] | None = None
+    depth = 0
+    keys: list[list[str] | None] = []
+    depths: list[int] = []
+    for line in lines:
+        if depth == 0 and (header := _HEADER.match(line)):
+            table = key = _split_key(header.group(1))
+            keys.append(key)
+            depths.append(0)
+            continue
+        if depth == 0 and (assignment := _ASSIGNMENT.match(line)):
+            key = table + _split_key(assignment.group(1))
+        deepest = depth
+        for char in _STRING_OR_COMMENT.sub("", line):
+            if char in "[{":
+                depth += 1
+                deepest = max(deepest, depth)
+            elif char in "]}":
+                depth = max(depth - 1, 0)
+        keys.append(key)
+        depths.append(deepest)
+    return keys, depths
+
+
+def _where(key: list[str] | None, line: int) -> str:
+    return f"`{key_text(key)}`" if key else f"line {line + 1}"
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source} is not valid TOML ({exc}): fix the syntax and run again") from exc
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        keys, depths = _line_keys(text.split("\n"))
+        line = depths.index(max(depths))
+        raise ConfigError(f"{source}: {_where(keys[line], line)} nests {max(depths)} levels deep, far deeper "
+                          "than any setting of a study") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        keys, _ = _line_keys(lines := text.split("\n"))
+        line = next((i for i, t in enumerate(lines) if re.search(r"\d[\d_]{999,}", t)), 0)
+        raise ConfigError(f"{source}: {_where(keys[line], line)} is too large: whole numbers in a study config "
+                          f"lie between {INT_MIN} and {INT_MAX}") from exc
+
+
+def parse_config(text: str, source: str = "config") -> StudyConfig:
+    data = _parse_toml(text, source)
     try:
-        return StudyConfig.model_validate(data)
+        config = StudyConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_explain(exc, source)) from exc
+        raise ConfigError(_explain(exc, source, data)) from exc
+    _check_values(data, source)
+    return config
+
+
+def _decode(raw: bytes, source: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start)
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        keys, _ = _line_keys(raw.decode("utf-8", errors="replace").split("\n"))
+        raise ConfigError(f"{source}: {_where(keys[line], line)} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                          f"line {line + 1}, column {column}): save the file as UTF-8") from None
 
 
 def load_config(path: Path) -> StudyConfig:
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist: pass a TOML file or use --preset")
-    return parse_config(path.read_text(), str(path))
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path} ({exc.strerror}): check its permissions") from exc
+    return parse_config(_decode(raw, str(path)), str(path))
 
 
 def preset_names() -> list[str]:
@@ -324,14 +467,14 @@ def config_to_toml(config: StudyConfig) -> str:
 
 
 def _toml_key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+    return key_text([key])
 
 
 def _toml_value(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return _quote(value)
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, dict):  # an inline table

@@ -86,6 +86,12 @@ def test_report_and_export_without_a_run_exit_2(tmp_path):
     assert "no results database" in one_sentence_error(dlcompat("export", "--out", str(tmp_path)))
 
 
+def test_findings_without_a_database_exits_2_in_one_sentence(tmp_path):
+    message = one_sentence_error(dlcompat("findings", "--out", str(tmp_path)))
+    assert "no results database" in message and "dlcompat run --out" in message
+    assert "no results database" in one_sentence_error(dlcompat("findings", "latest", "--json", "--out", str(tmp_path)))
+
+
 @pytest.mark.slow
 def test_run_report_export_list_round_trip(tmp_path):
     config = tmp_path / "tiny.toml"

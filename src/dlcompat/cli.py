@@ -7,6 +7,7 @@ one sentence.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from enum import StrEnum
@@ -77,6 +78,67 @@ def _write_report(store: Any, run_id: str | None, out: Path) -> tuple[Path, Path
     return write_report(run, store.rows(run["id"]), out / "reports" / run["id"])
 
 
+def _finding_groups(store: Any, run: dict[str, Any], out: Path) -> list[Any]:
+    """The run's findings grouped by cause, numbered as the report numbers them (G1 is the first)."""
+    from dlcompat.report.document import run_info
+    from dlcompat.report.finding_groups import group_findings, ordered_groups
+    from dlcompat.report.rows import normalize_rows
+
+    info = run_info({**run, "artifacts": str(out / "artifacts")})
+    return ordered_groups(group_findings(normalize_rows(store.rows(run["id"])), info))
+
+
+#: the closing output of `dlcompat run` names at most this many causes (the report's first), one line each
+SHOWN_CAUSES = 8
+#: ... and at most this many lost jobs, one line each
+SHOWN_LOST = 3
+
+
+def _status_words(groups: list[Any]) -> str:
+    from dlcompat.report.finding_groups import status_counts
+
+    nouns = {"inconsistent": "changed predictions"}
+    return ", ".join(f"{n} {nouns.get(status, status)}" for status, n in status_counts(groups).items())
+
+
+def _findings_command(run_id: str, out: Path, database: str | None) -> str:
+    where = f" --out {out}" if out != DEFAULT_OUT else ""
+    return f"dlcompat findings {run_id}{where}{f' --database {database}' if database else ''}"
+
+
+def closing_lines(summary: Any, groups: list[Any], out: Path, database: str | None = None,
+                  verbose: bool = False) -> list[str]:
+    """What `dlcompat run` says when it is done (before where the report and database are): this invocation's
+    jobs by status, the run's findings by status, and its first causes in the report's order (failures, then
+    unavailable cells, then changed predictions; the most cells first in each), one line each, numbered as in
+    the report; with `verbose`, every finding line of this invocation first."""
+    from dlcompat.report.finding_groups import group_line
+
+    lines = [f"  finding: {line}" for line in summary.findings] if verbose else []
+    lines.append(summary.headline())
+    if not groups:
+        lines.append("findings: none (every cell ran, and every moved or deployed model agreed with its source)")
+    else:
+        cells = sum(len(g.members) for g in groups)
+        shown, rest = groups[:SHOWN_CAUSES], groups[SHOWN_CAUSES:]  # the report's order: failures first, largest first
+        lines.append(f"findings: {cells} cells in {len(groups)} causes ({_status_words(groups)})"
+                     f"{', failures first, largest first:' if rest else ':'}")
+        lines += [f"  {group_line(number, group, width=118)}" for number, group in enumerate(shown, start=1)]
+        hint = _findings_command(summary.run_id, out, database)
+        if rest:
+            lines.append(f"  … {len(rest)} more causes ({sum(len(g.members) for g in rest)} cells): `{hint}` "
+                         "lists every cause")
+        elif not verbose:
+            lines.append(f"  `{hint} --verbose` lists the cells of each")
+    lost = summary.lost_findings()
+    if lost and not verbose:
+        lines.append(f"{len(lost)} jobs lost to infrastructure faults (not stored: run again to retry them):")
+        lines += [f"  {line[:200]}" for line in lost[:SHOWN_LOST]]
+        if len(lost) > SHOWN_LOST:
+            lines.append(f"  … {len(lost) - SHOWN_LOST} more: run with --verbose to see each")
+    return lines
+
+
 @app.command()
 def run(
     config: Annotated[Path | None, typer.Argument(help="A study config (TOML). Default: the `quick` preset.")] = None,
@@ -103,6 +165,9 @@ def run(
     ] = None,
     fail_on_findings: Annotated[bool, typer.Option(help="Exit 1 when any cell failed.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Print one line per failed or unavailable job, not only their causes.")
+    ] = False,
 ) -> None:
     """Run a study: train, convert, deploy and measure every cell; resume what a previous run left."""
     from dlcompat.study.config import load_config, load_preset
@@ -129,14 +194,9 @@ def run(
         raise typer.Exit(1) from None
     store = _open_store(out, database)
     html, markdown = _write_report(store, summary.run_id, out)
-    console.print(
-        f"run {summary.run_id}: {summary.total} jobs, {summary.cached} from the store, {summary.ran} run "
-        f"({summary.ok} ok, {summary.failed} failed, {summary.unavailable} unavailable), {summary.skipped} "
-        f"skipped after a failure{f', {summary.lost} lost to infrastructure faults' if summary.lost else ''}, "
-        f"in {summary.duration_s:.1f} s", highlight=False,
-    )
-    for finding in summary.findings:
-        console.print(f"  finding: {finding}", highlight=False, markup=False, soft_wrap=True)
+    groups = _finding_groups(store, store.run(summary.run_id), out)
+    for line in closing_lines(summary, groups, out, database, verbose):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     typer.echo(f"report:   {html}")
     typer.echo(f"markdown: {markdown}")
     typer.echo(f"database: {summary.database}")
@@ -174,6 +234,37 @@ def report(
     html, markdown = _write_report(store, run_id, out)
     typer.echo(f"report:   {html}")
     typer.echo(f"markdown: {markdown}")
+
+
+@app.command()
+def findings(
+    run_id: Annotated[str, typer.Argument(metavar="RUN", help="Run id (or a unique prefix, or `latest`).")] = "latest",
+    out: OutOption = DEFAULT_OUT,
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results database.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every cause and its cells as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="List the cells under each cause.")] = False,
+) -> None:
+    """A run's findings, one line per cause (same tool, same underlying error, whichever job hit it): status,
+    tool, normalised error and how many cells it hit, numbered G1, G2, … as in the report."""
+    import json
+
+    from dlcompat.report.finding_groups import cell_label, group_line, group_record
+
+    store = _open_store(out, database)
+    run = store.run(run_id)
+    groups = _finding_groups(store, run, out)
+    if as_json:
+        typer.echo(json.dumps({"run": run["id"], "name": run["name"], "groups": [
+            group_record(number, group) for number, group in enumerate(groups, start=1)]}, indent=2, default=str))
+        return
+    cells = sum(len(g.members) for g in groups)
+    typer.echo(f"run {run['id']} ({run['name']}): {cells} findings in {len(groups)} causes"
+               f"{f' ({_status_words(groups)})' if groups else ''}")
+    for number, group in enumerate(groups, start=1):
+        typer.echo(group_line(number, group, width=None, normalised=True))
+        if verbose:
+            for finding in group.members:
+                typer.echo(f"      {cell_label(finding)} [{finding.kind}]")
 
 
 @app.command()
@@ -353,33 +444,44 @@ def env_sync(
         typer.echo(f"{env}: {sync_env(env, force=force)}")
 
 
-def main() -> None:
+@functools.cache
+def _click_command() -> Any:
+    """The click command typer builds from `app` (tens of milliseconds: once per process, not per call)."""
+    return typer.main.get_command(app)
+
+
+def _command_of(args: list[str]) -> str | None:
+    """The subcommand named on a command line (`dlcompat` itself takes no options but --help)."""
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def _print_error(label: str, message: str) -> None:
+    """One line on standard error, whatever the message holds (no wrapping, markup or emoji codes)."""
+    from rich.markup import escape
+
+    console.print(f"[bold red]{label}[/] {escape(' '.join(message.splitlines()))}", highlight=False,
+                  soft_wrap=True, emoji=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `dlcompat` command. Exits 0 when done; 1 when the study could not complete (or had findings, with
+    --fail-on-findings); 2 on a usage error (click's usage message: an unknown command or option, a bad
+    value) or an input error (one sentence)."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        code = app(standalone_mode=False)  # click returns the code of a typer.Exit here
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        # standalone: click prints a usage error with the usage line and exits 2, and exits with a typer.Exit's
+        # code (KeyboardInterrupt outside `run`: 130); the errors below come from the commands themselves
+        _click_command().main(args=args, prog_name="dlcompat")
     except UserError as exc:
-        from rich.markup import escape
-
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _print_error("error:", str(exc))
         sys.exit(2)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        console.print("aborted")
-        sys.exit(1)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
+    except Exception as exc:
         if os.environ.get("DLCOMPAT_DEBUG"):
             raise
-        from rich.markup import escape
-
-        console.print(f"[bold red]dlcompat failed:[/] {escape(f'{type(exc).__name__}: {exc}')} (set "
-                      "DLCOMPAT_DEBUG=1 for the traceback); run the same command again to resume", highlight=False)
+        # a crash of `run` stops the study, which resumes from the store; nothing else has anything to resume
+        resume = "; the study stopped: run the same command again to resume it" if _command_of(args) == "run" else ""
+        _print_error("dlcompat failed:", f"{type(exc).__name__}: {exc} (set DLCOMPAT_DEBUG=1 for the "
+                                         f"traceback){resume}")
         sys.exit(1)
 
 

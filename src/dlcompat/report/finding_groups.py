@@ -2,9 +2,13 @@
 
 A study of many models and routes fails the same way many times (one missing converter, one backend
 that rejects dynamic shapes). Listing each cell buries the few distinct problems, so the report groups
-them: same status, same tool (the converter or runtime that failed), same *normalised* error (numbers,
-shapes, paths, hashes and the cell's own names replaced by placeholders) and the same layers or
-operators named in the error. Each group carries the versions involved — the tool versions its rows
+them: same status, same tool (the converter, or the runtime and its backend, that failed), same
+*normalised underlying* error (the context a job put around it stripped: which phase of a browser page
+hit it, which runtime needed a missing converter; then numbers, shapes, paths, hashes and the cell's own
+names replaced by placeholders) and the same layers or operators named in the error. The job that hit
+it does not count: a backend that rejects a batch fails the evaluation's latency loop and the transfer
+of adversarial sets alike, and that is one group; a transfer that lost its adversarial sets to a failed
+attack joins that attack's group. Each group carries the versions involved — the tool versions its rows
 recorded, the runtime's versions from the same runtime's other rows, and the packages of the toolchain
 environment its jobs ran in — and the artifacts to reproduce it: what its rows point at, and the model
 the failed job was given.
@@ -14,17 +18,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .findings import Finding, findings
+from .findings import STATUS_ORDER, Finding, findings
 from .formatting import display_name, error_summary
 from .targets import BACKEND_SEPARATOR, STEP_SEPARATOR, WEIGHT_TRANSFER, chain_prefixes, is_framework, last_step
 
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
 _HASH = re.compile(r"\b[0-9a-f]{12,}\b")
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\w.~-]*/)+[\w.-]+")
-_NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+_NUMBER = re.compile(r"(?<![A-Za-z_0-9])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 _SPACES = re.compile(r"\s+")
 #: operators and layers named in error texts: PyTorch's `aten::...`, ONNX/TF/Keras op and layer names
 _LAYERS = (
@@ -35,6 +39,24 @@ _LAYERS = (
 #: method fields that record versions of the tools involved
 _VERSION_FIELDS: tuple[str, ...] = ("tool_version", "version", "browser", "npm", "versions")
 INCONSISTENT_PATTERN = "predicted a different label than the source model on some test images"
+#: what a transfer job records for an attack that left no adversarial sets (study/jobs/transfer.py)
+MISSING_SETS = "no adversarial sets to transfer: "
+#: the context a job or runner puts around an error, stripped to leave the error underneath
+_CONTEXT = (
+    # a browser page's error (runtimes/browser/runner.py `call`), or a backend the page lacks (`_activate`):
+    # `RuntimeError: ortweb webgl in the page, the latency loop: Error: …` -> `Error: …`,
+    # `ortweb webgpu in Chromium 156.0.8078.129: navigator.gpu.requestAdapter() returned null: …` -> `navigator…`
+    re.compile(r"^(?:[A-Za-z_][\w.]*: )?[\w.-]+(?: +[\w.-]+)? +in (?:the page, [^:]*|Chromium [\w.]+): "),
+    # a transfer without the sets of an attack that failed (study/jobs/transfer.py): the attack's own error
+    re.compile(rf"^{re.escape(MISSING_SETS)}.*? ended (?:failed|unavailable|skipped|lost): "),
+)
+#: context inside an error: (pattern, replacement)
+_PHASES = (
+    # the browser killed past its time limit, whatever the page was doing
+    (re.compile(r"^((?:TimeoutError: )?the page did not finish) .*? (within )"), r"\1 \2"),
+    # the runtime a missing converter path was needed by (study/plan.py): the missing path is the cause
+    (re.compile(r" \(needed by [\w.-]+\)$"), ""),
+)
 
 
 def normalise_error(text: str, names: Mapping[str, str] | None = None) -> str:
@@ -52,6 +74,18 @@ def normalise_error(text: str, names: Mapping[str, str] | None = None) -> str:
     return _SPACES.sub(" ", line).strip()
 
 
+def underlying_error(text: str) -> str:
+    """The error's summary line without the context the job or runner put around it (see `_CONTEXT`)."""
+    line = error_summary(text, limit=2000)
+    for pattern in _CONTEXT:
+        stripped = pattern.sub("", line, count=1)
+        if stripped != line and stripped.strip():
+            line = stripped
+    for pattern, replacement in _PHASES:
+        line = pattern.sub(replacement, line, count=1)
+    return line.strip()
+
+
 def layers_in(text: str) -> tuple[str, ...]:
     """The operators and layers an error text names, in order, each once."""
     found: list[str] = []
@@ -64,7 +98,16 @@ def layers_in(text: str) -> tuple[str, ...]:
 
 
 def tool_of(finding: Finding) -> str:
-    """The converter or runtime a finding is about: `onnx2tf`, `ONNX Runtime Web · webgl`, `torch.onnx (dynamo)`."""
+    """The converter or runtime a finding is about: `onnx2tf`, `ONNX Runtime Web · webgl`, `torch.onnx (dynamo)`.
+
+    A transfer job runs adversarial sets on the model its evaluate job runs, loaded the same way, so its tool is
+    that evaluation's; a transfer that got no sets from a failed attack is about that attack.
+    """
+    if finding.kind == "transfer":
+        if finding.error.startswith(MISSING_SETS):
+            return str(finding.method.get("attack") or finding.variant.split(" ", 1)[0] or "attack")
+        # its variant is `<attacks> · <the evaluation's variant>` (attacks/transfer.py `transfer_variant`)
+        finding = replace(finding, kind="evaluate", variant=finding.variant.partition(BACKEND_SEPARATOR)[2])
     variant, target = finding.variant, finding.target
     if finding.kind == "convert":
         return last_step(variant) or display_name(target)
@@ -72,8 +115,6 @@ def tool_of(finding: Finding) -> str:
         return display_name(finding.framework)
     if finding.kind == "attack":
         return str(finding.method.get("attack") or variant.split(" ", 1)[0] or "attack")
-    if finding.kind == "transfer":  # adversarial sets run on a derived model
-        return f"transfer to {display_name(target)}"
     if finding.kind == "unavailable" and "converter" in finding.error.lower():
         return "converter graph"
     if is_framework(target) and target != finding.framework:  # a move into another framework
@@ -106,6 +147,23 @@ class FindingGroup:
     @property
     def distinct_errors(self) -> int:
         return len({m.error for m in self.members})
+
+    @property
+    def cause(self) -> str:
+        """Its first cell's underlying error (see `underlying_error`); an inconsistency's pattern."""
+        return self.pattern if self.status == "inconsistent" else underlying_error(self.error)
+
+    @property
+    def summary(self) -> str:
+        """One line that says what went wrong: the underlying error when every cell hit the same, else the pattern."""
+        if self.status == "inconsistent" or len({underlying_error(m.error) for m in self.members}) > 1:
+            return self.pattern
+        return self.cause
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of job that hit it (`evaluate`, `transfer`, …), each once."""
+        return tuple(dict.fromkeys(m.kind for m in self.members))
 
 
 def cell_label(finding: Finding) -> str:
@@ -195,7 +253,8 @@ def _environment_versions(run: Mapping[str, Any], jobs: Sequence[str]) -> list[s
 
 
 def group_findings(rows: Sequence[Mapping[str, Any]], run: Mapping[str, Any] | None = None) -> list[FindingGroup]:
-    """Every finding (see `findings.findings`), grouped by status, tool, normalised error and layers named."""
+    """Every finding (see `findings.findings`), grouped by status, tool, normalised underlying error and layers
+    named, whichever job hit it."""
     run = run or {}
     groups: dict[tuple[str, str, str, tuple[str, ...]], FindingGroup] = {}
     for finding in findings(rows):
@@ -206,7 +265,8 @@ def group_findings(rows: Sequence[Mapping[str, Any]], run: Mapping[str, Any] | N
             names = {finding.model: "<model>", finding.dataset: "<dataset>", finding.framework: "<framework>"}
             if is_framework(finding.target):
                 names[finding.target] = "<framework>"
-            pattern, layers = normalise_error(finding.error, names), layers_in(finding.error)
+            cause = underlying_error(finding.error)
+            pattern, layers = normalise_error(cause, names), layers_in(finding.error)
         key = (finding.status, tool, pattern, layers)
         groups.setdefault(key, FindingGroup(finding.status, tool, pattern, layers)).members.append(finding)
     runtime_versions = _runtime_versions(rows)
@@ -236,5 +296,45 @@ def group_findings(rows: Sequence[Mapping[str, Any]], run: Mapping[str, Any] | N
     return list(groups.values())
 
 
-__all__ = ["INCONSISTENT_PATTERN", "FindingGroup", "cell_label", "group_findings", "layers_in", "normalise_error",
-           "tool_of"]
+def ordered_groups(groups: Sequence[FindingGroup]) -> list[FindingGroup]:
+    """The groups in the report's order, which numbers them G1, G2, …: failures, then unavailable cells, then
+    inconsistencies; the most cells first within each."""
+    return sorted(groups, key=lambda g: (STATUS_ORDER.get(g.status, 5), -len(g.members), g.tool))
+
+
+def status_counts(groups: Sequence[FindingGroup]) -> dict[str, int]:
+    """Status -> how many cells the groups of that status hold, in the report's order of statuses."""
+    counts: dict[str, int] = {}
+    for group in ordered_groups(groups):
+        counts[group.status] = counts.get(group.status, 0) + len(group.members)
+    return counts
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
+def group_line(number: int, group: FindingGroup, width: int | None = 160, *, normalised: bool = False) -> str:
+    """`G3   failed          2 cells  ONNX Runtime Web · webgl: Error: input tensor[0] check failed: …`, cut to `width`
+    characters: its number in the report, status, cells, tool and what went wrong (`summary`, or with
+    `normalised` the pattern that identifies it)."""
+    cells = f"{len(group.members):>4} {'cells' if len(group.members) != 1 else 'cell '}"
+    line = f"G{number:<3} {group.status:<12} {cells}  {group.tool}: {group.pattern if normalised else group.summary}"
+    return line if width is None else _clip(line, width)
+
+
+def group_record(number: int, group: FindingGroup) -> dict[str, Any]:
+    """A group as plain data (for JSON): its id, status, tool, cause, every cell with its job and error."""
+    return {
+        "id": f"G{number}", "status": group.status, "tool": group.tool, "pattern": group.pattern,
+        "cause": group.cause, "layers": list(group.layers), "count": len(group.members), "kinds": list(group.kinds),
+        "cells": [{"label": cell_label(f), "kind": f.kind, "job": f.job, "dataset": f.dataset, "model": f.model,
+                   "framework": f.framework, "target": f.target, "variant": f.variant, "seed": f.seed,
+                   "metrics": list(f.metrics), "error": f.error} for f in group.members],
+        "versions": list(group.versions), "artifacts": list(group.artifacts),
+    }
+
+
+__all__ = ["INCONSISTENT_PATTERN", "MISSING_SETS", "FindingGroup", "cell_label", "group_findings", "group_line",
+           "group_record", "layers_in", "normalise_error", "ordered_groups", "status_counts", "tool_of",
+           "underlying_error"]

@@ -151,7 +151,8 @@ def run(
         ExecutorName, typer.Option(help="inline (one process, for debugging), local processes, or a Ray cluster.")
     ] = ExecutorName.local,
     jobs: Annotated[
-        int | None, typer.Option(min=1, help="Jobs run at once (local: default 1; ray: default the cluster's CPUs).")
+        int | None, typer.Option(min=1, help="Jobs run at once (local: default one per core, each job pinned to cores "
+                                             "of its own; ray: default the cluster's CPUs).")
     ] = None,
     address: Annotated[
         str | None, typer.Option(help="Ray cluster to run on (host:port, or auto); default: a local Ray instance.")

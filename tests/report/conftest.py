@@ -351,3 +351,15 @@ def study_rows() -> list[dict[str, Any]]:
 @pytest.fixture
 def study_run() -> dict[str, Any]:
     return copy.deepcopy(build_study_run())
+
+
+@pytest.fixture
+def chromium() -> str:
+    """Debian's Chromium (never a downloaded one); the test is skipped where there is none."""
+    from dlcompat.frameworks.base import Unavailable
+    from dlcompat.runtimes.browser.chromium import chromium_executable
+
+    try:
+        return chromium_executable()
+    except Unavailable as exc:
+        pytest.skip(str(exc))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import re
 from html.parser import HTMLParser
@@ -51,6 +53,23 @@ def figures(page: str) -> dict[str, dict[str, Any]]:
             if attrs.get("type") == "application/json"}
 
 
+#: the types of the <script> elements a browser does not run: figure data, and plotly.js packed (report.js unpacks it)
+INERT_SCRIPT_TYPES = ("application/json", "application/gzip+base64")
+
+
+def scripts_are_ours_or_inert(page: str) -> bool:
+    """Every <script> is either our own (no attributes: report.js) or inert data; there is exactly one of ours."""
+    scripts = parse_page(page).scripts
+    return (all(attrs == {} or attrs.get("type") in INERT_SCRIPT_TYPES for attrs, _ in scripts)
+            and sum(1 for attrs, _ in scripts if not attrs) == 1)
+
+
+def plotly_in(page: str) -> str | None:
+    """The plotly.js a page carries, unpacked (None when it carries none)."""
+    packed = [text for attrs, text in parse_page(page).scripts if attrs.get("id") == "plotly-js"]
+    return gzip.decompress(base64.b64decode(packed[0])).decode("utf-8") if packed else None
+
+
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
 
 
@@ -67,3 +86,19 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
             tables.append(current)
             current = []
     return tables
+
+
+# -- in Chromium (Debian's, through Playwright) -------------------------------------------------------------
+
+#: headless, no sandbox (containers), no GPU process, nothing talking to the network on its own
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+#: every chart outside a closed <details> has been drawn (plotly.js unpacks asynchronously, folded charts wait)
+ALL_VISIBLE_CHARTS_DRAWN = """() => Array.from(document.querySelectorAll("[data-figure]"))
+  .filter((chart) => !chart.closest("details:not([open])"))
+  .every((chart) => chart.classList.contains("js-plotly-plot"))"""
+OPEN_EVERY_FOLD = """() => document.querySelectorAll("details").forEach((fold) => { fold.open = true; })"""
+#: the tables whose right edge is beyond the page's (the viewport less its scroll bar)
+TABLES_WIDER_THAN_THE_PAGE = """() => Array.from(document.querySelectorAll("table"))
+  .map((table) => ({id: table.id, right: Math.round(table.getBoundingClientRect().right)}))
+  .filter((table) => table.right > document.documentElement.clientWidth)"""
+PAGE_HEIGHT = "() => document.documentElement.scrollHeight"

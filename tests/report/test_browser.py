@@ -2,9 +2,10 @@
 
 The report of a realistic run (conftest.py `study_rows`: training in two frameworks, attacks, moves
 between frameworks with a failed conversion, mobile and web deployments) loads with no console or page
-error, asks the network for nothing but the file itself, and draws every chart of every section with
-plotted marks. A screenshot of each section is saved under $DLCOMPAT_TEST_ARTIFACTS (default: pytest's
-temporary folder), and the folder is printed.
+error, asks the network for nothing but the file itself (plotly.js is unpacked from the page), and draws
+every chart of every section with plotted marks: those in view at once, the folded ones when their fold
+opens. A screenshot of each section is saved under $DLCOMPAT_TEST_ARTIFACTS (default: pytest's temporary
+folder), and the folder is printed.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ import pytest
 from dlcompat.report.build import write_report
 from dlcompat.report.document import SECTION_IDS, build_document
 
+from .helpers import ALL_VISIBLE_CHARTS_DRAWN, CHROMIUM_ARGS, OPEN_EVERY_FOLD
+
 pytest.importorskip("playwright.sync_api")
 
-#: headless, no sandbox (containers), no GPU process, nothing talking to the network on its own
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 #: the sections whose every chart must draw (findings and environment are tables only)
 CHARTED = ("training", "robustness", "migration", "deployment")
 
@@ -46,17 +47,6 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-def chromium() -> str:
-    from dlcompat.frameworks.base import Unavailable
-    from dlcompat.runtimes.browser.chromium import chromium_executable
-
-    try:
-        return chromium_executable()
-    except Unavailable as exc:
-        pytest.skip(str(exc))
-
-
 def test_the_report_renders_in_chromium_with_no_error_and_no_network(
         tmp_path: Path, screenshots: Path, chromium: str, study_run: dict, study_rows: list[dict]) -> None:
     from playwright.sync_api import sync_playwright
@@ -79,8 +69,9 @@ def test_the_report_renders_in_chromium_with_no_error_and_no_network(
             page.on("pageerror", lambda error: page_errors.append(str(error)))
             page.on("request", lambda request: requests.append(request.url))
             page.goto(url, wait_until="load")
-            page.wait_for_function("document.querySelectorAll('[data-figure]').length === "
-                                   "document.querySelectorAll('.js-plotly-plot').length", timeout=30_000)
+            page.wait_for_function(ALL_VISIBLE_CHARTS_DRAWN, timeout=30_000)
+            page.evaluate(OPEN_EVERY_FOLD)  # a folded chart is drawn when its fold opens
+            page.wait_for_function(ALL_VISIBLE_CHARTS_DRAWN, timeout=30_000)
             marks = {section: page.evaluate(CHART_MARKS, section) for section in SECTION_IDS}
             saved = []
             for section in [s.id for s in document.sections]:

@@ -103,3 +103,11 @@ def test_web_deployments_by_backend_with_latency_bars_and_transfer(study_run, st
     transfer = charts["transfer-deployed"]["data"]
     assert {t["name"] for t in transfer} == {"fgsm eps=0.05", "fgsm eps=0.1", "fgsm eps=0.2"}
     assert "Web (ONNX Runtime Web): 6 planned deployments, 4 run" in section.answer
+
+
+def test_the_section_opens_with_one_sentence_per_platform_and_folds_the_answer(study_run, study_rows):
+    section = build_document(study_run, study_rows).section("deployment")
+    assert section.headline == ("Server: 2 of 2 deployments ran; 1 of the 2 compared changed labels. "
+                                "Mobile: 4 of 4 deployments ran; 2 of the 4 compared changed labels. "
+                                "Web: 4 of 6 deployments ran; none changed a label.")
+    assert section.answer_detail == section.answer  # all of it, in the fold after the lead chart

@@ -9,13 +9,19 @@ from pathlib import Path
 import plotly.graph_objects as go
 import pytest
 from markupsafe import escape
-from plotly.offline import get_plotlyjs
 
-from dlcompat.report.document import SECTION_IDS
-from dlcompat.report.html import TEMPLATES, render_html
+from dlcompat.report.document import SECTION_IDS, Chart, build_document, split_answer
+from dlcompat.report.html import (
+    PLOTLY_CARTESIAN,
+    TEMPLATES,
+    needs_full_plotly,
+    plotly_source,
+    render_document,
+    render_html,
+)
 
 from .conftest import CONVERSION_ERROR, row
-from .helpers import figures, parse_page
+from .helpers import figures, parse_page, plotly_in, scripts_are_ours_or_inert
 
 EVIL = "<script>alert(1)</script>"
 
@@ -36,11 +42,26 @@ def test_no_external_url_in_any_src_or_href(page: str) -> None:
 
 def test_plotly_is_bundled_inline_and_network_is_forbidden(page: str) -> None:
     parsed = parse_page(page)
-    assert any(text == get_plotlyjs() for attrs, text in parsed.scripts if not attrs)
+    assert plotly_in(page) == plotly_source() == PLOTLY_CARTESIAN.read_text(encoding="utf-8")
     csp = next(attrs["content"] for tag, attrs in parsed.elements
                if tag == "meta" and attrs.get("http-equiv") == "Content-Security-Policy")
     assert "default-src 'none'" in csp
     assert "connect-src" not in csp  # falls back to default-src 'none'
+
+
+def test_the_cartesian_bundle_is_the_plotly_packages_plotly_js_version() -> None:
+    from plotly.offline import get_plotlyjs_version
+
+    header = PLOTLY_CARTESIAN.read_text(encoding="utf-8")[:200]
+    assert f"plotly.js (cartesian - minified) v{get_plotlyjs_version()}" in header
+
+
+def test_a_trace_the_cartesian_bundle_lacks_gets_the_full_plotly_js(run: dict, rows: list[dict]) -> None:
+    document = build_document(run, rows)
+    assert not needs_full_plotly(document)
+    document.sections[1].charts.append(Chart("globe", "A globe", {"data": [{"type": "scattergeo"}], "layout": {}}))
+    assert needs_full_plotly(document)
+    assert plotly_in(render_document(document)) == plotly_source(full=True) != plotly_source()
 
 
 def test_every_section_has_its_id_and_an_answer(page: str) -> None:
@@ -91,10 +112,8 @@ def test_user_strings_are_escaped_everywhere(run: dict, rows: list[dict]) -> Non
 
     assert EVIL not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    parsed = parse_page(page)
-    # The only scripts: plotly, our own, and inert JSON figure data.
-    assert all(attrs == {} or attrs.get("type") == "application/json" for attrs, _ in parsed.scripts)
-    assert sum(1 for attrs, _ in parsed.scripts if not attrs) == 2
+    # The only scripts: our own, and inert data (JSON figures, plotly.js packed).
+    assert scripts_are_ours_or_inert(page)
     # Inside figures, the name is HTML-escaped too (plotly.js would read tags in labels as markup).
     names = [trace["name"] for figure in figures(page).values() for trace in figure["data"]]
     xs = [str(x) for figure in figures(page).values() for trace in figure["data"] for x in trace["x"]]
@@ -143,7 +162,7 @@ def test_empty_rows_render_every_section_in_one_line(run: dict) -> None:
     assert "list runtimes in the study config" in page
     assert "Nothing failed" in page
     assert figures(page) == {}
-    assert get_plotlyjs()[:200] not in page  # no charts, no 4.8 MB bundle
+    assert plotly_in(page) is None  # no charts, no plotly.js
     assert render_html(None, None).count("<section") == len(SECTION_IDS)
 
 
@@ -212,3 +231,21 @@ def test_odd_inputs_never_crash(run_info: dict | None, rows: list[dict]) -> None
     page = render_html(run_info, rows + odd)
     assert page.count("<section ") == len(SECTION_IDS) + 1  # + "Other measurements"
     assert "inf" in page  # an infinite value is shown as measured, but left out of sentences and charts
+
+
+def test_answers_split_into_their_first_sentences_and_the_rest() -> None:
+    answer = "11 moves between 4 frameworks. Weight transfer kept every label (e.g. all). lenet5 flipped 0.61 %."
+    assert split_answer(answer) == ("11 moves between 4 frameworks. Weight transfer kept every label (e.g. all).",
+                                    "lenet5 flipped 0.61 %.")
+    assert split_answer("One sentence only.") == ("One sentence only.", "")
+
+
+def test_each_section_opens_with_its_headline_and_folds_the_rest(study_run: dict, study_rows: list[dict]) -> None:
+    document = build_document(study_run, study_rows)
+    page = render_document(document)
+    for section in document.sections:
+        opened = page[page.index(f'<section id="{section.id}"'):]
+        opened = opened[:opened.index("</section>")]
+        assert f'<p class="answer">{escape(section.headline)}</p>' in opened
+        if section.answer_detail:
+            assert f'<p class="rest-of-answer">{escape(section.answer_detail)}</p>' in opened.split("<details", 1)[1]

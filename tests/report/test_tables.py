@@ -8,7 +8,7 @@ from dlcompat.metrics.record import Measurement
 from dlcompat.report.document import build_document, run_info
 from dlcompat.report.findings import findings
 from dlcompat.report.html import render_document as render_html_document
-from dlcompat.report.markdown import escape_cell
+from dlcompat.report.markdown import escape_cell, escape_text
 from dlcompat.report.markdown import render_document as render_markdown_document
 from dlcompat.report.rows import normalize_rows
 from dlcompat.report.tables import (
@@ -93,7 +93,10 @@ def test_html_and_markdown_show_the_same_cell_texts(run: dict, rows: list[dict])
     page = render_html_document(document)
     text = render_markdown_document(document)
     for section in document.sections:
-        assert str(escape(section.answer)) in page
+        opened = section.answer_detail if section.opening else f"{section.headline} {section.answer_detail}".strip()
+        assert opened == section.answer  # the HTML shows every sentence of the answer
+        assert str(escape(section.headline)) in page and str(escape(section.answer_detail)) in page
+        assert escape_text(section.answer) in text  # the Markdown keeps the answer whole
         for table in section.tables:
             for record in table.records():
                 for value in record.values():

@@ -77,8 +77,8 @@ def bar_figure(points: Sequence[Point], y_title: str, *, error_bars: bool = Fals
             # Values on the bars, except where they would collide with the error bars.
             "textposition": "none" if error_bars else "outside",
             "cliponaxis": False,
-            "hovertext": [f"{_esc(p.category)}<br>{_esc(name)}: {_esc(p.text)}" for p in items],
-            "hoverinfo": "text",
+            # The hover repeats the category, the series and the text from the trace's own data, not a copy of them.
+            "hovertemplate": "%{x}<br>%{fullData.name}: %{text}<extra></extra>",
         }
         if error_bars:
             trace["error_y"] = {

@@ -215,10 +215,13 @@ def deployment_table(items: Sequence[Deployment]) -> Table:
                *([Column("seed", "seed", numeric=True)] if several_seeds else []),
                Column("size", "size", numeric=True), Column("ratio", "size / fp32", numeric=True),
                Column("accuracy", "accuracy", numeric=True), Column("change", "accuracy change", numeric=True),
-               Column("flips", "label flips", numeric=True), Column("logits", "max |Δ logit|", numeric=True),
-               Column("latency", "latency / image (p50)", numeric=True), Column("load", "load time", numeric=True),
-               Column("download", "model download (web)", numeric=True),
-               Column("memory", "peak RSS", numeric=True), Column("status", "status")]
+               Column("flips", "label flips", numeric=True),
+               Column("latency", "latency / image (p50)", numeric=True), Column("status", "status"),
+               # folded into each row's details in the HTML, so that the table fits the page
+               Column("logits", "max |Δ logit|", numeric=True, detail=True),
+               Column("load", "load time", numeric=True, detail=True),
+               Column("download", "model download (web)", numeric=True, detail=True),
+               Column("memory", "peak RSS", numeric=True, detail=True)]
     if not any("model_download_time" in d.figures for d in items):
         columns = [c for c in columns if c.key != "download"]
     if not any(d.backend for d in items):
@@ -382,6 +385,24 @@ def deployment_answer(items: Sequence[Deployment]) -> str:
     return " ".join(parts)
 
 
+def deployment_headline(items: Sequence[Deployment]) -> str:
+    """One sentence per platform: how many deployments ran, and whether any changed a label against its source."""
+    parts = []
+    for platform in (*DEPLOYMENT_PLATFORMS, "other"):
+        mine = [d for d in items if d.platform == platform]
+        if not mine:
+            continue
+        ran = [d for d in mine if d.problem is None and d.value("accuracy") is not None]
+        compared = [d for d in ran if d.value("label_flips") is not None]
+        flipped = [d for d in compared if (d.value("label_flips") or 0) > 0]
+        if flipped:
+            agreement = f"{len(flipped)} of the {len(compared)} compared changed labels"
+        else:
+            agreement = "none changed a label" if compared else "none was compared with its source"
+        parts.append(f"{platform.capitalize()}: {len(ran)} of {plural(len(mine), 'deployment')} ran; {agreement}.")
+    return " ".join(parts)
+
+
 def _latency(d: Deployment) -> float | None:
     """Median latency per image (per batch where the run recorded no per-image figure)."""
     per_image = d.value("latency_p50_per_image")
@@ -472,9 +493,9 @@ def deployment_section(rows: Sequence[Mapping[str, Any]]) -> Any:
                                      table_id="transfer-deployed",
                                      title="Transfer of adversarial examples to each deployed model")]
     return Section("deployment", "Deployment: server, mobile and web", deployment_answer(items),
-                   tables=[t for t in tables if t.rows], charts=found)
+                   tables=[t for t in tables if t.rows], charts=found, opening=deployment_headline(items))
 
 
-__all__ = ["SYMBOL_LEGEND", "deployment_answer", "deployment_runtimes", "deployment_section", "deployment_table",
-           "deployments", "fp32_chain", "latency_charts", "precision_of", "size_accuracy_chart", "size_ratios",
-           "transfer_chart"]
+__all__ = ["SYMBOL_LEGEND", "deployment_answer", "deployment_headline", "deployment_runtimes", "deployment_section",
+           "deployment_table", "deployments", "fp32_chain", "latency_charts", "precision_of", "size_accuracy_chart",
+           "size_ratios", "transfer_chart"]

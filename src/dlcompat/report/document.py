@@ -1,12 +1,15 @@
 """The report as data: its sections, each with an answer, tables, charts and text blocks.
 
 `build_document(run, rows)` is the one place that decides what the report says; `html.py` and
-`markdown.py` only lay it out, so the two never disagree. Markdown has no charts: every number a
+`markdown.py` only lay it out, so the two never disagree. A section also says what it opens with: its
+headline (the answer's first sentences, or its own `opening`) and its lead, the one chart or table that
+carries the answer; the HTML folds everything else. Markdown has no charts: every number a
 chart shows is also in a table.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +40,19 @@ class Block:
     language: str = ""
 
 
+#: where one sentence of an answer ends and the next begins (answers are written by narrative.py and the sections;
+#: a sentence may start with a model's lower-case name)
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!e\.g\.)(?<!i\.e\.)\s+(?=[A-Za-z0-9(\"'])")
+#: how many sentences of its answer a section opens with; the HTML folds the rest
+HEADLINE_SENTENCES = 2
+
+
+def split_answer(answer: str, sentences: int = HEADLINE_SENTENCES) -> tuple[str, str]:
+    """(the answer's first `sentences` sentences, the rest): the headline a reader sees first, then the detail."""
+    parts = _SENTENCE_END.split(answer.strip())
+    return " ".join(parts[:sentences]), " ".join(parts[sentences:])
+
+
 @dataclass
 class Section:
     id: str
@@ -45,11 +61,38 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
     blocks: list[Block] = field(default_factory=list)
+    #: the id of the chart or table that carries the answer; by default the first chart, else the first table
+    lead_id: str = ""
+    #: the sentence or two the section opens with, where its answer's first two would not do (the HTML then
+    #: folds the whole answer after it)
+    opening: str = ""
+    #: how many of the answer's sentences the section opens with (without an `opening`)
+    headline_sentences: int = HEADLINE_SENTENCES
 
     @property
     def has_data(self) -> bool:
         """False when the section is only its one-line answer (nothing measured)."""
         return bool(self.tables or self.charts or self.blocks)
+
+    @property
+    def headline(self) -> str:
+        """What the section opens with: its `opening`, else its answer's first sentences."""
+        return self.opening or split_answer(self.answer, self.headline_sentences)[0]
+
+    @property
+    def answer_detail(self) -> str:
+        """The rest of the answer ('' when the headline says it all): all of it after an `opening`."""
+        return self.answer if self.opening else split_answer(self.answer, self.headline_sentences)[1]
+
+    @property
+    def lead(self) -> Chart | Table | None:
+        """The one chart or table shown right after the answer (the HTML folds the others)."""
+        items: list[Chart | Table] = [*self.charts, *self.tables]
+        chosen = next((item for item in items if item.id == self.lead_id), None) if self.lead_id else None
+        return chosen or (items[0] if items else None)
+
+    def is_lead(self, item: Chart | Table) -> bool:
+        return item is self.lead
 
 
 @dataclass
@@ -143,7 +186,7 @@ def build_document(run: Any, rows: Iterable[Any] | None) -> Document:
     groups = finding_groups.group_findings(data, info)
     sections = [
         Section("summary", "Summary", narrative.summary_answer(info, data),
-                tables=_tables(tables.run_facts_table(info, data))),
+                tables=_tables(tables.run_facts_table(info, data)), headline_sentences=3),
         training.training_section(data),
         robustness.robustness_section(data) or Section("robustness", "Robustness across frameworks",
                                                        robustness.robustness_answer(data)),
@@ -164,4 +207,5 @@ def build_document(run: Any, rows: Iterable[Any] | None) -> Document:
     return Document(title=f"dlcompat report: {name}", subtitle=subtitle, sections=sections)
 
 
-__all__ = ["SECTION_IDS", "Block", "Chart", "Document", "Section", "build_document", "run_info", "section_of"]
+__all__ = ["SECTION_IDS", "Block", "Chart", "Document", "Section", "build_document", "run_info", "section_of",
+           "split_answer"]

@@ -480,7 +480,8 @@ def migration_section(rows: Sequence[Mapping[str, Any]]) -> Any:
     tables = [moves_table(items) if items else None, failures_table(items) if items else None,
               transfer_summary_table([r for r in rows if r["kind"] == "transfer" and r["target"] in framework_names()])]
     return Section("migration", "Migration across frameworks", migration_answer(items),
-                   tables=[t for t in tables if t is not None and t.rows], charts=charts)
+                   tables=[t for t in tables if t is not None and t.rows], charts=charts,
+                   headline_sentences=3)  # the moves, then what weight transfer and converters did
 
 
 __all__ = ["Move", "failures_table", "heatmap", "heatmaps", "migration_answer", "migration_section", "moves",

@@ -189,9 +189,9 @@ def training_answer(rows: Sequence[Mapping[str, Any]]) -> str:
 # -- findings ---------------------------------------------------------------------------------------
 
 
-def findings_answer(groups: Sequence[FindingGroup], shown: int = 3) -> str:
-    """How many findings, in how many groups (same tool and error), the largest groups first, and any layer or
-    operator that more than one group names."""
+def findings_answer(groups: Sequence[FindingGroup], shown: int = 1) -> str:
+    """How many findings, in how many groups (same tool and error), the largest `shown` groups first (the table
+    right after lists every group), and any layer or operator that more than one group names."""
     if not groups:
         return "Nothing failed, nothing was unavailable, and no moved or deployed model changed a prediction."
     cells = sum(len(g.members) for g in groups)
@@ -212,7 +212,8 @@ def findings_answer(groups: Sequence[FindingGroup], shown: int = 3) -> str:
             stop = "" if summary.endswith(".") else "."
             parts.append(f"{cells} {group.status} in {group.tool} — {summary}{stop}")
     if len(groups) > shown:
-        parts.append(f"{len(groups) - shown} more groups in the table below, each with its cells, the versions "
+        more = len(groups) - shown
+        parts.append(f"{plural(more, 'more group')} in the table below, each with its cells, the versions "
                      "involved and the artifacts to reproduce it.")
     tools_by_layer: dict[str, set[str]] = {}
     for group in groups:

@@ -48,6 +48,8 @@ class Column:
     key: str
     label: str
     numeric: bool = False
+    #: long text a reader opens on demand: the HTML folds a row's detail columns into one cell at its end
+    detail: bool = False
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,7 @@ def latency_table(rows: Sequence[Mapping[str, Any]]) -> Table:
                      or (k == "threads" and any("intra_op_threads" in m for m in methods))]
     table = Table("latency-stats", "Latency per cell", _key_columns(fields)
                   + [Column(metric, label, numeric=True) for metric, label in stats]
-                  + [Column(f"method.{k}", label, numeric=k != "api") for k, label in method_fields])
+                  + [Column(f"method.{k}", label, numeric=k != "api", detail=True) for k, label in method_fields])
     for (key, metrics), method in zip(index.items(), methods, strict=True):
         row = _key_cells(key, fields)
         for metric, _ in stats:
@@ -281,9 +283,9 @@ def finding_groups_table(groups: Sequence[FindingGroup]) -> Table:
     table = Table("findings", "Findings, grouped by tool and error", [
         Column("id", "#"), Column("status", "status"), Column("tool", "tool"),
         Column("count", "cells", numeric=True), Column("pattern", "error (normalised)"),
-        Column("layers", "layers / operators"), Column("cells", "which cells"),
-        Column("error", "full error (first cell)"),
-        Column("versions", "versions involved"), Column("artifacts", "artifacts")])
+        Column("layers", "layers / operators"), Column("cells", "which cells", detail=True),
+        Column("error", "full error (first cell)", detail=True),
+        Column("versions", "versions involved", detail=True), Column("artifacts", "artifacts", detail=True)])
     order = sorted(groups, key=lambda g: (STATUS_ORDER.get(g.status, 5), -len(g.members), g.tool))
     for number, group in enumerate(order, start=1):
         inconsistent = group.status == "inconsistent"

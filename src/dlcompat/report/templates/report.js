@@ -1,26 +1,63 @@
 (function () {
   "use strict";
 
-  // Charts: each element with data-figure="ID" is drawn from the JSON figure in the element #ID.
-  function drawCharts() {
-    if (typeof window.Plotly === "undefined") {
-      return [];
+  // Charts: each element with data-figure="ID" is drawn from the JSON figure in the element #ID, once,
+  // when it can be seen (a chart in a closed <details> is drawn when its fold first opens).
+  function drawChart(element) {
+    if (typeof window.Plotly === "undefined" || element.classList.contains("js-plotly-plot")) {
+      return;
     }
-    var drawn = [];
-    document.querySelectorAll("[data-figure]").forEach(function (element) {
-      var source = document.getElementById(element.getAttribute("data-figure"));
-      if (!source) {
-        return;
+    var source = document.getElementById(element.getAttribute("data-figure"));
+    if (!source) {
+      return;
+    }
+    try {
+      var figure = JSON.parse(source.textContent);
+      window.Plotly.newPlot(element, figure.data, figure.layout, figure.config);
+    } catch (error) {
+      element.textContent = "This chart could not be drawn: " + error;
+    }
+  }
+
+  function isFolded(element) {
+    for (var parent = element.parentElement; parent; parent = parent.parentElement) {
+      if (parent.tagName === "DETAILS" && !parent.open) {
+        return true;
       }
-      try {
-        var figure = JSON.parse(source.textContent);
-        window.Plotly.newPlot(element, figure.data, figure.layout, figure.config);
-        drawn.push(element);
-      } catch (error) {
-        element.textContent = "This chart could not be drawn: " + error;
+    }
+    return false;
+  }
+
+  function drawVisibleCharts(root) {
+    (root || document).querySelectorAll("[data-figure]").forEach(function (element) {
+      if (!isFolded(element)) {
+        drawChart(element);
       }
     });
-    return drawn;
+  }
+
+  function drawnCharts() {
+    return document.querySelectorAll(".js-plotly-plot");
+  }
+
+  // plotly.js travels gzipped and base64-encoded (#plotly-js); the browser unpacks it into a script.
+  function loadPlotly() {
+    var packed = document.getElementById("plotly-js");
+    if (!packed || typeof window.DecompressionStream === "undefined") {
+      return Promise.resolve(false);
+    }
+    var binary = atob(packed.textContent.trim());
+    var bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i += 1) {
+      bytes[i] = binary.charCodeAt(i);
+    }
+    var stream = new Blob([bytes]).stream().pipeThrough(new window.DecompressionStream("gzip"));
+    return new Response(stream).text().then(function (code) {
+      var script = document.createElement("script");
+      script.textContent = code;
+      document.head.appendChild(script);
+      return typeof window.Plotly !== "undefined";
+    });
   }
 
   // Sortable tables: click (or Enter/Space on) a header. A cell sorts by its data-sort, else by its
@@ -51,6 +88,9 @@
   function makeSortable(table) {
     var headers = table.tHead ? table.tHead.rows[0].cells : [];
     Array.prototype.forEach.call(headers, function (header, column) {
+      if (header.hasAttribute("data-nosort")) {
+        return;
+      }
       function sort() {
         var descending = header.getAttribute("aria-sort") === "ascending";
         var numeric = header.getAttribute("data-type") === "number";
@@ -79,17 +119,42 @@
   }
 
   document.querySelectorAll("table.sortable").forEach(makeSortable);
-  var charts = drawCharts();
 
-  // Printing: unfold long error texts and fit the charts to the page width.
+  // A fold draws its charts when it opens, and fits the ones it already drew to the page width.
+  document.querySelectorAll("details").forEach(function (details) {
+    details.addEventListener("toggle", function () {
+      if (details.open) {
+        drawVisibleCharts(details);
+        details.querySelectorAll(".js-plotly-plot").forEach(function (element) {
+          window.Plotly.Plots.resize(element);
+        });
+      }
+    });
+  });
+  function sayChartsCannotBeDrawn(reason) {
+    document.querySelectorAll("[data-figure]").forEach(function (element) {
+      element.textContent = "The charts could not be drawn (" + reason + "); every number they show is also in " +
+        "the tables.";
+    });
+  }
+  loadPlotly().then(function (loaded) {
+    if (loaded) {
+      drawVisibleCharts();
+    } else if (document.getElementById("plotly-js")) {
+      sayChartsCannotBeDrawn("this browser cannot unpack plotly.js: it lacks DecompressionStream");
+    }
+  }, function (error) { sayChartsCannotBeDrawn(String(error)); });
+
+  // Printing: unfold everything (charts drawn, long error texts open) and fit the charts to the page width.
   var folded = [];
   window.addEventListener("beforeprint", function () {
     folded = Array.prototype.filter.call(document.querySelectorAll("details"), function (d) { return !d.open; });
     folded.forEach(function (d) { d.open = true; });
-    charts.forEach(function (element) { window.Plotly.Plots.resize(element); });
+    drawVisibleCharts();
+    drawnCharts().forEach(function (element) { window.Plotly.Plots.resize(element); });
   });
   window.addEventListener("afterprint", function () {
     folded.forEach(function (d) { d.open = false; });
-    charts.forEach(function (element) { window.Plotly.Plots.resize(element); });
+    drawnCharts().forEach(function (element) { window.Plotly.Plots.resize(element); });
   });
 }());

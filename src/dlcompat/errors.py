@@ -21,3 +21,14 @@ class FrameworkUnavailableError(UserError):
 
 class ModelFileError(UserError):
     """A model file is unreadable, of the wrong kind, or would need unsafe loading."""
+
+
+class OutputError(UserError):
+    """The output folder cannot take what the study writes: the disk is full, or the folder is read-only."""
+
+
+def one_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message on one line (whitespace collapsed), at most `limit` characters: the part of a
+    one-sentence error that quotes the tool underneath."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

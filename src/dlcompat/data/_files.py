@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import secrets
 import zlib
@@ -11,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
+from dlcompat.data.archives import MAX_UNPACKED_BYTES
 from dlcompat.errors import DataError
 
 T = TypeVar("T")
@@ -71,16 +71,24 @@ def read_bytes(path: Path) -> bytes:
     return raw
 
 
-def gunzip(raw: bytes, path: Path | str) -> bytes:
-    """Decompress a gzip file's bytes (CRC and length checked); a broken stream is a `DataError`."""
+def gunzip(raw: bytes, path: Path | str, limit: int = MAX_UNPACKED_BYTES) -> bytes:
+    """Decompress a gzip file's bytes, every member (CRC and length checked); a broken stream, or one that would
+    unpack to more than `limit` bytes (a gzip bomb: it is stopped there, not unpacked), is a `DataError`."""
+    pieces: list[bytes] = []
+    size, rest = 0, raw
     try:
-        stream = zlib.decompressobj(wbits=31)  # one gzip member: zlib directly, faster than gzip.decompress
-        out = stream.decompress(raw)
-        if not stream.eof:
-            raise corrupt(path, "gzip: the compressed stream ends early")
-        if stream.unused_data.strip(b"\0"):
-            return gzip.decompress(raw)  # several members
-        return out
+        while True:
+            stream = zlib.decompressobj(wbits=31)  # one gzip member: zlib directly, faster than gzip.decompress
+            pieces.append(stream.decompress(rest, limit + 1 - size))
+            size += len(pieces[-1])
+            if size > limit:
+                raise DataError(f"file {path} unpacks to more than {limit / (1 << 30):.3g} GiB, the most "
+                                "dlcompat unpacks from one file: it is not a dataset file, replace it")
+            if not stream.eof:
+                raise corrupt(path, "gzip: the compressed stream ends early")
+            rest = stream.unused_data
+            if not rest.strip(b"\0"):
+                return pieces[0] if len(pieces) == 1 else b"".join(pieces)
     except (OSError, EOFError, zlib.error) as exc:
         raise corrupt(path, f"gzip: {exc}") from exc
 

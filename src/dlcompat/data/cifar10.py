@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dlcompat.data import _files
+from dlcompat.data.archives import MAX_UNPACKED_BYTES
 from dlcompat.data.download import RemoteFile, fetch, missing_error
 from dlcompat.data.registry import SourceArrays, register_dataset
 
@@ -120,6 +121,9 @@ def _read_tarball(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
                 base = member.name.rsplit("/", 1)[-1]
                 if not member.isfile() or (base not in BATCHES and base != META) or base in batches:
                     continue
+                if member.size > MAX_UNPACKED_BYTES:  # read nothing of a member claiming gigabytes
+                    raise _files.corrupt(path, f"member {member.name} claims {member.size} bytes, more than "
+                                               f"{MAX_UNPACKED_BYTES} (2 GiB)")
                 handle = archive.extractfile(member)
                 data = handle.read() if handle is not None else b""
                 if base == META:

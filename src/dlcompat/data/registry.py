@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dlcompat.data import _files
+from dlcompat.data.archives import check_zip
 from dlcompat.errors import DataError
 
 __all__ = [
@@ -286,6 +287,7 @@ def load_npz(path: str | os.PathLike[str]) -> Dataset:
     if not path.is_file():
         raise DataError(f"the dataset file {path} does not exist: check the path, or write it with save_npz")
     try:
+        check_zip(path)  # a zip bomb is refused before NumPy unpacks a member
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise foreign from exc

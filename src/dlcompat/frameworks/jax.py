@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dlcompat.data.batching import augment_batch, batch_order
-from dlcompat.errors import ModelFileError
+from dlcompat.errors import ModelFileError, one_line
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
 from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
@@ -618,7 +618,8 @@ class FlaxAdapter(FrameworkAdapter):
             nnx.update(model, state)
         except Exception as exc:  # a foreign, corrupt or mismatched file
             raise ModelFileError(
-                f"{path} is not a Flax model file of {spec.name} written by dlcompat ({type(exc).__name__}: {exc}): "
+                f"{path} is not a Flax model file of {spec.name} written by dlcompat "
+                f"({type(exc).__name__}: {one_line(exc)}): "
                 "pass a file written by the jax adapter's save"
             ) from exc
         return model

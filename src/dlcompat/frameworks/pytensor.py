@@ -41,6 +41,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from dlcompat.data.archives import check_zip
 from dlcompat.data.batching import augment_batch, batch_order
 from dlcompat.errors import ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
@@ -578,6 +579,7 @@ class PyTensorAdapter(FrameworkAdapter):
     def load(self, spec: zs.ModelSpec, path: Path) -> PyTensorModel:
         model = self.build(spec, seed=0)
         try:
+            check_zip(path)  # a zip bomb is refused before NumPy unpacks a member
             with np.load(path, allow_pickle=False) as archive:
                 weights = {name: archive[name] for name in archive.files}
             self.set_weights(model, weights)

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dlcompat.data.archives import check_zip
 from dlcompat.data.batching import augment_batch, batch_order
 from dlcompat.errors import ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
@@ -268,6 +269,7 @@ class PyTorchAdapter(FrameworkAdapter):
         torch = _torch()
         model = self.build(spec, seed=0)
         try:
+            check_zip(path)  # a zip bomb is refused before torch reads a member
             state = torch.load(path, map_location="cpu", weights_only=True)
             model.load_state_dict(state)
         except Exception as exc:  # a foreign, corrupt or pickled-object file

@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dlcompat.data.archives import check_zip
 from dlcompat.data.batching import augment_batch, batch_order
 from dlcompat.errors import FrameworkUnavailableError, ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
@@ -594,6 +595,7 @@ class KerasAdapter(FrameworkAdapter):
         path = Path(path)
         plan = _plan(spec)
         try:
+            check_zip(path)  # a zip bomb is refused before Keras unpacks a member
             with tempfile.TemporaryDirectory() as tmp:
                 source = path
                 if path.suffix != ".keras":

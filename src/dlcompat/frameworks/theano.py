@@ -28,8 +28,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dlcompat.data.archives import check_zip
 from dlcompat.data.batching import augment_batch, batch_order
-from dlcompat.errors import ModelFileError
+from dlcompat.errors import ModelFileError, one_line
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
 from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
@@ -600,6 +601,7 @@ class TheanoAdapter(FrameworkAdapter):
     def load(self, spec: zs.ModelSpec, path: Path) -> TheanoModel:
         expected = spec.weight_shapes()
         try:
+            check_zip(path)  # a zip bomb is refused before NumPy unpacks a member
             loaded = np.load(path, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):
                 raise ValueError("it holds a single array, not an .npz archive")
@@ -613,7 +615,8 @@ class TheanoAdapter(FrameworkAdapter):
         except Exception as exc:  # a foreign, corrupt or pickled file: np.load raises many kinds
             raise ModelFileError(
                 f"{path} is not a Theano model file of {spec.name}, an .npz of its canonical weights "
-                f"({type(exc).__name__}: {exc}); pass a file written by dlcompat's theano adapter"
+                f"({type(exc).__name__}: {one_line(exc)}); "
+                "pass a file written by dlcompat's theano adapter"
             ) from exc
         return TheanoModel(spec, weights)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dlcompat.errors import ModelFileError
+from dlcompat.errors import ModelFileError, one_line
 from dlcompat.runtimes.base import Runner, to_layout
 from dlcompat.versions import installed_version
 
@@ -35,8 +35,9 @@ class ExecuTorchRunner(Runner):
         try:
             self.program = Runtime.get().load_program(self.path)
             self.method = self.program.load_method("forward")
-        except (RuntimeError, ValueError) as exc:
-            raise ModelFileError(f"{self.path} is not a loadable ExecuTorch program ({exc}): convert it again") from exc
+        except Exception as exc:  # the runtime raises RuntimeError or ValueError, its bindings others
+            raise ModelFileError(f"{self.path} is not a loadable ExecuTorch program ({one_line(exc)}): "
+                                 "convert it again") from exc
         if self.method is None:
             raise ModelFileError(f"{self.path} has no `forward` method: export the model's forward")
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dlcompat.errors import ModelFileError
+from dlcompat.errors import ModelFileError, one_line
 from dlcompat.runtimes.base import Runner, to_layout
 from dlcompat.versions import installed_version
 
@@ -84,8 +84,9 @@ class LiteRTRunner(Runner):
         try:
             self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
             self.interpreter.allocate_tensors()  # the default delegate (XNNPACK) is applied here
-        except (ValueError, RuntimeError) as exc:
-            raise ModelFileError(f"{self.path} is not a loadable LiteRT model ({exc}): convert it again") from exc
+        except Exception as exc:  # the interpreter raises ValueError or RuntimeError, its bindings others
+            raise ModelFileError(f"{self.path} is not a loadable LiteRT model ({one_line(exc)}): "
+                                 "convert it again") from exc
         inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelFileError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs: "

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from dlcompat.errors import ModelFileError
+from dlcompat.errors import ModelFileError, one_line
 from dlcompat.runtimes.base import Runner, to_layout
 
 
@@ -24,7 +24,7 @@ class OnnxRuntimeRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise ModelFileError(f"{self.path} is not a loadable ONNX model ({exc}): re-export it") from exc
+            raise ModelFileError(f"{self.path} is not a loadable ONNX model ({one_line(exc)}): re-export it") from exc
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
 

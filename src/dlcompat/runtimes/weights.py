@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from dlcompat.errors import ModelFileError
+from dlcompat.data.archives import check_zip
+from dlcompat.errors import ModelFileError, one_line
 from dlcompat.runtimes.native import NativeRunner
 
 
@@ -26,10 +27,12 @@ class WeightsRunner(NativeRunner):
         self.adapter = make_adapter(self.options["framework"], threads=self.threads)
         self.spec = self.options["spec"]
         try:
+            check_zip(self.path)  # a zip bomb is refused before NumPy unpacks a member
             with np.load(self.path, allow_pickle=False) as npz:
                 weights = {name: npz[name] for name in npz.files}
-        except (OSError, ValueError) as exc:
-            raise ModelFileError(f"{self.path} is not a canonical weights file: re-run the training job") from exc
+        except Exception as exc:  # NumPy and zipfile raise many kinds on a corrupt, pickled or foreign file
+            raise ModelFileError(f"{self.path} is not a canonical weights file ({type(exc).__name__}: "
+                                 f"{one_line(exc)}): re-run the training job") from exc
         self.model = self.adapter.build(self.spec, seed=0)
         self.adapter.set_weights(self.model, weights)
 

@@ -23,6 +23,8 @@ environment use it.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import os
@@ -39,9 +41,46 @@ from typing import Any
 
 import numpy as np
 
+from dlcompat.errors import ModelFileError, OutputError, one_line
+
 _CHUNK = 1 << 20
 #: temp entries younger than this are left alone by `clean_tmp` on shared roots and caches (a writer may own them)
 STALE_TMP_S = 3600.0
+#: the errors that mean the output folder cannot take a write at all: disk full, quota spent, read-only
+OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+#: a write that fails while less than this is free is taken as the disk being full, whatever the writer raised
+#: (a framework's own writer may wrap ENOSPC in an exception of its own)
+LOW_SPACE_BYTES = 1 << 20
+
+
+def output_errno(exc: BaseException | None) -> int | None:
+    """The ENOSPC, EDQUOT or EROFS behind `exc` (itself, or an exception it was raised from), or None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in OUTPUT_ERRNOS:
+            return exc.errno
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def output_error(folder: Path, code: int) -> OutputError:
+    """The one sentence for an output folder that cannot take a write (an `OutputError`)."""
+    what = "is read-only" if code == errno.EROFS else f"is full ({os.strerror(code)})"
+    return OutputError(f"the output folder {folder} {what}: nothing half-written was kept; free space or make it "
+                       "writable (or choose another --out), then run the same command again to resume")
+
+
+def full_or_read_only(folder: Path) -> int | None:
+    """ENOSPC when `folder`'s file system has less than `LOW_SPACE_BYTES` free, EROFS when it is mounted
+    read-only, else None."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return None
+    if stat.f_flag & os.ST_RDONLY:
+        return errno.EROFS
+    return errno.ENOSPC if stat.f_bavail * stat.f_frsize < LOW_SPACE_BYTES else None
 
 
 #: how an artifact is named wherever results point at one: objects/<2 hex>/<62 hex><suffix>
@@ -152,8 +191,26 @@ class ArtifactStore:
         else:
             self.root = Path(root)
             self.location = str(self.root.absolute())
-        (self.root / "objects").mkdir(parents=True, exist_ok=True)
-        (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+        with self._output_guard():
+            (self.root / "objects").mkdir(parents=True, exist_ok=True)
+            (self.root / "tmp").mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def _output_guard(self, *partial: Path) -> Iterator[None]:
+        """Turn a write that failed because the output folder is full or read-only into one `OutputError`
+        sentence, after removing the `partial` files it left; any other failure passes through unchanged."""
+        try:
+            yield
+        except Exception as exc:
+            if isinstance(exc, OutputError):  # already the sentence (a write inside `writing`)
+                raise
+            code = output_errno(exc) or full_or_read_only(self.root if self.root.exists() else self.root.parent)
+            for path in partial:
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
+            if code is None:
+                raise
+            raise output_error(self.root, code) from exc
 
     def path(self, relative: str) -> Path:
         """Local path of an artifact named by its relative path (downloaded first from a URL root)."""
@@ -200,9 +257,11 @@ class ArtifactStore:
         Use `put_file` on the yielded path's final name: `with store.writing(".onnx") as tmp: ...`
         then `store.put_file(tmp, ".onnx")`. The temp folder is cleaned whatever happens.
         """
-        tmpdir = Path(tempfile.mkdtemp(dir=self.root / "tmp"))
+        with self._output_guard():
+            tmpdir = Path(tempfile.mkdtemp(dir=self.root / "tmp"))
         try:
-            yield tmpdir / f"artifact{suffix}"
+            with self._output_guard(*(tmpdir / f"artifact{suffix}",)):
+                yield tmpdir / f"artifact{suffix}"
         finally:
             for child in tmpdir.iterdir():
                 child.unlink()
@@ -216,16 +275,19 @@ class ArtifactStore:
         if target.exists():
             source.unlink(missing_ok=True)
             return self._publish(relative)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(source, "rb+") as fh:
-            os.fsync(fh.fileno())
-        try:
-            os.replace(source, target)  # atomic: same file system (tmp/ lives under the root)
-        except OSError:  # another file system: stage a copy beside the target first
-            staging = self.root / "tmp" / f"{digest}.{os.getpid()}.part"
-            shutil.copyfile(source, staging)
-            os.replace(staging, target)
-            source.unlink(missing_ok=True)
+        staging = self.root / "tmp" / f"{digest}.{os.getpid()}.part"
+        with self._output_guard(staging):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(source, "rb+") as fh:
+                os.fsync(fh.fileno())
+            try:
+                os.replace(source, target)  # atomic: same file system (tmp/ lives under the root)
+            except OSError as exc:  # another file system: stage a copy beside the target first
+                if output_errno(exc):
+                    raise
+                shutil.copyfile(source, staging)
+                os.replace(staging, target)
+                source.unlink(missing_ok=True)
         return self._publish(relative)
 
     def put_bytes(self, data: bytes, suffix: str = "") -> str:
@@ -233,13 +295,14 @@ class ArtifactStore:
         relative = f"objects/{digest[:2]}/{digest[2:]}{suffix}"
         target = self.root / relative
         if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
             staging = self.root / "tmp" / f"{digest}.{os.getpid()}.part"
-            with open(staging, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(staging, target)
+            with self._output_guard(staging):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with open(staging, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(staging, target)
         return self._publish(relative)
 
     def put_array(self, array: np.ndarray) -> str:
@@ -249,7 +312,12 @@ class ArtifactStore:
         return self.put_bytes(buffer.getvalue(), ".npy")
 
     def get_array(self, relative: str) -> np.ndarray:
-        return np.load(self.path(relative), allow_pickle=False)
+        """An `.npy` artifact's array; one that is corrupt or holds pickled objects is a `ModelFileError`."""
+        try:
+            return np.load(self.path(relative), allow_pickle=False)
+        except (ValueError, EOFError) as exc:  # NumPy's words for a pickled, truncated or foreign file
+            raise ModelFileError(f"artifact {relative} is not a plain NumPy array ({type(exc).__name__}: "
+                                 f"{one_line(exc)}): run the job that wrote it again") from exc
 
     def verify(self, relative: str) -> bool:
         """True when the artifact's bytes still hash to its name (on the shared root, for a URL root)."""

@@ -4,7 +4,9 @@ A job function has the signature ``run(ctx: JobContext) -> None``. It reads `ctx
 `ctx.inputs` (the outputs of the jobs it depends on, by role), writes artifacts through
 `ctx.artifacts`, records figures with `ctx.measure`, and sets `ctx.outputs` for the jobs after it.
 Raising `Unavailable` records the cell as unavailable with the reason; any other exception records
-it as failed with the error text. Either way the study goes on.
+it as failed with the error text. Either way the study goes on, except on the user's input: a `DataError`
+(missing or corrupt data) or an `OutputError` (the output folder is full or read-only, or a write failed
+with ENOSPC, EDQUOT or EROFS) stops it with that one sentence, and the job is not stored.
 
 Standard library and NumPy only: this module loads in every toolchain environment.
 """
@@ -16,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlcompat.errors import DataError
+from dlcompat.errors import DataError, OutputError
 from dlcompat.frameworks.base import Unavailable
 from dlcompat.metrics.record import Measurement
 from dlcompat.runtimes import parking
-from dlcompat.store.artifacts import ArtifactStore
+from dlcompat.store.artifacts import ArtifactStore, output_errno, output_error
 
 #: the fields of `params["cell"]` every measurement of a job inherits
 CELL_FIELDS = ("dataset", "model", "framework", "seed", "target", "variant")
@@ -112,12 +114,15 @@ def run_job(fn: Callable[[JobContext], None], ctx: JobContext) -> JobOutcome:
     try:
         fn(ctx)
         status, error, detail = "ok", "", ""
-    except DataError as exc:
+    except (DataError, OutputError) as exc:  # the user's to fix: the study stops with this sentence
         status, error, detail, user_error = "failed", str(exc), traceback.format_exc(), True
     except Unavailable as exc:
         status, error, detail = "unavailable", str(exc), ""
     except Exception as exc:
         status, error, detail = "failed", error_text(exc), traceback.format_exc()
+        code = output_errno(exc)  # a write outside the artifact store (a framework's own) hit a full disk
+        if code is not None:
+            error, user_error = str(output_error(ctx.artifacts.root, code)), True
     measurements = ctx.measurements
     if status != "ok":
         # the failure itself is a row, so the finding shows in the export and the report

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,7 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, NoSuchModuleError, OperationalError
 
-from dlcompat.errors import UserError
+from dlcompat.errors import OutputError, UserError
 from dlcompat.metrics.record import COLUMNS, Measurement
 
 metadata = MetaData()
@@ -163,6 +164,11 @@ def _engine_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: SQLite's and PostgreSQL's words for a disk that is full or a database that is read-only
+_FULL_OR_READ_ONLY = re.compile(r"disk is full|disk full|no space left|readonly database|read-only|quota exceeded",
+                                re.IGNORECASE)
+
+
 class ResultStore:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -195,6 +201,12 @@ class ResultStore:
         except DataError as exc:
             raise UserError(f"the results database {self.shown_url} refused a value ({_first_line(exc.orig)}): "
                             "shorten or correct the name or setting it comes from") from None
+        except OperationalError as exc:
+            if not _FULL_OR_READ_ONLY.search(str(exc.orig)):
+                raise
+            raise OutputError(f"the results database {self.shown_url} cannot be written ({_first_line(exc.orig)}): "
+                              "free space or make its folder writable, then run the same command again; the "
+                              "transaction was rolled back, nothing half-written was kept") from None
 
     def _fitting(self, table: Table, values: dict[str, Any]) -> dict[str, Any]:
         """`values` for a row of `table`, checked against each column's length (PostgreSQL enforces String(N),

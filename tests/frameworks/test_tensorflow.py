@@ -219,3 +219,39 @@ def test_class_gradient_matches_torch(keras_adapter, torch_adapter, images):
     want = torch_adapter.class_gradient(_loaded(torch_adapter, spec, weights), x, labels)
     assert got.shape == x.shape and got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * float(np.abs(want).max()))
+
+
+_GRADIENT_SCRIPT = """
+import sys, numpy as np
+from dlcompat.frameworks.base import TrainSettings
+from dlcompat.frameworks.registry import make_adapter
+from dlcompat.zoo.registry import build_spec
+data = np.load(sys.argv[1])
+adapter = make_adapter("tensorflow", threads=1)
+spec = build_spec("lenet5", (28, 28, 1), 10)
+if sys.argv[3] == "train-first":  # what a worker that trained a model before this job has done
+    other = adapter.build(spec, seed=1)
+    adapter.train(other, spec, (data["x"][:64], data["y"][:64]), (data["x"][:0], data["y"][:0]),
+                  TrainSettings(epochs=1, batch_size=32, optimizer="sgd", lr=0.01, seed=1))
+model = adapter.load(spec, sys.argv[2])
+np.save(sys.argv[4], adapter.loss_gradient(model, data["x"][:100], data["y"][:100]))
+"""
+
+
+def test_gradients_do_not_depend_on_what_the_worker_ran_before(keras_adapter, train256, tmp_path):
+    """Op determinism is process-wide: a job's gradients must be the same in a fresh worker and in one that
+    trained a model first (an attack job's figures used to change with the worker's history)."""
+    import subprocess
+    import sys
+
+    spec = build_spec("lenet5", (28, 28, 1), 10)
+    model = keras_adapter.build(spec, seed=0)
+    keras_adapter.save(model, tmp_path / "model.keras")
+    x, y = train256
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    script = tmp_path / "gradient.py"
+    script.write_text(_GRADIENT_SCRIPT)
+    for how in ("fresh", "train-first"):
+        subprocess.run([sys.executable, str(script), str(tmp_path / "data.npz"), str(tmp_path / "model.keras"), how,
+                        str(tmp_path / f"{how}.npy")], check=True, capture_output=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "fresh.npy"), np.load(tmp_path / "train-first.npy"))

@@ -335,6 +335,9 @@ class KerasAdapter(FrameworkAdapter):
     def __init__(self, threads: int = 1) -> None:
         super().__init__(threads)
         tf, _ = _runtime()
+        # deterministic kernels in every job, not only from the first training on: the flag is process-wide, so a
+        # job's figures (an attack's gradients) must not depend on whether its worker trained a model before
+        tf.config.experimental.enable_op_determinism()
         threading = tf.config.threading
         if (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads()) != (threads, 1):
             try:

@@ -52,6 +52,12 @@ def _send(channel: IO[str], message: dict[str, Any]) -> None:
     channel.flush()
 
 
+def _browsers_killed_from_outside() -> list[str]:
+    """Browsers of this worker killed by a signal from outside since the last call (none if no job used one)."""
+    chromium = sys.modules.get("dlcompat.runtimes.browser.chromium")  # loaded by a browser runtime's job only
+    return chromium.killed_from_outside(clear=True) if chromium is not None else []
+
+
 def serve(requests: IO[str], channel: IO[str]) -> None:
     from dlcompat.store.artifacts import ArtifactStore
     from dlcompat.study.jobs import job_function
@@ -63,6 +69,7 @@ def serve(requests: IO[str], channel: IO[str]) -> None:
         if not line.strip():
             continue
         request = json.loads(line)
+        _browsers_killed_from_outside()
         threads = int(request.get("threads", 1))
         try:
             fn = job_function(request["kind"])
@@ -80,6 +87,10 @@ def serve(requests: IO[str], channel: IO[str]) -> None:
             outcome = JobOutcome(status="failed", error=f"cannot load job {request['kind']}: {error_text(exc)}")
         else:
             outcome = run_job(fn, ctx)
+            killed = _browsers_killed_from_outside()
+            if killed and outcome.status == "failed":  # not the job's failure: the executor runs it again
+                outcome.infrastructure = True
+                outcome.error = f"{killed[0]} during the job: {outcome.error}"
         outcome.environment = {"python": platform.python_version(), "executable": sys.executable,
                                "platform": platform.platform(), "pid": os.getpid(), "threads": threads,
                                "cpu_affinity": _cpu_affinity(), "niceness": os.nice(0),

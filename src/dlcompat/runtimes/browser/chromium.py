@@ -56,6 +56,10 @@ NO_GPU_ARGS = ("--disable-gpu",)
 PROFILE_PREFIX = "dlcompat-chromium-"
 
 _PR_SET_PDEATHSIG = 1
+#: deaths by these signals, not sent by us, come from outside (the OOM killer, an operator): not the job's fault
+EXTERNAL_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
+#: how browsers of this process that were killed from outside ended (see `killed_from_outside`)
+_KILLED_FROM_OUTSIDE: list[str] = []
 _LIBC: Any = None
 
 
@@ -208,17 +212,29 @@ class Chromium:
                 (self.profile.parent / f"{self.profile.name}.log").unlink(missing_ok=True)
                 self.profile = None
 
+    def _note_death(self, code: int | None, sent: signal.Signals | None) -> None:
+        """`code`: how the browser ended, `sent`: what we had sent it; a signal from outside is noted
+        (`killed_from_outside`)."""
+        if code is None or code >= 0 or self.killed_by_watchdog or -code == sent or -code not in EXTERNAL_SIGNALS:
+            return
+        note = f"chromium (pid {self.pid}) was killed by {signal.Signals(-code).name}"
+        if note not in _KILLED_FROM_OUTSIDE:
+            _KILLED_FROM_OUTSIDE.append(note)
+
     def _end_group(self) -> None:
         proc = self.proc
         if proc is None:
             return
+        self._note_death(proc.poll(), None)  # gone before we signal it
         for sig, wait_s in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, sig)
             try:
-                proc.wait(timeout=wait_s)
+                code = proc.wait(timeout=wait_s)
             except subprocess.TimeoutExpired:
                 continue
+            if sig == signal.SIGTERM:  # an outside SIGKILL may have landed while it was going
+                self._note_death(code, sig)
             if not group_alive(proc.pid):
                 break
             # the leader is gone but some of its children linger: give them the same signal's time once more
@@ -237,6 +253,8 @@ class Chromium:
 
 #: a worker process's kept browsers, by launch switches (see `kept_chromium`)
 _KEPT: dict[tuple[str, ...], Chromium] = {}
+#: holds one entry once `close_kept_browsers` is registered to run at exit
+_EXIT_HOOK: list[bool] = []
 
 
 def keeping_browsers() -> bool:
@@ -252,10 +270,12 @@ def kept_chromium(args: tuple[str, ...]) -> tuple[Chromium, bool]:
     browser = _KEPT.get(args)
     if browser is not None and browser.healthy():
         return browser, True
-    if browser is not None:
-        release_chromium(browser)
-    if not _KEPT:
+    # one kept browser at a time: Playwright's sync API runs one instance per thread, so a second browser (other
+    # switches: a GPU backend after a CPU one) would fail to start ("Sync API inside the asyncio loop")
+    close_kept_browsers()
+    if not _EXIT_HOOK:
         atexit.register(close_kept_browsers)
+        _EXIT_HOOK.append(True)
     browser = Chromium(args)
     _KEPT[args] = browser  # held before it starts: close_kept_browsers ends a half-started one too
     browser.start()
@@ -273,6 +293,15 @@ def release_chromium(browser: Chromium) -> None:
 def close_kept_browsers() -> None:
     for browser in list(_KEPT.values()):
         release_chromium(browser)
+
+
+def killed_from_outside(clear: bool = False) -> list[str]:
+    """How the browsers this process closed since the last `clear` ended, where a signal from outside killed them:
+    a job worker turns a job that failed with its browser so killed into an infrastructure fault (retried)."""
+    found = list(_KILLED_FROM_OUTSIDE)
+    if clear:
+        _KILLED_FROM_OUTSIDE.clear()
+    return found
 
 
 def sweep_stale_profiles() -> int:

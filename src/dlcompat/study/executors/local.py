@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -52,6 +53,10 @@ EXTERNAL_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, sig
 #: retries of an infrastructure fault when a request does not say
 DEFAULT_RETRIES = 2
 _MEMORY_POLL_S = 0.1
+#: each worker's temp folder (its TMPDIR, where its jobs' runners, converters and browsers put their work folders):
+#: <prefix><pid of the process that owns its pool>-<random>; removed when the worker ends, and swept when a pool
+#: starts if its owner is dead (a driver killed with SIGKILL cannot remove its workers' folders)
+WORKER_TMP_PREFIX = "dlcompat-worker-"
 
 
 class WorkerDied(Exception):
@@ -89,15 +94,17 @@ class Worker:
         self.key = pool_key(env, threads, variables)
         self.log_path = log_dir / f"worker-{env}-{time.time_ns()}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop)
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{WORKER_TMP_PREFIX}{os.getpid()}-"))
         try:
             self.proc = subprocess.Popen(
                 [str(toolchain.interpreter()), "-m", "dlcompat.envs.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-                env={**toolchain.worker_environ(threads), **(variables or {})}, start_new_session=True, text=True,
-                bufsize=1,
+                env={**toolchain.worker_environ(threads), "TMPDIR": str(self.tmp), **(variables or {})},
+                start_new_session=True, text=True, bufsize=1,
             )
         except OSError as exc:
             self._log.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
             raise WorkerDied(f"cannot start a worker of environment {env}: {exc}") from exc
         self.cores: frozenset[int] | None = None  # what it is pinned to (None: every core)
         self._buffer = ""
@@ -108,6 +115,9 @@ class Worker:
         except TimeoutError:
             self.stop(kill=True)
             raise WorkerDied(f"worker of environment {env} did not start within 300 s", infrastructure=True) from None
+        except WorkerDied:  # it died while starting (killed from outside, say): what it left goes too
+            self.stop()
+            raise
         if ready.get("type") != "ready":
             self.stop(kill=True)
             raise WorkerDied(f"worker of environment {env} did not start: {ready}")
@@ -213,6 +223,7 @@ class Worker:
         return self.proc.poll() is None
 
     def stop(self, kill: bool = False) -> None:
+        """End the worker (closing its stdin, or `kill`: SIGKILL), what it started, and remove its temp folder."""
         if self.alive():
             if kill:
                 _kill_group(self.proc)
@@ -223,6 +234,8 @@ class Worker:
                     self.proc.wait(timeout=10)
                 except (OSError, subprocess.TimeoutExpired):
                     _kill_group(self.proc)
+        _kill_tree(_processes_of(self.tmp))  # its browser (a session of its own) goes before its profile
+        shutil.rmtree(self.tmp, ignore_errors=True)
         self._log.close()
 
 
@@ -230,6 +243,51 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def _kill_tree(procs: list[psutil.Process]) -> None:
+    """SIGKILL these processes (a worker's descendants) if they still run, and wait for them."""
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    deadline = time.monotonic() + 10
+    while procs and time.monotonic() < deadline:  # a zombie runs nothing: its reaper may be slow, or not ours
+        procs = [p for p in procs if _running(p)]
+        time.sleep(0.02 if procs else 0)
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _processes_of(folder: Path) -> list[psutil.Process]:
+    """What a worker whose temp folder is `folder` started, wherever it was re-parented: the processes with that
+    TMPDIR, or naming the folder on their command line (Chromium's children, whose environment Chromium rewrites,
+    carry their profile's path)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.pid != os.getpid() and (proc.environ().get("TMPDIR") == str(folder)
+                                            or any(str(folder) in arg for arg in proc.cmdline())):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def sweep_stale_worker_tmp() -> int:
+    """Remove the temp folders of workers whose pool's owner is dead (killed before it could remove them)."""
+    removed = 0
+    for entry in Path(tempfile.gettempdir()).glob(f"{WORKER_TMP_PREFIX}*"):
+        owner = entry.name[len(WORKER_TMP_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not psutil.pid_exists(int(owner)):
+            _kill_tree(_processes_of(entry))  # its workers, if they have not yet noticed their owner died
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def pool_key(env: str, threads: int, variables: dict[str, str] | None = None) -> tuple[Any, ...]:
@@ -244,8 +302,10 @@ class WorkerPool:
         self.capacity = max(1, capacity)
         self.log_dir = log_dir
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        sweep_stale_worker_tmp()
         self._idle: dict[tuple[Any, ...], list[Worker]] = {}
         self._all: list[Worker] = []
+        self._returned: dict[int, float] = {}  # id(worker) -> when it last came back idle
         self._lock = threading.Lock()
         self.closed = False
 
@@ -261,14 +321,7 @@ class WorkerPool:
                     return worker
             self._all = [w for w in self._all if w.alive()]
             if len(self._all) >= self.capacity:
-                for other in self._idle.values():
-                    while other and victim is None:
-                        candidate = other.pop()
-                        if candidate in self._all:  # alive: retire it
-                            victim = candidate
-                            self._all.remove(victim)
-                    if victim is not None:
-                        break
+                victim = self._least_recently_used()
         if victim is not None:
             victim.stop()
         worker = Worker(env, threads, self.log_dir, variables)
@@ -280,9 +333,20 @@ class WorkerPool:
                 raise WorkerDied("the executor is shutting down")
         return worker
 
+    def _least_recently_used(self) -> Worker | None:
+        """Take the idle live worker that has waited longest out of the pool (to retire it), if any."""
+        idle = [w for workers in self._idle.values() for w in workers if w in self._all]
+        if not idle:
+            return None
+        victim = min(idle, key=lambda w: self._returned.get(id(w), 0.0))
+        self._idle[victim.key].remove(victim)
+        self._all.remove(victim)
+        return victim
+
     def checkin(self, worker: Worker) -> None:
         with self._lock:
             self._idle.setdefault(worker.key, []).append(worker)
+            self._returned[id(worker)] = time.monotonic()
 
     def close(self) -> None:
         with self._lock:
@@ -356,6 +420,8 @@ def _run_on_cores(pool: WorkerPool, request: dict[str, Any], progress: ProgressS
         pool.checkin(worker)
     else:
         worker.stop()
+    if outcome.infrastructure:  # the worker says something outside the job ended it (its browser was killed)
+        raise InfrastructureFault(outcome.error)
     return outcome
 
 
@@ -374,8 +440,9 @@ def run_with_retries(pool: WorkerPool, request: dict[str, Any], progress: Progre
 
 
 #: workers kept alive beyond the running ones, so that a study moving between toolchain environments (six in the
-#: quick study) does not restart a worker, and re-import its frameworks, at almost every switch
-IDLE_WORKERS = 4
+#: quick study) does not restart a worker, and re-import its frameworks (and restart its browser), at almost every
+#: switch; the one retired for a new one is the one idle longest
+IDLE_WORKERS = 6
 
 
 class LocalExecutor(Executor):

@@ -80,10 +80,12 @@ def plan_bound(out: Path) -> dict[str, float]:
 
 
 def start_cluster() -> object:
-    from dlcompat.study.executors.ray import quiet_ray
+    from dlcompat.study.executors.ray import local_cluster_token, quiet_ray
 
     quiet_ray(local=True)
     from ray.cluster_utils import Cluster
+
+    local_cluster_token()
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 100 * 2**20,
                                                             "include_dashboard": False})

@@ -70,6 +70,12 @@ def _report_run(store: Any, run_id: str | None) -> dict[str, Any]:
     }
 
 
+def _report_paths(out: Path, run_id: str) -> tuple[Path, Path]:
+    from dlcompat.report.build import HTML_NAME, MARKDOWN_NAME
+
+    return out / "reports" / run_id / HTML_NAME, out / "reports" / run_id / MARKDOWN_NAME
+
+
 def _write_report(store: Any, run_id: str | None, out: Path) -> tuple[Path, Path]:
     from dlcompat.report.build import write_report
 
@@ -194,11 +200,14 @@ def run(
         console.print("interrupted: run the same command again to resume")
         raise typer.Exit(1) from None
     store = _open_store(out, database)
-    html, markdown = _write_report(store, summary.run_id, out)
+    html, markdown = _report_paths(out, summary.run_id)
+    unchanged = not summary.ran and html.is_file() and markdown.is_file()  # every job was stored: same figures
+    if not unchanged:
+        html, markdown = _write_report(store, summary.run_id, out)
     groups = _finding_groups(store, store.run(summary.run_id), out)
     for line in closing_lines(summary, groups, out, database, verbose):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
-    typer.echo(f"report:   {html}")
+    typer.echo(f"report:   {html}{' (unchanged: no job ran; `dlcompat report` rebuilds it)' if unchanged else ''}")
     typer.echo(f"markdown: {markdown}")
     typer.echo(f"database: {summary.database}")
     if fail_on_findings and (summary.failed or summary.skipped or summary.lost):

@@ -25,6 +25,9 @@ from .conftest import CONVERSION_ERROR, DYNAMO, WEBGL_ERROR, row
      "no converter path from theano to onnx (needed by onnxruntime)"),
     ("failed to read /tmp/job-1/objects/ab/0123456789abcdef.onnx",
      "failed to read /srv/x/objects/cd/fedcba987654.onnx"),
+    # onnx2tf names the layer it failed on with a counter that depends on the model (one cause, seen in the quick study)
+    ('ValueError: Exception encountered when calling layer "tf.math.add_3" (type TFOpLambda).',
+     'ValueError: Exception encountered when calling layer "tf.math.add_7" (type TFOpLambda).'),
 ])
 def test_errors_that_differ_only_in_numbers_paths_and_names_normalise_alike(a: str, b: str) -> None:
     names = {"jax": "<framework>", "theano": "<framework>"}

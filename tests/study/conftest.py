@@ -18,11 +18,13 @@ OBJECT_STORE_BYTES = 80 * 2**20
 @pytest.fixture(scope="session")
 def ray_cluster():
     """(the harness, its two worker nodes), with this process connected as a driver."""
-    from dlcompat.study.executors.ray import quiet_ray
+    from dlcompat.study.executors.ray import local_cluster_token, quiet_ray
 
     quiet_ray(local=True)  # before Ray is imported: quiet, loopback only
     import ray
     from ray.cluster_utils import Cluster
+
+    local_cluster_token()  # a machine where Ray never ran has none, and node by node nothing makes it
 
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "object_store_memory": OBJECT_STORE_BYTES, "include_dashboard": False,

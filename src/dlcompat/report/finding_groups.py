@@ -29,6 +29,8 @@ _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
 _HASH = re.compile(r"\b[0-9a-f]{12,}\b")
 _PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\w.~-]*/)+[\w.-]+")
 _NUMBER = re.compile(r"(?<![A-Za-z_0-9])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+#: a counter a tool appended to a generated name (`tf.math.add_7`, `Conv__12`): the same layer in another run
+_NAME_COUNTER = re.compile(r"(?<=[A-Za-z])(_+)\d+\b")
 _SPACES = re.compile(r"\s+")
 #: operators and layers named in error texts: PyTorch's `aten::...`, ONNX/TF/Keras op and layer names
 _LAYERS = (
@@ -70,6 +72,7 @@ def normalise_error(text: str, names: Mapping[str, str] | None = None) -> str:
     line = _PATH.sub("<path>", line)
     for name in sorted((n for n in (names or {}) if n and len(n) > 1), key=len, reverse=True):
         line = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", (names or {})[name], line)
+    line = _NAME_COUNTER.sub(r"\1N", line)
     line = _NUMBER.sub("N", line)
     return _SPACES.sub(" ", line).strip()
 

@@ -89,6 +89,16 @@ def quiet_ray(local: bool) -> None:
         os.environ.setdefault(name, value)
 
 
+def local_cluster_token() -> None:
+    """Make Ray's authentication token (~/.ray/auth_token) where token authentication is on and there is none.
+
+    `ray.init` makes it for a local instance, but a cluster started node by node (`ray.cluster_utils.Cluster`, the
+    tests' and benchmarks' harness) only reads it, and its first node fails on a machine where Ray never ran."""
+    from ray._private.authentication.authentication_token_setup import ensure_token_if_auth_enabled
+
+    ensure_token_if_auth_enabled(None, create_token_if_missing=True)
+
+
 # --- on the node: what a task runs ------------------------------------------------------------------
 
 _NODE_POOL: WorkerPool | None = None

@@ -239,7 +239,10 @@ def sync_envs(names: list[str], log: Path | None = None, say: Callable[[str], No
                 size = _folder_bytes(get_env(name).location()) / 1e9
                 say(f"  {name}: built in {time.monotonic() - start:.0f} s ({size:.1f} GB)")
             if running and not done:
-                say(f"  still building {', '.join(sorted(running.values()))} ({time.monotonic() - start:.0f} s)")
+                busy = sorted(name for future, name in running.items() if future.running())
+                queued = sorted(name for future, name in running.items() if not future.running())
+                then = f"; then {', '.join(queued)}" if queued else ""
+                say(f"  still building {', '.join(busy)}{then} ({time.monotonic() - start:.0f} s)")
     return failed
 
 

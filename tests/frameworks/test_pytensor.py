@@ -99,7 +99,12 @@ def test_batch_norm_running_statistics_follow_pytorch(adapter, torch_adapter, sh
         assert not np.allclose(after["pytorch"][name], 0.0 if name.endswith(".mean") else 1.0), name
         np.testing.assert_allclose(after["pytensor"][name], after["pytorch"][name], rtol=1e-4, atol=1e-5,
                                    err_msg=name)
-    assert _max_diff(after["pytensor"], after["pytorch"]) <= 1e-4
+    # the step itself agrees up to round-off relative to its size: on a batch of 4, twenty batch norms' 1/sqrt(var +
+    # eps) amplify float32 round-off through the backward pass, so an absolute 1e-4 held on one CPU and not on
+    # another. Measured on this VM: 6.2e-4 against a step of 0.49 (1.25e-3 of it; 5673b82 the same); bound 4e-3
+    moved = _max_diff(after["pytorch"], torch_adapter.get_weights(torch_adapter.build(spec, seed=0)))
+    assert moved > 1e-2  # the step really changed the weights
+    assert _max_diff(after["pytensor"], after["pytorch"]) <= 4e-3 * moved
 
 
 def test_models_of_one_spec_share_compiled_code_but_not_state(adapter, mnist_256):

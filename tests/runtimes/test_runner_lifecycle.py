@@ -18,7 +18,7 @@ from dlcompat.data.registry import save_npz
 from dlcompat.runtimes.base import Runner
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.study.attack_plan import adversarial_role
-from dlcompat.study.jobs import evaluate, transfer
+from dlcompat.study.jobs import common, evaluate, transfer
 from dlcompat.study.jobs.base import JobContext, run_job
 
 CELL = {"dataset": "mnist", "model": "lenet5", "framework": "keras", "seed": 0, "target": "onnx2tf", "variant": ""}
@@ -65,7 +65,7 @@ def test_a_job_whose_runner_fails_to_load_records_the_failure_and_leaves_no_work
                 "num_classes": mnist_small.num_classes}
     model = {"artifact": store.put_bytes(b"an ONNX file the runtime cannot rebuild", ".onnx"), "input_layout": "NHWC"}
     module = {"evaluate": evaluate, "transfer": transfer}[job]
-    monkeypatch.setattr(module, "runner_class", lambda _runtime: HalfLoadingRunner)
+    monkeypatch.setattr(common, "runner_class", lambda _runtime: HalfLoadingRunner)  # both jobs load through it
     HalfLoadingRunner.made = []
     params = {"cell": CELL, "runtime": "onnx2tf"}
     inputs = {"data": data, "model": model}

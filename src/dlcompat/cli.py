@@ -76,22 +76,26 @@ def _report_paths(out: Path, run_id: str) -> tuple[Path, Path]:
     return out / "reports" / run_id / HTML_NAME, out / "reports" / run_id / MARKDOWN_NAME
 
 
-def _write_report(store: Any, run_id: str | None, out: Path) -> tuple[Path, Path]:
+def _write_report(store: Any, run_id: str | None, out: Path, rows: list[dict[str, Any]] | None = None
+                  ) -> tuple[Path, Path]:
+    """`rows`: the run's rows when the caller already read them (else they are read here)."""
     from dlcompat.report.build import write_report
 
     run = _report_run(store, run_id)
     run["artifacts"] = str(out / "artifacts")  # where the findings' artifact references resolve
-    return write_report(run, store.rows(run["id"]), out / "reports" / run["id"])
+    return write_report(run, store.rows(run["id"]) if rows is None else rows, out / "reports" / run["id"])
 
 
-def _finding_groups(store: Any, run: dict[str, Any], out: Path) -> list[Any]:
-    """The run's findings grouped by cause, numbered as the report numbers them (G1 is the first)."""
+def _finding_groups(store: Any, run: dict[str, Any], out: Path, rows: list[dict[str, Any]] | None = None
+                    ) -> list[Any]:
+    """The run's findings grouped by cause, numbered as the report numbers them (G1 is the first); `rows` as for
+    `_write_report`."""
     from dlcompat.report.document import run_info
     from dlcompat.report.finding_groups import group_findings, ordered_groups
     from dlcompat.report.rows import normalize_rows
 
     info = run_info({**run, "artifacts": str(out / "artifacts")})
-    return ordered_groups(group_findings(normalize_rows(store.rows(run["id"])), info))
+    return ordered_groups(group_findings(normalize_rows(store.rows(run["id"]) if rows is None else rows), info))
 
 
 #: the closing output of `dlcompat run` names at most this many causes (the report's first), one line each
@@ -202,9 +206,10 @@ def run(
     store = _open_store(out, database)
     html, markdown = _report_paths(out, summary.run_id)
     unchanged = not summary.ran and html.is_file() and markdown.is_file()  # every job was stored: same figures
+    rows = store.rows(summary.run_id)  # read once, for the report and the closing output's causes
     if not unchanged:
-        html, markdown = _write_report(store, summary.run_id, out)
-    groups = _finding_groups(store, store.run(summary.run_id), out)
+        html, markdown = _write_report(store, summary.run_id, out, rows)
+    groups = _finding_groups(store, store.run(summary.run_id), out, rows)
     for line in closing_lines(summary, groups, out, database, verbose):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     typer.echo(f"report:   {html}{' (unchanged: no job ran; `dlcompat report` rebuilds it)' if unchanged else ''}")

@@ -92,12 +92,18 @@ def chromium_executable() -> str:
 class Chromium:
     """A headless Chromium process and a Playwright connection to it. `start()`, then `close()` in a `finally`."""
 
-    def __init__(self, args: tuple[str, ...] = (), start_timeout_s: float = 60.0) -> None:
+    def __init__(self, args: tuple[str, ...] = (), start_timeout_s: float = 60.0, driver: Any = None) -> None:
         self.args = (*BASE_ARGS, *args)
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
         self.profile: Path | None = None
         self.playwright: Any = None
+        #: a Playwright driver started by someone else (a job worker's, shared by its kept browsers): not stopped
+        #: by `close`; without one the browser starts its own and stops it
+        self.shared_driver = driver
+        #: backends the page found missing in this browser (runtime, backend) -> the page's reason; a property of
+        #: the browser, not of a model, so later jobs in this browser are answered without a page (`runner`)
+        self.lacks: dict[tuple[str, str], str] = {}
         self.browser: Any = None
         self.version = ""
         self.killed_by_watchdog = False
@@ -130,7 +136,8 @@ class Chromium:
             )
         finally:
             log.close()
-        self.playwright = sync_playwright().start()  # Playwright's driver boots while the browser does
+        # Playwright's driver boots while the browser does (a shared one is already running)
+        self.playwright = self.shared_driver or sync_playwright().start()
         endpoint = self._wait_for_endpoint()
         self.browser = self.playwright.chromium.connect_over_cdp(endpoint, timeout=self.start_timeout_s * 1000)
         self.version = self.browser.version
@@ -202,7 +209,7 @@ class Chromium:
             if browser is not None and not self.killed_by_watchdog:
                 with contextlib.suppress(Exception):
                     browser.close()
-            if playwright is not None:
+            if playwright is not None and playwright is not self.shared_driver:
                 with contextlib.suppress(Exception):
                     playwright.stop()
         finally:
@@ -253,32 +260,49 @@ class Chromium:
 
 #: a worker process's kept browsers, by launch switches (see `kept_chromium`)
 _KEPT: dict[tuple[str, ...], Chromium] = {}
+#: the worker's one Playwright driver, shared by its kept browsers: the sync API runs one driver per thread,
+#: so a second `sync_playwright()` would fail ("Sync API inside the asyncio loop"), but one driver drives many
+_DRIVER: list[Any] = []
 #: holds one entry once `close_kept_browsers` is registered to run at exit
 _EXIT_HOOK: list[bool] = []
 
 
 def keeping_browsers() -> bool:
-    """Whether this process keeps one browser alive across jobs: set for the study's job workers
+    """Whether this process keeps its browsers alive across jobs: set for the study's job workers
     (`DLCOMPAT_JOB_WORKER=1`), where every job would otherwise start Chromium and Playwright's driver anew."""
     return os.environ.get("DLCOMPAT_JOB_WORKER") == "1"
 
 
+def _kept_driver() -> Any:
+    if not _DRIVER:
+        from playwright.sync_api import sync_playwright
+
+        _DRIVER.append(sync_playwright().start())
+    return _DRIVER[0]
+
+
 def kept_chromium(args: tuple[str, ...]) -> tuple[Chromium, bool]:
     """This process's live browser with launch switches `args`, started if there is none (or it died);
-    and whether it was already running. A kept browser ends with the process (`atexit`, and the kernel's
-    parent-death signal when the process is killed)."""
+    and whether it was already running. A worker keeps one browser per set of switches (the CPU backends'
+    `--disable-gpu` one and the GPU backends' one), all driven by one Playwright driver, so jobs that
+    alternate between the two do not restart either. Kept browsers end with the process (`atexit`, and
+    the kernel's parent-death signal when the process is killed)."""
     browser = _KEPT.get(args)
     if browser is not None and browser.healthy():
         return browser, True
-    # one kept browser at a time: Playwright's sync API runs one instance per thread, so a second browser (other
-    # switches: a GPU backend after a CPU one) would fail to start ("Sync API inside the asyncio loop")
-    close_kept_browsers()
+    if browser is not None:
+        release_chromium(browser)
     if not _EXIT_HOOK:
         atexit.register(close_kept_browsers)
         _EXIT_HOOK.append(True)
-    browser = Chromium(args)
+    browser = Chromium(args, driver=_kept_driver())
     _KEPT[args] = browser  # held before it starts: close_kept_browsers ends a half-started one too
-    browser.start()
+    try:
+        browser.start()
+    except BaseException:
+        release_chromium(browser)
+        _stop_driver()  # it may be the driver that failed: the next job starts a fresh one
+        raise
     return browser, False
 
 
@@ -291,8 +315,18 @@ def release_chromium(browser: Chromium) -> None:
 
 
 def close_kept_browsers() -> None:
+    """End every kept browser, then the driver they shared."""
     for browser in list(_KEPT.values()):
         release_chromium(browser)
+    _stop_driver()
+
+
+def _stop_driver() -> None:
+    if _KEPT:  # another kept browser still uses it
+        return
+    while _DRIVER:
+        with contextlib.suppress(Exception):
+            _DRIVER.pop().stop()
 
 
 def killed_from_outside(clear: bool = False) -> list[str]:

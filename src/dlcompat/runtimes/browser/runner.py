@@ -139,6 +139,9 @@ class BrowserRunner(Runner):
         else:
             self.chromium = Chromium(args)  # held before it starts: deactivate ends it
             self.chromium.start()
+        lacking = self.chromium.lacks.get((self.runtime, self.backend))
+        if lacking:  # this browser's page said so for an earlier job: the same answer, without a page
+            raise Unavailable(self._unavailable(lacking))
         self.page = self.chromium.new_page(isolated=self.kept)
         self.page.set_default_timeout(self.call_timeout_s * 1000)
         self.page.goto(f"{self.server.url}/index.html", wait_until="load")
@@ -149,11 +152,16 @@ class BrowserRunner(Runner):
         spec = {"runtime": self.runtime, "backend": self.backend, "threads": self.page_threads(), **model}
         facts = self.call("load", spec, what=f"loading the model with {self.runtime} {self.variant}")
         if "unavailable" in facts:
-            raise Unavailable(f"{self.runtime} {self.variant} in Chromium {self.chromium.version}: "
-                              f"{facts['unavailable']}")
+            if facts.get("scope") == "browser":
+                self.chromium.lacks[(self.runtime, self.backend)] = facts["unavailable"]
+            raise Unavailable(self._unavailable(facts["unavailable"]))
         self.served_model_bytes = self.server.bytes_served("/model")
         gpu = str(facts.get("gpu") or "")
         self.facts = {**facts, "software_gpu": any(s in gpu.lower() for s in SOFTWARE_GPUS) if gpu else None}
+
+    def _unavailable(self, reason: str) -> str:
+        assert self.chromium is not None
+        return f"{self.runtime} {self.variant} in Chromium {self.chromium.version}: {reason}"
 
     def activate(self) -> None:
         try:

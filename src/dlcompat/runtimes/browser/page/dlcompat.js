@@ -4,7 +4,8 @@
 //
 // Every runtime file comes from this page's own server: /ort/ (onnxruntime-web/dist), /tfjs/
 // (@tensorflow/tfjs/dist), /tfjs-wasm/ (@tensorflow/tfjs-backend-wasm/dist); the model from /model/,
-// inputs from /data/. A backend the browser cannot offer comes back as {unavailable: reason}.
+// inputs from /data/. A backend the browser cannot offer comes back as {unavailable: reason}, with
+// scope: "browser" where the reason is the browser's (no WebGPU adapter, no WebGL), not the model's.
 
 const state = { runtime: null, backend: null, session: null, model: null, inputs: new Map() };
 
@@ -50,7 +51,7 @@ const ORT_BUNDLES = { wasm: "ort.wasm.min.mjs", webgpu: "ort.webgpu.min.mjs", we
 
 async function loadOrt(spec) {
   const bundle = ORT_BUNDLES[spec.backend];
-  if (!bundle) return { unavailable: `onnxruntime-web has no backend ${spec.backend} here` };
+  if (!bundle) return { unavailable: `onnxruntime-web has no backend ${spec.backend} here`, scope: "browser" };
   const ort = await import(`/ort/${bundle}`);
   ort.env.wasm.wasmPaths = "/ort/";
   ort.env.wasm.proxy = false;
@@ -62,12 +63,12 @@ async function loadOrt(spec) {
   if (spec.backend === "wasm") providers = ["wasm"];
   else if (spec.backend === "webgpu") {
     const gpu = await webgpuAdapter();
-    if (gpu.reason) return { unavailable: gpu.reason };
+    if (gpu.reason) return { unavailable: gpu.reason, scope: "browser" };
     facts.gpu = gpu.adapter;
     providers = ["webgpu"];
   } else if (spec.backend === "webgl") {
     const renderer = webglRenderer();
-    if (!renderer) return { unavailable: "no WebGL context could be created in this browser" };
+    if (!renderer) return { unavailable: "no WebGL context could be created in this browser", scope: "browser" };
     facts.gpu = renderer;
     providers = ["webgl"];
   }
@@ -123,9 +124,9 @@ async function loadTfjs(spec) {
     tf.wasm.setThreadsCount(spec.threads);
   } else if (spec.backend === "webgl") {
     const renderer = webglRenderer();
-    if (!renderer) return { unavailable: "no WebGL context could be created in this browser" };
+    if (!renderer) return { unavailable: "no WebGL context could be created in this browser", scope: "browser" };
     facts.gpu = renderer;
-  } else if (spec.backend !== "cpu") return { unavailable: `TensorFlow.js has no backend ${spec.backend} here` };
+  } else if (spec.backend !== "cpu") return { unavailable: `TensorFlow.js has no backend ${spec.backend} here`, scope: "browser" };
   let ok = false;
   try {
     ok = await tf.setBackend(spec.backend);

@@ -90,9 +90,9 @@ def _finding_groups(store: Any, run: dict[str, Any], out: Path, rows: list[dict[
                     ) -> list[Any]:
     """The run's findings grouped by cause, numbered as the report numbers them (G1 is the first); `rows` as for
     `_write_report`."""
-    from dlcompat.report.document import run_info
     from dlcompat.report.finding_groups import group_findings, ordered_groups
     from dlcompat.report.rows import normalize_rows
+    from dlcompat.report.run import run_info
 
     info = run_info({**run, "artifacts": str(out / "artifacts")})
     return ordered_groups(group_findings(normalize_rows(store.rows(run["id"]) if rows is None else rows), info))
@@ -308,7 +308,9 @@ def compare(
     """What changed between two runs, and whether each change exceeds the measured noise."""
     from rich.markup import escape
 
-    from dlcompat.report.compare import change_fields, compare_runs, headline, write_comparison
+    from dlcompat.compare.changes import compare_runs
+    from dlcompat.compare.document import write_comparison
+    from dlcompat.compare.text import change_fields, headline
 
     store_a = _open_store(out, database)
     store_b = store_a if out_b is None and database_b is None else _open_store(

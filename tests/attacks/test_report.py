@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dlcompat.report.document import build_document
-from dlcompat.report.robustness import epsilon_curves, is_robustness, robustness_section
+from dlcompat.report.sections.robustness import epsilon_curves, is_robustness, robustness_section
 
 
 def row(kind, metric, value, *, framework="pytorch", target="pytorch", variant="", status="ok", error="",

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from dlcompat.report.build import write_report
-from dlcompat.report.document import SECTION_IDS, build_document
+from dlcompat.report.document import build_document
+from dlcompat.report.sections import SECTION_IDS
 
 from .helpers import ALL_VISIBLE_CHARTS_DRAWN, CHROMIUM_ARGS, OPEN_EVERY_FOLD
 

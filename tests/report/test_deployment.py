@@ -8,9 +8,9 @@ on Linux.
 from __future__ import annotations
 
 from dlcompat.report.build import write_report
-from dlcompat.report.deployment import deployments, fp32_chain, precision_of, size_ratios
 from dlcompat.report.document import build_document
 from dlcompat.report.rows import normalize_rows
+from dlcompat.report.sections.deployment import deployments, fp32_chain, precision_of, size_ratios
 
 from .conftest import row
 from .helpers import figures, markdown_tables

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlcompat.report.document import build_document, run_info
+from dlcompat.report.document import build_document
 from dlcompat.report.finding_groups import (
     group_findings,
     group_line,
@@ -15,6 +15,7 @@ from dlcompat.report.finding_groups import (
     underlying_error,
 )
 from dlcompat.report.rows import normalize_rows
+from dlcompat.report.run import run_info
 
 from .conftest import CONVERSION_ERROR, DYNAMO, WEBGL_ERROR, row
 

@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import pytest
 from markupsafe import escape
 
-from dlcompat.report.document import SECTION_IDS, Chart, build_document, split_answer
+from dlcompat.report.document import build_document
 from dlcompat.report.html import (
     PLOTLY_CARTESIAN,
     TEMPLATES,
@@ -19,6 +19,8 @@ from dlcompat.report.html import (
     render_document,
     render_html,
 )
+from dlcompat.report.model import Chart, split_answer
+from dlcompat.report.sections import SECTION_IDS
 
 from .conftest import CONVERSION_ERROR, row
 from .helpers import figures, parse_page, plotly_in, scripts_are_ours_or_inert

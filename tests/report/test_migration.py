@@ -5,8 +5,8 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from dlcompat.report.document import build_document
-from dlcompat.report.migration import NO_CONVERTER, moves
 from dlcompat.report.rows import normalize_rows
+from dlcompat.report.sections.migration import NO_CONVERTER, moves
 
 from .conftest import CONVERSION_ERROR, DYNAMO, NO_CONVERTER_INTO_JAX, ONNX2TF, TORCHSCRIPT
 

@@ -5,19 +5,16 @@ from __future__ import annotations
 from markupsafe import escape
 
 from dlcompat.metrics.record import Measurement
-from dlcompat.report.document import build_document, run_info
+from dlcompat.report.document import build_document
 from dlcompat.report.findings import findings
 from dlcompat.report.html import render_document as render_html_document
 from dlcompat.report.markdown import escape_cell, escape_text
 from dlcompat.report.markdown import render_document as render_markdown_document
 from dlcompat.report.rows import normalize_rows
-from dlcompat.report.tables import (
-    conversions_table,
-    environment_table,
-    latency_table,
-    methods_table,
-    training_table,
-)
+from dlcompat.report.run import run_info
+from dlcompat.report.sections.environment import environment_table, methods_table
+from dlcompat.report.sections.training import training_table
+from dlcompat.report.tables import conversions_table, latency_table
 
 from .conftest import CONVERSION_ERROR, DYNAMO, TORCHSCRIPT, row
 

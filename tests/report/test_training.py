@@ -6,7 +6,7 @@ import pytest
 
 from dlcompat.report.document import build_document
 from dlcompat.report.rows import normalize_rows
-from dlcompat.report.training import (
+from dlcompat.report.sections.training import (
     framework_accuracy_table,
     framework_verdict_table,
     learning_curves_chart,

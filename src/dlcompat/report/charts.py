@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +26,16 @@ from .rows import (
     target_label,
 )
 
+#: the one plotly.js config of every chart: no plotly logo, no link to edit the chart online, resizes with the page
 CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True, "showLink": False}
+#: the font of the charts that set one (the page's own)
+FONT: dict[str, Any] = {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12}
 
 
 @dataclass(frozen=True)
 class Point:
+    """One bar: the trace it belongs to (`series`), its group on the x axis (`category`), its height and label."""
+
     series: str
     category: str
     y: float
@@ -39,8 +44,14 @@ class Point:
     error_plus: float | None = None
 
 
-def _esc(text: str) -> str:
+def esc(text: str) -> str:
+    """A user-supplied string made safe for a figure: plotly.js reads `<...>` as its markup and decodes entities."""
     return html.escape(text, quote=False)
+
+
+def figure_spec(data: list[dict[str, Any]], layout: dict[str, Any]) -> dict[str, Any]:
+    """A plotly.js figure spec: its traces, its layout and the one `CONFIG`."""
+    return {"data": data, "layout": layout, "config": dict(CONFIG)}
 
 
 def _finite(value: float | None) -> bool:
@@ -70,10 +81,10 @@ def bar_figure(points: Sequence[Point], y_title: str, *, error_bars: bool = Fals
     for name, items in series.items():
         trace: dict[str, Any] = {
             "type": "bar",
-            "name": _esc(name),
-            "x": [_esc(p.category) for p in items],
+            "name": esc(name),
+            "x": [esc(p.category) for p in items],
             "y": [p.y for p in items],
-            "text": [_esc(p.text) for p in items],
+            "text": [esc(p.text) for p in items],
             # Values on the bars, except where they would collide with the error bars.
             "textposition": "none" if error_bars else "outside",
             "cliponaxis": False,
@@ -95,18 +106,18 @@ def bar_figure(points: Sequence[Point], y_title: str, *, error_bars: bool = Fals
         "barmode": "group",
         "height": height,
         "margin": {"l": 64, "r": 16, "t": 24, "b": 48},
-        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
+        "font": dict(FONT),
         "legend": {"orientation": "h", "yanchor": "top", "y": -0.16, "x": 0},
         "xaxis": {"type": "category", "automargin": True},
-        "yaxis": {"title": {"text": _esc(y_title)}, "rangemode": "tozero", "automargin": True},
+        "yaxis": {"title": {"text": esc(y_title)}, "rangemode": "tozero", "automargin": True},
         "uniformtext": {"mode": "hide", "minsize": 9},
         "paper_bgcolor": "rgba(0,0,0,0)",
         "plot_bgcolor": "#fafafa",
     }
-    return {"data": data, "layout": layout, "config": dict(CONFIG)}
+    return figure_spec(data, layout)
 
 
-def _index(rows: Sequence[Mapping[str, Any]]) -> tuple[CellIndex, Any]:
+def _index(rows: Sequence[Mapping[str, Any]]) -> tuple[CellIndex, Callable[[CellKey], str]]:
     cell_rows = [row for row in rows if is_cell_metric(row)]
     with_seed = has_several_seeds(rows)
     several_datasets = len(distinct(cell_rows, "dataset")) > 1
@@ -116,22 +127,6 @@ def _index(rows: Sequence[Mapping[str, Any]]) -> tuple[CellIndex, Any]:
         return category_of(key, several_datasets, several_frameworks, with_seed)
 
     return CellIndex.build(cell_rows, with_seed), category
-
-
-def accuracy_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """Accuracy of every cell, grouped by model, one bar per target."""
-    index, category = _index(rows)
-    points = []
-    for key, metrics in index.items():
-        value = ok_value(metrics, "accuracy")
-        if not _finite(value):
-            continue
-        unit = metrics["accuracy"]["unit"]
-        is_fraction = unit.lower() in ("fraction", "ratio", "")
-        points.append(Point(target_label(key[2], key[3], key[4]), category(key),
-                            value * 100 if is_fraction else value,
-                            percent(value) if is_fraction else format_value(value, unit)))
-    return bar_figure(points, "accuracy (%)") if points else None
 
 
 def label_flips_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -177,4 +172,5 @@ def latency_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     return bar_figure(points, title, error_bars=True)
 
 
-__all__ = ["CONFIG", "Point", "accuracy_chart", "bar_figure", "label_flips_chart", "latency_chart"]
+__all__ = ["CONFIG", "FONT", "Point", "bar_figure", "category_of", "esc", "figure_spec", "label_flips_chart",
+           "latency_chart"]

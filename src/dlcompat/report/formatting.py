@@ -58,11 +58,6 @@ def display_name(name: str) -> str:
     return DISPLAY_NAMES.get(name.lower(), name) if name else name
 
 
-def is_number(value: object) -> bool:
-    """A finite int or float (not a bool)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def compact_exponent(text: str) -> str:
     """`3.1e-06` -> `3.1e-6`, `1e+03` -> `1e3`."""
     return re.sub(r"e([+-])0*(\d)", lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), text)
@@ -152,14 +147,6 @@ def error_summary(text: str, limit: int = 240) -> str:
         return ""
     line = lines[-1] if lines[0].startswith("Traceback (most recent call last)") else lines[0]
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
-
-
-def first_line(text: str) -> str:
-    """The first non-empty line of a (possibly multi-line) text."""
-    for line in (text or "").splitlines():
-        if line.strip():
-            return line.strip()
-    return ""
 
 
 def join_words(items: list[str], conjunction: str = "and") -> str:

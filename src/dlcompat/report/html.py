@@ -25,9 +25,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from dlcompat.envs.registry import PROJECT_ROOT
 
-from .document import Document, build_document
+from .document import build_document
 from .formatting import error_summary
-from .tables import EMPTY
+from .model import EMPTY, Document
 
 TEMPLATES = Path(__file__).with_name("templates")
 TEMPLATE = "report.html.j2"

@@ -12,9 +12,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .document import Block, Document, Section, build_document
+from .document import build_document
 from .formatting import MISSING, error_summary
-from .tables import EMPTY, Table
+from .model import EMPTY, Block, Document, Section, Table
 
 # Backslash, backtick and `*` always; `_` unless inside a word (GFM never emphasises there); `]` where
 # it would close a link (`](`, `][`, `]:`); `&` only where it would start an entity.

@@ -49,7 +49,7 @@ LOAD_METRICS: tuple[str, ...] = (
 MEMORY_METRICS: tuple[str, ...] = ("peak_rss", "peak_rss_load", "peak_rss_inference")
 CONVERSION_METRICS: tuple[str, ...] = ("conversion_time", "converted_size")
 #: per-epoch learning curves (method.epoch says which epoch) and the reproduce job's figures: shown by
-#: the Training section's own chart and tables (report/training.py), never as table columns
+#: the Training section's own chart and tables (report/sections/training.py), never as table columns
 CURVE_METRICS: tuple[str, ...] = ("epoch_time", "epoch_train_loss", "epoch_val_accuracy")
 REPRODUCIBILITY_METRICS: tuple[str, ...] = ("bit_reproducible", "reproduce_max_weight_diff", "reproduce_label_flips")
 COMPARISON_METRICS: tuple[str, ...] = (
@@ -78,7 +78,6 @@ TRAIN_KINDS = frozenset({"train"})
 PROBLEM_STATUSES: tuple[str, ...] = ("failed", "unavailable")
 
 CellKey = tuple[str, str, str, str, str, int | None]
-KEY_FIELDS: tuple[str, ...] = ("dataset", "model", "framework", "target", "variant", "seed")
 
 
 def _as_mapping(row: Any) -> Mapping[str, Any]:

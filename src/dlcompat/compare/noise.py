@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dlcompat.metrics.statistics import compare_seeds
-
-from .formatting import format_value, percent, significant
+from dlcompat.report.formatting import format_value, percent, significant
 
 #: the level of every interval and test
 CONFIDENCE = 0.95

@@ -7,21 +7,20 @@ differences against the source model) and the `convert` job that wrote the deplo
 whether the conversion succeeded: a Core ML package converts everywhere but runs only on macOS). A
 deployment is a converter chain ending in a precision, e.g. ``keras.tflite (int8-full)``, and in a
 browser also a backend, ``torch.onnx (dynamo) · wasm``; its size ratio is to the ``fp32`` variant of the
-same chain. `deployment_section(rows)` is the whole section; its answer says what to configure when the
+same chain. `build(run)` is the whole section; its answer says what to configure when the
 run deployed nothing.
 """
 
 from __future__ import annotations
 
-import html
 import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import charts
-from .formatting import (
+from .. import charts
+from ..formatting import (
     MISSING,
     display_name,
     error_summary,
@@ -33,9 +32,10 @@ from .formatting import (
     significant,
     slug,
 )
-from .rows import LATENCY_METRICS, is_native
-from .tables import Cell, Column, Table, conversions_table, latency_table, text_cell
-from .targets import (
+from ..model import Cell, Chart, Column, Section, Table
+from ..rows import LATENCY_METRICS, is_native
+from ..tables import conversions_table, latency_table, text_cell
+from ..targets import (
     BACKEND_SEPARATOR,
     CELL_KINDS,
     DEPLOYMENT_PLATFORMS,
@@ -44,6 +44,8 @@ from .targets import (
     platform_of,
     route_of,
 )
+from .base import RunData, SectionSpec
+from .robustness import transfer_summary_table
 
 Key = tuple[str, str, str, int | None, str, str]  # dataset, model, framework, seed, runtime, chain
 _PRECISION = re.compile(r"\(([^()]*)\)\s*$")
@@ -255,10 +257,6 @@ def _change(d: Deployment) -> Cell:
     return Cell(f"{value * 100:+.2f} pp", value, status="inconsistent" if value else "")
 
 
-def _esc(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
 #: a marker shape per precision, so that points at nearly the same size stay apart without overlapping labels
 _SYMBOLS = {"fp32": "circle", "portable": "circle-open", "fp16": "square", "int8-dynamic": "diamond",
             "int8-weights": "x", "int8": "triangle-down", "int8-full": "triangle-up"}
@@ -283,22 +281,22 @@ def size_accuracy_chart(items: Sequence[Deployment], dataset: str, model: str) -
         for d in points:
             flips = d.value("label_flips")
             labels.append(d.precision)
-            hover.append(_esc(f"{d.precision or d.route}: {human_bytes(d.size or 0)}, "
+            hover.append(charts.esc(f"{d.precision or d.route}: {human_bytes(d.size or 0)}, "
                               f"accuracy {percent(d.value('accuracy') or 0)}"
                               + (f", {int(flips):,} label flips" if flips is not None else "")))
-        data.append({"type": "scatter", "mode": "lines+markers", "name": _esc(name),
+        data.append({"type": "scatter", "mode": "lines+markers", "name": charts.esc(name),
                      "x": [(d.size or 0) / 1e3 for d in points],
                      "y": [(d.value("accuracy") or 0) * 100 for d in points],
-                     "text": [_esc(t) for t in labels],  # the precision of each point (its marker's shape too)
+                     "text": [charts.esc(t) for t in labels],  # the precision of each point (its marker's shape too)
                      "marker": {"size": 10, "symbol": [_SYMBOLS.get(t, "circle-open") for t in labels]},
                      "hovertext": hover, "hoverinfo": "text+name"})
     layout = {"height": 400 + 18 * max(len(data) - 4, 0), "margin": {"l": 64, "r": 16, "t": 24, "b": 48},
               "xaxis": {"title": {"text": "deployed file size (kB)"}, "type": "log", "automargin": True},
               "yaxis": {"title": {"text": "test accuracy (%)"}, "automargin": True},
               "legend": {"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0},
-              "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
+              "font": dict(charts.FONT),
               "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#fafafa"}
-    return {"data": data, "layout": layout, "config": {"displaylogo": False, "responsive": True, "showLink": False}}
+    return charts.figure_spec(data, layout)
 
 
 def _platform_rows(rows: Sequence[Mapping[str, Any]], items: Sequence[Deployment], platform: str,
@@ -461,14 +459,17 @@ def _platform_answer(platform: str, items: Sequence[Deployment]) -> str:
     return " ".join(parts)
 
 
-def deployment_section(rows: Sequence[Mapping[str, Any]]) -> Any:
-    """The report's deployment section (a `document.Section`); its answer says what to configure when empty."""
-    from .document import Chart, Section  # the document imports this module; its classes are needed at call time
-    from .robustness import transfer_summary_table
+def shows(row: Mapping[str, Any]) -> bool:
+    """A row of this section: a model run on a deployment runtime, and every conversion."""
+    return is_deployment(row) or row["kind"] == "convert"
 
+
+def build(run: RunData) -> Section:
+    """The deployment section; its answer says what to configure when the run deployed nothing."""
+    rows = run.rows
     items = deployments(rows)
     if not items:
-        return Section("deployment", "Deployment: server, mobile and web", deployment_answer(items))
+        return Section(SPEC.id, SPEC.title, deployment_answer(items))
     models = sorted({(d.key[0], d.key[1]) for d in items})
     several_datasets = len({m[0] for m in models}) > 1
     found = []
@@ -492,10 +493,12 @@ def deployment_section(rows: Sequence[Mapping[str, Any]]) -> Any:
               transfer_summary_table([r for r in rows if r["kind"] == "transfer" and r["target"] in targets],
                                      table_id="transfer-deployed",
                                      title="Transfer of adversarial examples to each deployed model")]
-    return Section("deployment", "Deployment: server, mobile and web", deployment_answer(items),
+    return Section(SPEC.id, SPEC.title, deployment_answer(items),
                    tables=[t for t in tables if t.rows], charts=found, opening=deployment_headline(items))
 
 
-__all__ = ["SYMBOL_LEGEND", "deployment_answer", "deployment_headline", "deployment_runtimes", "deployment_section",
-           "deployment_table", "deployments", "fp32_chain", "latency_charts", "precision_of", "size_accuracy_chart",
-           "size_ratios", "transfer_chart"]
+SPEC = SectionSpec("deployment", "Deployment: server, mobile and web", build, shows=shows)
+
+__all__ = ["SPEC", "SYMBOL_LEGEND", "build", "deployment_answer", "deployment_headline", "deployment_runtimes",
+           "deployment_table", "deployments", "fp32_chain", "latency_charts", "precision_of", "shows",
+           "size_accuracy_chart", "size_ratios", "transfer_chart"]

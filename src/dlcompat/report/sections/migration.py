@@ -8,21 +8,21 @@ onnx2tf`), the `unavailable` rows of moves no converter makes, and the `convert`
 steps (time, size, tool and version). A conversion that failed leaves only its own row: the moves it
 would have fed are recovered from the landing runtimes in the registry, and marked failed with its error.
 
-`migration_section(rows)` is the whole section: one heatmap of label flips per dataset × model and
+`build(run)` is the whole section: one heatmap of label flips per dataset × model and
 route (source × target), failed and unavailable cells marked with their error on hover, a table of
 every move and the failures in full.
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .formatting import (
+from ..charts import FONT, esc, figure_spec
+from ..formatting import (
     MISSING,
     count,
     display_name,
@@ -36,8 +36,9 @@ from .formatting import (
     significant,
     slug,
 )
-from .tables import Cell, Column, Table, text_cell
-from .targets import (
+from ..model import Cell, Chart, Column, Section, Table
+from ..tables import text_cell
+from ..targets import (
     STEP_SEPARATOR,
     WEIGHT_TRANSFER,
     chain_prefixes,
@@ -46,6 +47,8 @@ from .targets import (
     last_step,
     migration_landings,
 )
+from .base import RunData, SectionSpec
+from .robustness import transfer_summary_table
 
 Key = tuple[str, str, str, int | None, str, str]  # dataset, model, source, seed, target, variant
 #: the route of a move that no converter makes (variant `converter` or `converter: onnx2torch`)
@@ -200,10 +203,6 @@ MARK_COLORSCALE = [[0.0, "#e6e8ec"], [0.5, "#ffffff"], [1.0, "#f4b6b6"]]
 _MARK = {"unavailable": 0.0, "source": 0.5, "failed": 1.0}
 
 
-def _esc(text: str) -> str:
-    return html.escape(text, quote=False)
-
-
 def _hover(move: Move) -> str:
     """Plotly hover text (its own small markup: escaped text, <br> between lines)."""
     lines = [f"{display_name(move.source)} → {display_name(move.target)}",
@@ -221,7 +220,7 @@ def _hover(move: Move) -> str:
             value = move.value(metric)
             if value is not None:
                 lines.append(f"{label}: {percent(value) if metric == 'top5_agreement' else scientific(value)}")
-    return "<br>".join(_esc(line) for line in lines)
+    return "<br>".join(esc(line) for line in lines)
 
 
 def _cell_of(group: list[Move]) -> tuple[float | None, float | None, str, str]:
@@ -263,22 +262,22 @@ def heatmap(items: Sequence[Move], frameworks: Sequence[str], title_rows: str) -
         flips_row, marks_row, text_row, hover_row = [], [], [], []
         for target in targets:
             if target == row[0]:
-                flips, mark, text, hover = None, _MARK["source"], "source", _esc(f"{display_name(target)}: the source")
+                flips, mark, text, hover = None, _MARK["source"], "source", esc(f"{display_name(target)}: the source")
             elif (row, target) in cells:
                 flips, mark, text, hover = _cell_of(cells[(row, target)])
             else:
-                flips, mark, text, hover = None, None, "", _esc("not planned in this run")
+                flips, mark, text, hover = None, None, "", esc("not planned in this run")
             flips_row.append(flips)
             marks_row.append(mark)
-            text_row.append(_esc(text))
+            text_row.append(esc(text))
             hover_row.append(hover)
         flips_z.append(flips_row)
         marks_z.append(marks_row)
         texts.append(text_row)
         hovers.append(hover_row)
     several_chains = any(chain not in (WEIGHT_TRANSFER, NO_CONVERTER) for _, chain in rows)
-    y = [_esc(display_name(source) + (f" · {chain}" if several_chains else "")) for source, chain in rows]
-    x = [_esc(display_name(t)) for t in targets]
+    y = [esc(display_name(source) + (f" · {chain}" if several_chains else "")) for source, chain in rows]
+    x = [esc(display_name(t)) for t in targets]
     most = max((v for line in flips_z for v in line if v is not None), default=0.0)
     common = {"x": x, "y": y, "xgap": 2, "ygap": 2, "hoverongaps": False, "hoverinfo": "text",
               "texttemplate": "%{text}", "textfont": {"size": 12, "color": "#1d2430"}}
@@ -291,13 +290,13 @@ def heatmap(items: Sequence[Move], frameworks: Sequence[str], title_rows: str) -
     ]
     layout = {"height": 150 + 44 * len(rows),
               "margin": {"l": 16, "r": 16, "t": 16, "b": 48},
-              "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
+              "font": dict(FONT),
               "xaxis": {"title": {"text": "target framework"}, "side": "bottom", "automargin": True,
                         "type": "category"},
-              "yaxis": {"title": {"text": _esc(title_rows)}, "autorange": "reversed", "automargin": True,
+              "yaxis": {"title": {"text": esc(title_rows)}, "autorange": "reversed", "automargin": True,
                         "type": "category"},
               "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)"}
-    return {"data": data, "layout": layout, "config": {"displaylogo": False, "responsive": True, "showLink": False}}
+    return figure_spec(data, layout)
 
 
 def heatmaps(items: Sequence[Move]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -470,19 +469,18 @@ def migration_answer(items: Sequence[Move]) -> str:
     return " ".join(parts)
 
 
-def migration_section(rows: Sequence[Mapping[str, Any]]) -> Any:
-    """The report's migration section (a `document.Section`); its answer says what to configure when empty."""
-    from .document import Chart, Section  # the document imports this module; its classes are needed at call time
-    from .robustness import transfer_summary_table
-
+def build(run: RunData) -> Section:
+    """The migration section; its answer says what to configure when the run moved nothing."""
+    rows = run.rows
     items = moves(rows)
-    charts = [Chart(chart_id, title, figure) for chart_id, title, figure in heatmaps(items)]
+    found = [Chart(chart_id, title, figure) for chart_id, title, figure in heatmaps(items)]
     tables = [moves_table(items) if items else None, failures_table(items) if items else None,
               transfer_summary_table([r for r in rows if r["kind"] == "transfer" and r["target"] in framework_names()])]
-    return Section("migration", "Migration across frameworks", migration_answer(items),
-                   tables=[t for t in tables if t is not None and t.rows], charts=charts,
+    return Section(SPEC.id, SPEC.title, migration_answer(items),
+                   tables=[t for t in tables if t is not None and t.rows], charts=found,
                    headline_sentences=3)  # the moves, then what weight transfer and converters did
 
 
-__all__ = ["Move", "failures_table", "heatmap", "heatmaps", "migration_answer", "migration_section", "moves",
-           "moves_table"]
+SPEC = SectionSpec("migration", "Migration across frameworks", build, shows=is_migration)
+
+__all__ = ["SPEC", "Move", "build", "failures_table", "heatmap", "heatmaps", "migration_answer", "moves", "moves_table"]

@@ -7,7 +7,6 @@ curves of the train jobs, and the `bit_reproducible` rows of the reproduce jobs.
 
 from __future__ import annotations
 
-import html
 import itertools
 import math
 from collections import defaultdict
@@ -18,10 +17,25 @@ import numpy as np
 
 from dlcompat.metrics.statistics import compare_seeds, summarize
 
-from . import charts, narrative
-from .formatting import MISSING, display_name, format_value, percent
-from .rows import is_training
-from .tables import Cell, Column, Table, text_cell, training_table
+from .. import charts
+from ..formatting import MISSING, display_name, format_value, join_words, percent, plural, significant
+from ..model import Cell, Chart, Column, Section, Table
+from ..rows import (
+    CURVE_METRICS,
+    REPRODUCIBILITY_METRICS,
+    TRAINING_METRICS,
+    CellIndex,
+    CellKey,
+    distinct,
+    has_several_seeds,
+    is_job_problem,
+    is_native,
+    is_training,
+    job_problem,
+    ok_value,
+)
+from ..tables import key_cells, key_columns, metric_cell, problem_cell, text_cell
+from .base import RunData, SectionSpec
 
 Group = tuple[str, str, str]  # dataset, model, framework
 
@@ -154,14 +168,14 @@ def learning_curves_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] |
     for (dataset, model, framework), points in sorted(curves.items()):
         epochs = sorted(points)
         name = f"{model} · {display_name(framework)}" + (f" · {dataset}" if several_datasets else "")
-        data.append({"type": "scatter", "mode": "lines+markers", "name": html.escape(name, quote=False),
+        data.append({"type": "scatter", "mode": "lines+markers", "name": charts.esc(name),
                      "x": epochs, "y": [float(np.mean(points[e])) for e in epochs]})
     layout = {"height": 420 + 20 * (len(data) // 6), "xaxis": {"title": {"text": "epoch"}, "dtick": 1},
               "yaxis": {"title": {"text": "mean training loss"}, "type": "log"},
               "margin": {"l": 64, "r": 16, "t": 24, "b": 48},
               "legend": {"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
               "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#fafafa"}
-    return {"data": data, "layout": layout, "config": {"displaylogo": False, "responsive": True}}
+    return charts.figure_spec(data, layout)
 
 
 def accuracy_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
@@ -185,16 +199,126 @@ def accuracy_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     return figure
 
 
-def training_section(rows: Sequence[Mapping[str, Any]]) -> Any:
-    """The report's training section (a `document.Section`): accuracy over seeds, verdicts, time, memory, curves."""
-    from .document import Chart, Section  # the document imports this module; its classes are needed at call time
+# -- the answer -------------------------------------------------------------------------------------
 
-    answer = " ".join(t for t in (narrative.training_answer(rows), training_verdict_answer(rows)) if t)
+
+def _model_label(key: CellKey, with_seed: bool, several_datasets: bool) -> str:
+    dataset, model, _framework, _target, _variant, seed = key
+    label = model
+    if several_datasets:
+        label += f" on {dataset}"
+    if with_seed and seed is not None:
+        label += f" (seed {seed})"
+    return label
+
+
+def _problem_count(rows: Sequence[Mapping[str, Any]]) -> int:
+    """How many distinct cells (by job and key) failed or were unavailable among the rows."""
+    keys = {(r["job"], r["dataset"], r["model"], r["framework"], r["target"], r["variant"], r["seed"])
+            for r in rows if r["status"] != "ok"}
+    return len(keys)
+
+
+def training_answer(rows: Sequence[Mapping[str, Any]]) -> str:
+    train_rows = [r for r in rows if is_training(r)]
+    if not train_rows:
+        return ("No model was trained in this run. Name `frameworks` and `models` in the study config to "
+                "train each model natively in each framework.")
+    with_seed = has_several_seeds(rows)
+    several_datasets = len(distinct(train_rows, "dataset")) > 1
+    index = CellIndex.build([{**r, "target": "", "variant": ""} for r in train_rows], with_seed)
+    frameworks = [display_name(str(f)) for f in distinct(train_rows, "framework")]
+    timed = [(key, m) for key, m in index.items() if ok_value(m, "train_time") is not None]
+    losses = [(key, m) for key, m in index.items() if ok_value(m, "final_train_loss") is not None]
+    parts = [f"Trained {plural(len(index), 'model')} in {join_words(frameworks)}."]
+
+    def label(key: CellKey) -> str:
+        name = _model_label(key, with_seed, several_datasets)
+        return f"{name} in {display_name(key[2])}" if len(frameworks) > 1 else name
+
+    def seconds(metrics: Mapping[str, Mapping[str, Any]], metric: str) -> str:
+        return format_value(ok_value(metrics, metric), metrics[metric]["unit"] or "s")
+
+    if len(timed) == 1:
+        key, m = timed[0]
+        text = f"{label(key)} took {seconds(m, 'train_time')}"
+        if ok_value(m, "train_time_per_epoch") is not None:
+            text += f" ({seconds(m, 'train_time_per_epoch')} per epoch)"
+        parts.append(text + ".")
+    elif timed:
+        slow = max(timed, key=lambda item: ok_value(item[1], "train_time") or 0)
+        fast = min(timed, key=lambda item: ok_value(item[1], "train_time") or 0)
+        text = f"{label(slow[0])} took longest ({seconds(slow[1], 'train_time')}"
+        if ok_value(slow[1], "train_time_per_epoch") is not None:
+            text += f", {seconds(slow[1], 'train_time_per_epoch')} per epoch"
+        parts.append(text + f"); {label(fast[0])} was quickest ({seconds(fast[1], 'train_time')}).")
+
+    def loss(item: tuple[CellKey, Mapping[str, Mapping[str, Any]]]) -> float:
+        return ok_value(item[1], "final_train_loss") or 0.0
+
+    if len(losses) == 1:
+        parts.append(f"The final training loss was {significant(loss(losses[0]))}.")
+    elif losses:
+        low, high = min(losses, key=loss), max(losses, key=loss)
+        parts.append(f"Final training loss ranged from {significant(loss(low))} ({label(low[0])}) "
+                     f"to {significant(loss(high))} ({label(high[0])}).")
+    failed = _problem_count(train_rows)
+    if failed:
+        parts.append(f"{plural(failed, 'training job')} did not finish (see Findings).")
+    return " ".join(parts)
+
+
+def training_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """One row per trained dataset × model × framework (× seed); unknown training metrics get columns too.
+
+    A training job that failed as a whole shows its status in every column.
+    """
+    train_rows = [row for row in rows if is_training(row)]
+    with_seed = has_several_seeds(rows)
+    index = CellIndex.build([{**row, "target": "", "variant": ""} for row in train_rows], with_seed)
+    fields = ("dataset", "model", "framework", "seed") if with_seed else ("dataset", "model", "framework")
+    present = {row["metric"] for row in train_rows if not is_job_problem(row)}
+    known = [m for m in TRAINING_METRICS if m in present]
+    extra = sorted(present - set(TRAINING_METRICS))
+    labels = {"train_time": "train time", "train_time_per_epoch": "time / epoch",
+              "final_train_loss": "final train loss", "val_accuracy": "val accuracy",
+              "train_peak_rss": "peak RSS"}
+    columns = [Column(m, labels.get(m) or m.replace("_", " "), numeric=True)
+               for m in (*known, *extra)]
+    table = Table("training", "Training", key_columns(fields) + columns)
+    for key, metrics in index.items():
+        row = key_cells(key, fields)
+        problem = job_problem(metrics)
+        for column in columns:
+            row[column.key] = metric_cell(metrics.get(column.key), problem)
+        if not columns and problem is not None:
+            row["status"] = problem_cell(problem)
+        table.rows.append(row)
+    if not columns and any(job_problem(m) for _, m in index.items()):
+        table.columns.append(Column("status", "status"))
+    return table
+
+
+def shows(row: Mapping[str, Any]) -> bool:
+    """A row of this section: training, its curves and reproducibility, and the native model's evaluation."""
+    return (is_training(row) or row["metric"] in CURVE_METRICS or row["metric"] in REPRODUCIBILITY_METRICS
+            or (row["kind"] == "evaluate" and is_native(row["framework"], row["target"])))
+
+
+def build(run: RunData) -> Section:
+    """The training section: accuracy over seeds, verdicts, time, memory, curves."""
+    rows = run.rows
+    answer = " ".join(t for t in (training_answer(rows), training_verdict_answer(rows)) if t)
     found = [Chart(chart_id, title, figure) for chart_id, title, figure in (
         ("framework-accuracy", "Test accuracy per framework and model (mean over seeds, 95% CI bars)",
          accuracy_chart(rows)),
         ("learning-curves", "Learning curves (mean over seeds)", learning_curves_chart(rows))) if figure is not None]
     tables = [framework_accuracy_table(rows), framework_verdict_table(rows),
               training_table(rows) if any(is_training(r) for r in rows) else Table("training", "Training", [])]
-    return Section("training", "Training across frameworks", answer, tables=[t for t in tables if t.rows],
-                   charts=found)
+    return Section(SPEC.id, SPEC.title, answer, tables=[t for t in tables if t.rows], charts=found)
+
+
+SPEC = SectionSpec("training", "Training across frameworks", build, shows=shows)
+
+__all__ = ["SPEC", "accuracy_chart", "build", "framework_accuracy_table", "framework_verdict_table",
+           "learning_curves_chart", "shows", "training_answer", "training_table", "training_verdict_answer"]

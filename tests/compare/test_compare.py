@@ -18,17 +18,12 @@ from typing import Any
 
 import pytest
 
-from dlcompat.report.compare import (
-    HTML_NAME,
-    MARKDOWN_NAME,
-    build_comparison_document,
-    compare_runs,
-    write_comparison,
-)
+from dlcompat.compare.changes import compare_runs
+from dlcompat.compare.document import HTML_NAME, MARKDOWN_NAME, build_comparison_document, write_comparison
+from dlcompat.compare.noise import count_test_p, newcombe_interval, rule_for
 from dlcompat.report.markdown import render_document as render_markdown
-from dlcompat.report.noise import count_test_p, newcombe_interval, rule_for
 
-from .helpers import markdown_tables
+from ..report.helpers import markdown_tables
 
 DYNAMO = "torch.onnx (dynamo)"
 RUN_A = {"id": "aaaa1111", "name": "before", "environment": {"packages": {"torch": "2.12.0"}, "seeds": [0]}}

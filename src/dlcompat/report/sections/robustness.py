@@ -8,7 +8,6 @@ tells the other sections which rows are this one's.
 
 from __future__ import annotations
 
-import html
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -16,9 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from .formatting import MISSING, display_name, format_value, join_words, percent, significant
-from .rows import has_several_seeds, is_job_problem
-from .tables import Cell, Column, Table, problem_cell, text_cell
+from .. import charts
+from ..formatting import MISSING, display_name, join_words, percent, significant
+from ..model import Cell, Chart, Column, Section, Table
+from ..rows import has_several_seeds, is_job_problem
+from ..tables import metric_cell, text_cell
+from .base import RunData, SectionSpec
 
 ATTACK_KINDS = frozenset({"attack", "transfer"})
 ATTACK_METRICS: tuple[str, ...] = (
@@ -57,16 +59,6 @@ def _epsilon(row: Mapping[str, Any]) -> float | None:
 
 def _ok(row: Mapping[str, Any] | None) -> bool:
     return row is not None and row["status"] == "ok" and row["value"] is not None and math.isfinite(row["value"])
-
-
-def _figure(row: Mapping[str, Any] | None, problem: Mapping[str, Any] | None = None) -> Cell:
-    if row is None:
-        return problem_cell(problem) if problem is not None else Cell(MISSING)
-    if row["status"] != "ok":
-        return problem_cell(row)
-    if row["value"] is None:
-        return Cell(MISSING)
-    return Cell(format_value(row["value"], row["unit"], row["metric"]), row["value"])
 
 
 def _group_label(group: Group, several_datasets: bool, with_seed: bool) -> str:
@@ -116,15 +108,15 @@ def epsilon_chart(attack: str, curves: Mapping[tuple[str, str, str], Mapping[flo
     data = []
     for group, curve in sorted(curves.items()):
         name = _group_label((*group, None), several_datasets, False)
-        data.append({"type": "scatter", "mode": "lines+markers", "name": html.escape(name, quote=False),
+        data.append({"type": "scatter", "mode": "lines+markers", "name": charts.esc(name),
                      "x": list(curve), "y": [value * 100 for value in curve.values()],
-                     "hovertemplate": "ε %{x}: %{y:.1f} %<extra>" + html.escape(name, quote=False) + "</extra>"})
+                     "hovertemplate": "ε %{x}: %{y:.1f} %<extra>" + charts.esc(name) + "</extra>"})
     layout = {"height": 400, "margin": {"l": 64, "r": 16, "t": 24, "b": 48},
               "xaxis": {"title": {"text": "ε (L∞, images in [0, 1]); 0 = clean"}, "rangemode": "tozero"},
               "yaxis": {"title": {"text": "robust accuracy (%)"}, "range": [0, 100]},
               "legend": {"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},
               "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "#fafafa"}
-    return {"data": data, "layout": layout, "config": {"displaylogo": False, "responsive": True, "showLink": False}}
+    return charts.figure_spec(data, layout)
 
 
 # -- tables ---------------------------------------------------------------------------------------------
@@ -188,7 +180,7 @@ def attacks_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         if with_seed:
             row["seed"] = Cell(MISSING if seed is None else str(seed), seed)
         for metric, _label in _ATTACK_COLUMNS:
-            row[metric] = _figure(metrics.get(metric), problem)
+            row[metric] = metric_cell(metrics.get(metric), problem)
         table.rows.append(row)
     return table
 
@@ -245,7 +237,7 @@ def transfer_summary_table(rows: Sequence[Mapping[str, Any]], table_id: str = "t
         for metric in ("transfer_rate", "adversarial_agreement"):
             values = [m[metric] for _, m in members if _ok(m.get(metric))]
             worst = min(values, key=lambda r: r["value"]) if values else None
-            row[metric] = _figure(worst, next((_problem(m) for _, m in members if _problem(m)), None))
+            row[metric] = metric_cell(worst, next((_problem(m) for _, m in members if _problem(m)), None))
         gaps = [(abs(m["transfer_success_rate"]["value"] - m["transfer_source_success_rate"]["value"]),
                  _route(key, m)[0]) for key, m in members
                 if _ok(m.get("transfer_success_rate")) and _ok(m.get("transfer_source_success_rate"))]
@@ -292,7 +284,7 @@ def transfer_table(rows: Sequence[Mapping[str, Any]], only_differing: bool = Tru
         if with_seed:
             row["seed"] = Cell(MISSING if seed is None else str(seed), seed)
         for metric in TRANSFER_METRICS:
-            row[metric] = _figure(metrics.get(metric), problem)
+            row[metric] = metric_cell(metrics.get(metric), problem)
         agreement = metrics.get("adversarial_agreement")
         if _ok(agreement) and agreement["value"] < 1.0:  # type: ignore[index]
             row["adversarial_agreement"] = Cell(row["adversarial_agreement"].text, agreement["value"],  # type: ignore[index]
@@ -359,21 +351,25 @@ def robustness_answer(rows: Sequence[Mapping[str, Any]]) -> str:
     return " ".join(sentences) or "Attacks ran, but no figure was measured (see Findings)."
 
 
-def robustness_section(rows: Sequence[Mapping[str, Any]]) -> Any:
-    """The report's robustness section (a `document.Section`), or None when the run attacked nothing."""
-    from .document import Chart, Section  # the document imports this module; its classes are needed at call time
-
+def robustness_section(rows: Sequence[Mapping[str, Any]]) -> Section | None:
+    """The report's robustness section from the run's rows, or None when the run attacked nothing."""
     mine = [row for row in rows if is_robustness(row)]
     if not mine:
         return None
-    charts = [Chart(f"robust-accuracy-{attack}", f"Robust accuracy against ε: {_title(attack)}",
-                    epsilon_chart(attack, curves))
-              for attack, curves in epsilon_curves(mine).items() if curves]
+    found = [Chart(f"robust-accuracy-{attack}", f"Robust accuracy against ε: {_title(attack)}",
+                   epsilon_chart(attack, curves))
+             for attack, curves in epsilon_curves(mine).items() if curves]
     tables = [table for table in (attacks_table(mine), transfer_summary_table(mine), transfer_table(mine))
               if table.rows]
-    return Section("robustness", "Robustness across frameworks", robustness_answer(mine), tables=tables,
-                   charts=charts)
+    return Section(SPEC.id, SPEC.title, robustness_answer(mine), tables=tables, charts=found)
 
 
-__all__ = ["attacks_table", "epsilon_chart", "epsilon_curves", "is_robustness", "robustness_answer",
+def build(run: RunData) -> Section:
+    """The robustness section; without attacks, its answer says what to configure."""
+    return robustness_section(run.rows) or Section(SPEC.id, SPEC.title, robustness_answer(run.rows))
+
+
+SPEC = SectionSpec("robustness", "Robustness across frameworks", build, shows=is_robustness)
+
+__all__ = ["SPEC", "attacks_table", "build", "epsilon_chart", "epsilon_curves", "is_robustness", "robustness_answer",
            "robustness_section", "transfer_summary_table", "transfer_table"]

@@ -2,36 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
 #: Shown where a cell has no measurement at all.
 MISSING = "—"
 
-#: How the report writes a framework's or runtime's registry name. Unknown names are shown as they are.
-DISPLAY_NAMES: dict[str, str] = {
-    "pytorch": "PyTorch",
+#: How the report writes a package that stands for a framework or runtime (the registries' entries carry their own
+#: titles, `display_names`).
+PACKAGE_TITLES: dict[str, str] = {
     "torch": "PyTorch",
-    "tensorflow": "TensorFlow",
     "keras": "Keras",
-    "jax": "JAX",
     "flax": "Flax",
-    "pytensor": "PyTensor",
-    "theano": "Theano",
-    "onnx": "ONNX",
-    "onnxruntime": "ONNX Runtime",
-    "onnxruntime-web": "ONNX Runtime Web",
     "ort": "ONNX Runtime",
     "ort-web": "ONNX Runtime Web",
-    "ortweb": "ONNX Runtime Web",
-    "coreml": "Core ML",
-    "pte": "ExecuTorch program",
-    "onnx2tf": "onnx2tf",
-    "onnx2torch": "onnx2torch",
-    "litert": "LiteRT",
-    "tflite": "TensorFlow Lite",
-    "executorch": "ExecuTorch",
-    "tfjs": "TensorFlow.js",
+    "onnxruntime-web": "ONNX Runtime Web",
     "tensorflowjs": "TensorFlow.js",
 }
 
@@ -53,9 +39,20 @@ def as_int(value: object) -> int | None:
     return int(number) if math.isfinite(number) and number.is_integer() else None
 
 
+@functools.cache
+def display_names() -> dict[str, str]:
+    """Registry name -> title, of every framework, model format and runtime (their entries' `title`), and of
+    the packages that stand for them."""
+    from dlcompat.converters.graph import FORMATS
+    from dlcompat.frameworks.registry import FRAMEWORKS
+    from dlcompat.runtimes.base import RUNTIMES
+
+    return {**PACKAGE_TITLES, **{entry.name: entry.title for entry in (*FRAMEWORKS, *FORMATS, *RUNTIMES)}}
+
+
 def display_name(name: str) -> str:
     """`onnxruntime` -> `ONNX Runtime`; a name the report does not know is returned unchanged."""
-    return DISPLAY_NAMES.get(name.lower(), name) if name else name
+    return display_names().get(name.lower(), name) if name else name
 
 
 def compact_exponent(text: str) -> str:

@@ -18,13 +18,16 @@ from ..rows import COMPARISON_METRICS, CONVERSION_METRICS, LATENCY_METRICS, TRAI
 from ..tables import compact, field_table, text_cell
 from .base import RunData, SectionSpec
 
-#: The package whose version stands for a framework or runtime, where the names differ.
-PACKAGE_OF: dict[str, str] = {
-    "pytorch": "torch",
-    "litert": "ai-edge-litert",
-    "tfjs": "tensorflowjs",
-    "pytensor": "pytensor",
-}
+
+def package_of(name: str) -> str:
+    """The package whose version stands for a framework or runtime (its registry entry's `package`), else `name`."""
+    from dlcompat.frameworks.registry import FRAMEWORKS
+    from dlcompat.runtimes.base import RUNTIMES
+
+    for registry in (FRAMEWORKS, RUNTIMES):
+        if name in registry and registry.get(name).package:
+            return registry.get(name).package
+    return name
 
 
 #: how the report names the fields of the configured latency method (study/config.py LatencyConfig)
@@ -74,7 +77,7 @@ def environment_answer(run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
         names = [*distinct(rows, "framework"), *distinct(rows, "target")]
         versions = []
         for name in dict.fromkeys(str(n) for n in names):
-            package = PACKAGE_OF.get(name, name)
+            package = package_of(name)
             if package in packages:
                 versions.append(f"{display_name(name)} {packages[package]}")
         if versions:

@@ -12,6 +12,11 @@ import sys
 DISTRIBUTIONS = {"ai_edge_litert": "ai-edge-litert", "litert_torch": "litert-torch", "sklearn": "scikit-learn"}
 
 
+def distribution(module: str) -> str:
+    """The name of the distribution (pip's) that provides `module`."""
+    return DISTRIBUTIONS.get(module, module)
+
+
 def installed_version(module: str) -> str:
     """The version of the package that provides `module` ("unknown" when neither source says)."""
     loaded = sys.modules.get(module)
@@ -19,6 +24,6 @@ def installed_version(module: str) -> str:
     if version:
         return str(version)
     try:
-        return importlib.metadata.version(DISTRIBUTIONS.get(module, module))
+        return importlib.metadata.version(distribution(module))
     except importlib.metadata.PackageNotFoundError:
         return "unknown"

@@ -17,6 +17,7 @@ from dlcompat.envs.registry import get_env, sync_env
 from dlcompat.metrics.robustness import attack_figures
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.study.executors.local import LocalExecutor
+from dlcompat.study.request import JobRequest
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +40,8 @@ def theano_lenet1(tmp_path_factory):
     with LocalExecutor(slots=1, log_dir=store.root / "logs") as executor:
 
         def run(kind: str, params: dict, inputs: dict):
-            request = {"kind": kind, "env": "theano", "threads": 1, "timeout_s": 900,
-                       "artifacts_root": str(store.root), "inputs": inputs, "params": params}
+            request = JobRequest(kind=kind, env="theano", threads=1, timeout_s=900,
+                                 artifacts_root=str(store.root), inputs=inputs, params=params)
             return executor.submit(request, lambda _event: None).result()
 
         trained = run("train", {"cell": {**CELL, "variant": ""}, "train": {"epochs": 8, "batch_size": 32}},

@@ -63,6 +63,6 @@ def test_a_real_environment_is_built_past_a_broken_shim(tmp_path, monkeypatch):
     try:
         python = sync_env(env.name)
     finally:
-        registry._ENVS.pop(env.name)
+        registry.ENVS.remove(env.name)
     assert python.parent.parent.parent == tmp_path / "envs"
     assert interpreter_version(str(python)) == version

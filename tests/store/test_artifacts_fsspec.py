@@ -90,12 +90,13 @@ def test_artifact_refs_finds_every_artifact_named_in_nested_results():
 def test_a_worker_without_fsspec_works_on_the_cache_and_the_executor_publishes(tmp_path, monkeypatch):
     """A URL root never reaches the worker: the executor fetches inputs into the cache and uploads outputs."""
     from dlcompat.study.executors.local import LocalExecutor
+    from dlcompat.study.request import JobRequest
 
     monkeypatch.setenv("DLCOMPAT_ARTIFACT_CACHE", str(tmp_path / "node-cache"))
     shared = (tmp_path / "shared").as_uri()
     upstream = ArtifactStore(shared, cache=tmp_path / "other-node").put_bytes(b"from upstream", ".txt")
-    request = {"kind": "fault", "env": "main", "threads": 1, "timeout_s": 60, "artifacts_root": shared,
-               "params": {"fault": "none", "write": "written here"}, "inputs": {"up": {"artifact": upstream}}}
+    request = JobRequest(kind="fault", env="main", threads=1, timeout_s=60, artifacts_root=shared,
+                         params={"fault": "none", "write": "written here"}, inputs={"up": {"artifact": upstream}})
     with LocalExecutor(slots=1, log_dir=tmp_path / "logs") as executor:
         outcome = executor.submit(request, lambda _e: None).result(timeout=120)
     assert outcome.status == "ok", outcome.error

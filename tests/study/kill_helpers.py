@@ -91,7 +91,7 @@ def _workers(driver: psutil.Process) -> list[psutil.Process]:
     found = []
     for child in driver.children(recursive=False):
         try:
-            if "dlcompat.envs.worker" in child.cmdline():
+            if "dlcompat.study.executors.worker" in child.cmdline():
                 found.append(child)
         except psutil.Error:
             continue

@@ -14,6 +14,7 @@ import pytest
 from dlcompat.study.executors import cores as cores_module
 from dlcompat.study.executors.cores import available_cores, claim_cores, pin_process_tree
 from dlcompat.study.executors.local import LocalExecutor
+from dlcompat.study.request import JobRequest
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is Linux-only"),
@@ -117,11 +118,11 @@ def test_two_jobs_at_once_run_on_cores_of_their_own(tmp_path: Path) -> None:
     (Each claims its core before its worker starts and holds it to its end, so the two claims overlap.)"""
     executor = LocalExecutor(slots=2, log_dir=tmp_path / "logs")
 
-    def request(name: str) -> dict:
+    def request(name: str) -> JobRequest:
         cell = {"dataset": "none", "model": name, "framework": "fault", "seed": 0, "target": "fault", "variant": ""}
-        return {"kind": "fault", "env": "main", "threads": 1, "key": name * 8, "inputs": {},
-                "artifacts_root": str(tmp_path / "artifacts"), "timeout_s": 60,
-                "params": {"cell": cell, "fault": "sleep", "seconds": 2.0, "name": name}}
+        return JobRequest(kind="fault", env="main", threads=1, key=name * 8, inputs={},
+                          artifacts_root=str(tmp_path / "artifacts"), timeout_s=60,
+                          params={"cell": cell, "fault": "sleep", "seconds": 2.0, "name": name})
 
     def progress(event: dict) -> None:
         pass

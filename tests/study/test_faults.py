@@ -20,7 +20,7 @@ import pytest
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.store.db import ResultStore
 from dlcompat.study.config import parse_config
-from dlcompat.study.plan import Job, Plan
+from dlcompat.study.dag import Job, Plan
 from dlcompat.study.progress import ProgressView
 from dlcompat.study.runner import RunSummary, execute_plan, make_executor
 from dlcompat.study.status import study_state

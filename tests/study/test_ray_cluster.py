@@ -25,7 +25,8 @@ import pytest
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.store.db import ResultStore, database_url
 from dlcompat.study.config import parse_config
-from dlcompat.study.plan import Job, Plan, build_plan
+from dlcompat.study.dag import Job, Plan
+from dlcompat.study.plan import build_plan
 from dlcompat.study.runner import RunSummary, execute_plan, make_executor
 
 pytestmark = pytest.mark.timeout(300)

@@ -19,6 +19,7 @@ from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.store.db import ResultStore, database_url
 from dlcompat.study.config import parse_config
 from dlcompat.study.executors.ray import RayExecutor
+from dlcompat.study.request import JobRequest
 from dlcompat.study.runner import run_study
 
 pytestmark = pytest.mark.timeout(300)
@@ -81,15 +82,16 @@ def test_local_and_ray_executors_give_the_same_results(tmp_path):
 
 
 def test_ray_options_follow_the_job():
-    request = {"threads": 2, "gpus": 1, "memory_limit_mb": 512, "retries": 3}
+    request = JobRequest(kind="fault", params={}, threads=2, gpus=1, memory_limit_mb=512, retries=3)
     assert RayExecutor.options(request) == {"num_cpus": 2, "num_gpus": 1.0, "max_retries": 3, "memory": 512 * 2**20}
-    assert RayExecutor.options({"threads": 1}) == {"num_cpus": 1, "num_gpus": 0.0, "max_retries": 2}
+    assert RayExecutor.options(JobRequest(kind="fault", params={})) == {"num_cpus": 1, "num_gpus": 0.0,
+                                                                        "max_retries": 2}
 
 
 def test_a_job_no_node_can_place_is_lost_not_stored(ray_cluster):
     executor = RayExecutor()
     try:
-        request = {"kind": "fault", "env": "main", "threads": 64, "params": {}, "key": "k" * 64}
+        request = JobRequest(kind="fault", env="main", threads=64, params={}, key="k" * 64)
         outcome = executor.submit(request, lambda _e: None).result(timeout=30)
     finally:
         executor.close()

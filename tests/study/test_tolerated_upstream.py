@@ -10,7 +10,7 @@ from __future__ import annotations
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.store.db import ResultStore
 from dlcompat.study.config import parse_config
-from dlcompat.study.plan import Job, Plan
+from dlcompat.study.dag import Job, Plan
 from dlcompat.study.progress import ProgressView
 from dlcompat.study.runner import RunSummary, execute_plan, make_executor
 

@@ -18,6 +18,7 @@ attacked in their own environment. An environment without ART records its attack
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from art.estimators.classification.classifier import ClassGradientsMixin, Classi
 from art.estimators.estimator import BaseEstimator, LossGradientsMixin
 
 from dlcompat.frameworks.base import FrameworkAdapter, Unavailable
+from dlcompat.registry import Registry
 from dlcompat.zoo.spec import ModelSpec
 
 #: images are float32 in [0, 1]; every adversarial example is clipped to that box
@@ -114,12 +116,23 @@ class AdapterClassifier(ClassGradientsMixin, ClassifierMixin, LossGradientsMixin
 # -- ART's own classifiers, where they fit --------------------------------------------------------------
 
 NativeBuilder = Callable[[FrameworkAdapter, Any, ModelSpec, int], Any]
-_NATIVE: dict[str, tuple[str, NativeBuilder]] = {}
+
+
+@dataclass(frozen=True)
+class NativeClassifier:
+    """ART's own classifier for the framework `name`: how the record names it, and the function building it."""
+
+    name: str
+    description: str
+    build: NativeBuilder
+
+
+NATIVE_CLASSIFIERS: Registry[NativeClassifier] = Registry("native ART classifier")
 
 
 def register_native(framework: str, description: str) -> Callable[[NativeBuilder], NativeBuilder]:
     def wrap(builder: NativeBuilder) -> NativeBuilder:
-        _NATIVE[framework] = (description, builder)
+        NATIVE_CLASSIFIERS.register(NativeClassifier(framework, description, builder))
         return builder
 
     return wrap
@@ -166,10 +179,11 @@ def art_classifier(adapter: FrameworkAdapter, model: Any, spec: ModelSpec, probe
     logits; `native=False` forces the adapter classifier (the tests compare both on one model).
     """
     facts: dict[str, Any] = {}
-    if native and adapter.name in _NATIVE:
-        description, builder = _NATIVE[adapter.name]
+    if native and adapter.name in NATIVE_CLASSIFIERS:
+        entry = NATIVE_CLASSIFIERS.get(adapter.name)
+        description = entry.description
         try:
-            classifier = builder(adapter, model, spec, batch_size)
+            classifier = entry.build(adapter, model, spec, batch_size)
             expected = adapter.predict(model, probe)
             diff = float(np.max(np.abs(classifier.predict(probe) - expected)))
             if diff <= PROBE_TOLERANCE * max(1.0, float(np.max(np.abs(expected)))):

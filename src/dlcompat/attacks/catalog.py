@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from dlcompat.errors import ConfigError
+from dlcompat.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -86,22 +86,16 @@ class AttackEntry:
         return out
 
 
-_ATTACKS: dict[str, AttackEntry] = {}
-
-
-def register_attack(entry: AttackEntry) -> AttackEntry:
-    _ATTACKS[entry.name] = entry
-    return entry
+ATTACKS: Registry[AttackEntry] = Registry("attack")
+register_attack = ATTACKS.register
 
 
 def attack_names() -> list[str]:
-    return list(_ATTACKS)
+    return ATTACKS.names()
 
 
 def attack_entry(name: str) -> AttackEntry:
-    if name not in _ATTACKS:
-        raise ConfigError(f"unknown attack {name!r}: choose one of {', '.join(_ATTACKS)}")
-    return _ATTACKS[name]
+    return ATTACKS.get(name)
 
 
 def _eps(epsilon: float | None) -> str:

@@ -9,10 +9,8 @@ every framework is attacked towards the same targets.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from dlcompat.attacks.catalog import AttackEntry, AttackSettings
+from dlcompat.frameworks.registry import seed_loaded_frameworks
+from dlcompat.registry import resolve
 
 
 @dataclass
@@ -39,10 +39,7 @@ def seed_everything(seed: int) -> None:
     """Seed every generator an attack may draw from: Python's, NumPy's global one, and loaded frameworks'."""
     random.seed(seed)
     np.random.seed(seed)
-    if "torch" in sys.modules:
-        sys.modules["torch"].manual_seed(seed)
-    if "tensorflow" in sys.modules:
-        sys.modules["tensorflow"].random.set_seed(seed)
+    seed_loaded_frameworks(seed)
 
 
 def random_targets(labels: np.ndarray, classes: int, seed: int) -> np.ndarray:
@@ -52,8 +49,7 @@ def random_targets(labels: np.ndarray, classes: int, seed: int) -> np.ndarray:
 
 
 def art_attack_class(entry: AttackEntry) -> type:
-    module, name = entry.art_class.split(":")
-    return getattr(importlib.import_module(module), name)
+    return resolve(entry.art_class)
 
 
 def generate_adversarial(classifier: Any, entry: AttackEntry, x: np.ndarray, labels: np.ndarray,

@@ -1,8 +1,16 @@
-"""The built-in converter edges, as data."""
+"""The built-in model formats and converter edges, as data."""
 
 from __future__ import annotations
 
-from dlcompat.converters.graph import Converter, register_converter
+from dlcompat.converters.graph import Converter, ModelFormat, register_converter, register_format
+
+register_format(ModelFormat(name="onnx", title="ONNX"))
+register_format(ModelFormat(name="tflite", title="TensorFlow Lite"))
+register_format(ModelFormat(name="pte", title="ExecuTorch program"))
+register_format(ModelFormat(name="coreml", title="Core ML"))
+register_format(ModelFormat(name="tfjs", title="TensorFlow.js"))
+#: a framework's weights in the canonical layout (.npz), which the `weights` runtime loads into another framework
+register_format(ModelFormat(name="weights", title="weights"))
 
 register_converter(
     Converter(

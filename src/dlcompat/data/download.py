@@ -106,16 +106,6 @@ def fetch(dataset: str, remote: RemoteFile, target_dir: Path, *, what: str, look
     raise missing_error(what, looked_in, target_dir, f"could not be downloaded ({'; '.join(reasons)})")
 
 
-def file_digests(path: Path) -> tuple[str, str]:
-    """(md5, sha256) of a file, read in chunks."""
-    md5, sha = hashlib.md5(), hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            md5.update(chunk)
-            sha.update(chunk)
-    return md5.hexdigest(), sha.hexdigest()
-
-
 def _stream(url: str, tmp: Path) -> tuple[str, str]:
     import urllib.request
 

@@ -11,6 +11,7 @@ Workers of other environments import dlcompat's NumPy-only core from the source 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +22,9 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlcompat.errors import ConfigError, FrameworkUnavailableError
+from dlcompat.errors import FrameworkUnavailableError
+from dlcompat.registry import Registry
+from dlcompat.versions import distribution
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # src/dlcompat
 SOURCE_ROOT = PACKAGE_ROOT.parent  # src/ (put on PYTHONPATH for workers)
@@ -95,11 +98,8 @@ class ToolchainEnv:
         return env
 
 
-_ENVS: dict[str, ToolchainEnv] = {}
-
-
-def register_env(env: ToolchainEnv) -> None:
-    _ENVS[env.name] = env
+ENVS: Registry[ToolchainEnv] = Registry("toolchain environment")
+register_env = ENVS.register
 
 
 register_env(ToolchainEnv("main", "3.11", "main.txt",
@@ -118,13 +118,11 @@ register_env(ToolchainEnv("theano", "3.11", "theano.txt", "the original Theano 1
 
 
 def env_names() -> list[str]:
-    return list(_ENVS)
+    return ENVS.names()
 
 
 def get_env(name: str) -> ToolchainEnv:
-    if name not in _ENVS:
-        raise ConfigError(f"unknown toolchain environment {name!r}: choose one of {', '.join(_ENVS)}")
-    return _ENVS[name]
+    return ENVS.get(name)
 
 
 def python_candidates(version: str) -> list[str]:
@@ -272,12 +270,7 @@ def probe_modules(name: str, modules: list[str]) -> dict[str, str | None]:
     )
     done = subprocess.run([str(env.interpreter()), "-c", code, *modules], capture_output=True, text=True,
                           timeout=120, env=env.worker_environ(1))
-    import json
-
     return json.loads(done.stdout) if done.returncode == 0 else dict.fromkeys(modules)
-
-
-_DISTRIBUTIONS = {"torch": "torch", "onnxruntime": "onnxruntime", "onnx": "onnx", "sklearn": "scikit-learn"}
 
 
 def _installed_version(module: str) -> str | None:
@@ -286,6 +279,6 @@ def _installed_version(module: str) -> str | None:
     if util.find_spec(module) is None:
         return None
     try:
-        return metadata.version(_DISTRIBUTIONS.get(module, module))
+        return metadata.version(distribution(module))
     except metadata.PackageNotFoundError:
         return "installed"

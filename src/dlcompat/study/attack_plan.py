@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from dlcompat.attacks.catalog import AttackSettings, attack_entry
 from dlcompat.attacks.transfer import transfer_variant
+from dlcompat.study.dag import Job, Plan
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the config needs pydantic, which a worker's environment may lack (a transfer job reads this)
     from dlcompat.study.config import StudyConfig
-    from dlcompat.study.plan import Job, Plan
 
 #: the runtime under which the planner evaluates a framework's own file: the attacked model, not a derived one
 NATIVE_RUNTIME = "native"
@@ -51,8 +51,6 @@ def adversarial_role(attack: str) -> str:
 
 def plan_attacks(plan: Plan, config: StudyConfig, limits: dict[str, Any]) -> None:
     """Add the attack and transfer jobs of `config.attacks` to `plan` (nothing when it names no attack)."""
-    from dlcompat.study.plan import Job
-
     attacks = config.attacks
     if not attacks.methods:
         return

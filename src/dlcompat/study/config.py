@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dlcompat.errors import ConfigError
+from dlcompat.study.request import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
 
 #: the longest study name: the results database keeps it in a String(200) column (`dlcompat.store.db.runs`)
 MAX_NAME = 200
@@ -198,13 +199,13 @@ class StudyConfig(_Strict):
     #: train each (dataset, model, framework) twice with its first seed and record whether it is bit-identical
     check_reproducibility: bool = True
     threads: Annotated[int, Field(ge=1)] = 1
-    timeout_s: Annotated[float, Field(gt=0)] = 1800.0
+    timeout_s: Annotated[float, Field(gt=0)] = DEFAULT_TIMEOUT_S
     #: resident memory a job's worker may use (MB, its child processes included); past it the worker is
     #: killed and the job recorded as a finding. Also the memory a Ray task asks for. 0: no limit
     memory_limit_mb: Annotated[float, Field(ge=0)] = 0.0
     #: times a job is retried after an infrastructure fault (its worker or node killed from outside);
     #: a job's own failure (an exception, a crash, a time or memory limit) is a finding and never retried
-    retries: Annotated[int, Field(ge=0)] = 2
+    retries: Annotated[int, Field(ge=0)] = DEFAULT_RETRIES
     #: GPUs each training job asks Ray for (train and reproduce jobs; the local executor runs them as is)
     train_gpus: Annotated[float, Field(ge=0)] = 0.0
 

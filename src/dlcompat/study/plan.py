@@ -1,91 +1,21 @@
-"""The planner: a study config expanded into a DAG of jobs, each keyed by the hash of all it depends on.
+"""The planner: a study config expanded into a DAG of jobs (`dlcompat.study.dag`), looked up in the registries.
 
-A job's key covers its kind (and that kind's version), its parameters, the toolchain environment it
-runs in (name and pinned requirements), and the keys of the jobs it reads from. Two jobs with the
-same key are the same job: the plan holds it once, and a store that already has it never runs it
-again. That is what makes a re-run free and a killed study resumable.
+Every framework, converter chain and runtime the config names becomes train, convert, evaluate and
+compare jobs; `attack_plan` adds the robustness jobs to the plan this builds.
 """
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
-from dataclasses import dataclass, field
 from typing import Any
 
 from dlcompat.converters.graph import Converter, find_path
-from dlcompat.envs.registry import get_env
 from dlcompat.errors import ConfigError
 from dlcompat.frameworks.registry import framework_entry, framework_names
 from dlcompat.runtimes.base import runtime_entry, runtime_names
 from dlcompat.study.attack_plan import plan_attacks
 from dlcompat.study.config import StudyConfig
-from dlcompat.study.jobs import job_version
-
-
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-@dataclass
-class Job:
-    kind: str
-    env: str
-    params: dict[str, Any]
-    deps: dict[str, str]  # role -> key of the job whose outputs this one reads
-    label: str
-    #: settings that do not change the result (where data is read from, time limits): not hashed
-    runtime: dict[str, Any] = field(default_factory=dict)
-    #: roles whose upstream may have ended stored as failed or unavailable: the job runs anyway and gets
-    #: {"upstream": {"status", "error", "label"}} for that role instead of its outputs (see the runner)
-    tolerates: tuple[str, ...] = ()
-    key: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.key:
-            self.key = _digest({"kind": self.kind, "version": job_version(self.kind), "env": self.env,
-                                "env_lock": get_env(self.env).lock_hash(), "params": self.params,
-                                "deps": self.deps})
-
-
-@dataclass
-class Plan:
-    config: StudyConfig
-    jobs: dict[str, Job] = field(default_factory=dict)  # key -> job, in topological order
-
-    def add(self, job: Job) -> str:
-        missing = [k for k in job.deps.values() if k not in self.jobs]
-        if missing:
-            raise ValueError(f"job {job.label} depends on jobs not in the plan")
-        self.jobs.setdefault(job.key, job)
-        return job.key
-
-    @property
-    def run_id(self) -> str:
-        """Stable id of this study: the same config (and code versions) gives the same run."""
-        return _digest({"name": self.config.name, "jobs": sorted(self.jobs)})[:12]
-
-    def dependents(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {k: [] for k in self.jobs}
-        for key, job in self.jobs.items():
-            for dep in job.deps.values():
-                out[dep].append(key)
-        return out
-
-    def envs(self) -> set[str]:
-        return {job.env for job in self.jobs.values()}
-
-    def by_priority(self, keys: list[str]) -> list[str]:
-        """`keys` with the jobs that unblock the most others first (every job downstream of a job, counted
-        once), then in plan order: a train job starts before the evaluations of models already trained, so
-        that both slots have work until the end instead of one waiting on a late training."""
-        below: dict[str, set[str]] = {}
-        dependents = self.dependents()
-        for key in reversed(self.jobs):  # the plan is in topological order: dependents come later
-            below[key] = set(dependents[key]).union(*(below[d] for d in dependents[key]))
-        order = {key: i for i, key in enumerate(self.jobs)}
-        return sorted(keys, key=lambda k: (-len(below[k]), order[k]))
+from dlcompat.study.dag import Job, Plan
 
 
 def _cell(dataset: str, model: str, framework: str, seed: int, target: str, variant: str = "") -> dict[str, Any]:
@@ -108,6 +38,21 @@ def _calibration(config: StudyConfig, edge: Converter, variant: str) -> dict[str
 
 def _describe(chain: list[tuple[Converter, str]]) -> str:
     return " → ".join(f"{edge.name} ({variant})" if variant else edge.name for edge, variant in chain)
+
+
+def _plan_conversions(plan: Plan, native: dict[str, Any], chain: list[tuple[Converter, str]], data: str,
+                      trained: str, limits: dict[str, Any]) -> str:
+    """One convert job per step of `chain`, from the model of train job `trained`; the key of the last one."""
+    where = f"{native['framework']}/{native['model']}/{native['dataset']}/seed{native['seed']}"
+    upstream = trained
+    for depth, (edge, variant) in enumerate(chain, start=1):
+        cell = {**native, "target": edge.target, "variant": _describe(chain[:depth])}
+        upstream = plan.add(Job("convert", edge.env,
+                                {"cell": cell, "converter": edge.name, "variant": variant,
+                                 "threads": plan.config.threads, **_calibration(plan.config, edge, variant)},
+                                {"data": data, "model": upstream},
+                                f"convert {where} {cell['variant']}", runtime=limits))
+    return upstream
 
 
 def planned_frameworks(config: StudyConfig) -> list[str]:
@@ -152,14 +97,7 @@ def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: di
                                  {}, f"{where} in {runtime} (not run here)", runtime=limits))
                     continue
                 for chain in _chains(config, path):
-                    upstream = trained
-                    for depth, (edge, variant) in enumerate(chain, start=1):
-                        cell = _cell(dataset, model, framework, seed, edge.target, _describe(chain[:depth]))
-                        upstream = plan.add(Job("convert", edge.env,
-                                                {"cell": cell, "converter": edge.name, "variant": variant,
-                                                 "threads": threads, **_calibration(config, edge, variant)},
-                                                {"data": data, "model": upstream},
-                                                f"convert {where} {cell['variant']}", runtime=limits))
+                    upstream = _plan_conversions(plan, native, chain, data, trained, limits)
                     for runtime_variant in entry.variants:  # a browser runtime's backends, one evaluation each
                         how = f"{runtime} {runtime_variant}".strip()
                         described = f"{_describe(chain)} · {runtime_variant}" if runtime_variant else _describe(chain)
@@ -221,14 +159,7 @@ def _plan_migrations(plan: Plan, config: StudyConfig, data: str, native: dict[st
                     unavailable_cell(_cell(dataset, model, framework, seed, target, f"converter: {runtime}"), str(exc))
                     continue
                 for chain in _chains(config, path):
-                    upstream = trained
-                    for depth, (edge, variant) in enumerate(chain, start=1):
-                        step = _cell(dataset, model, framework, seed, edge.target, _describe(chain[:depth]))
-                        upstream = plan.add(Job("convert", edge.env,
-                                                {"cell": step, "converter": edge.name, "variant": variant,
-                                                 "threads": threads, **_calibration(config, edge, variant)},
-                                                {"data": data, "model": upstream},
-                                                f"convert {where} {step['variant']}", runtime=limits))
+                    upstream = _plan_conversions(plan, native, chain, data, trained, limits)
                     cell = _cell(dataset, model, framework, seed, target, f"{_describe(chain)} → {runtime}")
                     key = plan.add(Job("evaluate", entry.env, {"cell": cell, "runtime": runtime, "latency": latency,
                                                                "threads": threads},

@@ -32,10 +32,12 @@ from dlcompat.runtimes.base import runtime_entry
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.store.db import ResultStore, database_url
 from dlcompat.study.config import StudyConfig, config_to_toml
+from dlcompat.study.dag import Job, Plan
 from dlcompat.study.executors.base import Executor
 from dlcompat.study.jobs.base import JobOutcome
-from dlcompat.study.plan import Job, Plan, build_plan, planned_frameworks
+from dlcompat.study.plan import build_plan, planned_frameworks
 from dlcompat.study.progress import ProgressView
+from dlcompat.study.request import JobRequest
 
 
 @dataclass
@@ -184,16 +186,16 @@ TRAINING_KINDS = ("train", "reproduce")
 HEARTBEAT_S = 5.0
 
 
-def _request(job: Job, inputs: dict[str, dict[str, Any]], artifacts: ArtifactStore,
-             config: StudyConfig) -> dict[str, Any]:
-    """What an executor needs to run a job; limits come from the job's runtime settings, else the config."""
-    limits = {"memory_limit_mb": config.memory_limit_mb, "retries": config.retries,
-              "gpus": config.train_gpus if job.kind in TRAINING_KINDS else 0.0}
-    limits.update({k: v for k, v in job.runtime.items() if k in limits})
-    return {"kind": job.kind, "params": {**job.params, **{k: v for k, v in job.runtime.items() if k == "data_dir"}},
-            "inputs": inputs, "artifacts_root": artifacts.location, "threads": job.params.get("threads", 1),
-            "env": job.env, "timeout_s": job.runtime.get("timeout_s", 1800), "key": job.key, "label": job.label,
-            **limits}
+def job_request(job: Job, inputs: dict[str, dict[str, Any]], artifacts: ArtifactStore,
+                config: StudyConfig) -> JobRequest:
+    """What an executor needs to run a job; limits come from the job's runtime settings (its time limit among
+    them), else the config."""
+    limits: dict[str, Any] = {"memory_limit_mb": config.memory_limit_mb, "retries": config.retries,
+                              "gpus": config.train_gpus if job.kind in TRAINING_KINDS else 0.0}
+    limits.update({k: v for k, v in job.runtime.items() if k in (*limits, "timeout_s")})
+    params = {**job.params, **{k: v for k, v in job.runtime.items() if k == "data_dir"}}
+    return JobRequest(kind=job.kind, params=params, inputs=inputs, artifacts_root=artifacts.location, env=job.env,
+                      threads=job.threads, key=job.key, label=job.label, **limits)
 
 
 #: how a job ends without being stored: its dependents cannot run, whatever they tolerate
@@ -271,7 +273,7 @@ def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, execu
                       for role, dep in job.deps.items()}
             task = view.job_started(job.label)
             store.job_started(summary.run_id, key, job.label, job.kind)
-            request = _request(job, inputs, artifacts, plan.config)
+            request = job_request(job, inputs, artifacts, plan.config)
             running[executor.submit(request, lambda e, t=task: view.job_event(t, e))] = key
         if not running:
             if pending and not progressed:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dlcompat.errors import ConfigError
+from dlcompat.registry import Registry
 from dlcompat.zoo.spec import ModelSpec
 
 SpecBuilder = Callable[[tuple[int, int, int], int], ModelSpec]
@@ -13,37 +13,33 @@ SpecBuilder = Callable[[tuple[int, int, int], int], ModelSpec]
 
 @dataclass(frozen=True)
 class ZooEntry:
+    """One architecture: the function building its spec for a dataset's shape, and how to describe and cite it."""
+
     name: str
     build: SpecBuilder
     summary: str
     reference: str
 
 
-_MODELS: dict[str, ZooEntry] = {}
+#: the built-in architectures register themselves from their modules
+MODELS: Registry[ZooEntry] = Registry("model", builtins=("dlcompat.zoo.lenet", "dlcompat.zoo.resnet",
+                                                         "dlcompat.zoo.vgg"))
 
 
 def register_model(name: str, summary: str, reference: str) -> Callable[[SpecBuilder], SpecBuilder]:
     def decorate(build: SpecBuilder) -> SpecBuilder:
-        _MODELS[name] = ZooEntry(name, build, summary, reference)
+        MODELS.register(ZooEntry(name, build, summary, reference))
         return build
 
     return decorate
 
 
-def _load_builtin() -> None:
-    from dlcompat.zoo import lenet, resnet, vgg  # noqa: F401  (modules register themselves)
-
-
 def model_names() -> list[str]:
-    _load_builtin()
-    return sorted(_MODELS)
+    return sorted(MODELS.names())
 
 
 def model_entry(name: str) -> ZooEntry:
-    _load_builtin()
-    if name not in _MODELS:
-        raise ConfigError(f"unknown model {name!r}: choose one of {', '.join(sorted(_MODELS))}")
-    return _MODELS[name]
+    return MODELS.get(name)
 
 
 def build_spec(name: str, input_shape: tuple[int, int, int], num_classes: int) -> ModelSpec:

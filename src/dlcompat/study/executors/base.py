@@ -1,7 +1,8 @@
 """Executors run one job request and hand back its outcome as a future; the runner does the scheduling.
 
-A request is a plain dict (kind, params, inputs, artifacts_root, threads, env, timeout_s), the same
-on every executor, so inline, local-process and Ray execution give the same results for a plan.
+A request (`dlcompat.study.request.JobRequest`: kind, params, inputs, artifacts root, env, threads,
+limits) is built once by the runner and is the same on every executor, so inline, local-process and
+Ray execution give the same results for a plan.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from dlcompat.study.jobs.base import JobOutcome
+from dlcompat.study.request import JobRequest
 
 ProgressSink = Callable[[dict[str, Any]], None]
 
@@ -21,7 +23,7 @@ class Executor(ABC):
     slots: int = 1
 
     @abstractmethod
-    def submit(self, request: dict[str, Any], progress: ProgressSink) -> Future[JobOutcome]: ...
+    def submit(self, request: JobRequest, progress: ProgressSink) -> Future[JobOutcome]: ...
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Stop every worker (always called, also after an error or Ctrl-C)."""

@@ -1,6 +1,6 @@
 """Local executor: long-lived worker processes, one pool per toolchain environment, `slots` jobs at a time.
 
-Each worker is `python -m dlcompat.envs.worker` started with its environment's interpreter and a
+Each worker is `python -m dlcompat.study.executors.worker` started with its environment's interpreter and a
 thread budget, in its own process group. Importing a framework costs seconds, so workers are reused
 across jobs of the same environment instead of starting a fresh interpreter per job.
 
@@ -47,11 +47,10 @@ from dlcompat.store.artifacts import ArtifactStore, artifact_refs, is_url
 from dlcompat.study.executors.base import Executor, ProgressSink
 from dlcompat.study.executors.cores import claim_cores, pin_process_tree
 from dlcompat.study.jobs.base import CELL_FIELDS, JobOutcome, error_text
+from dlcompat.study.request import JobRequest
 
 #: deaths by these signals come from outside the job (OOM killer, operator, node shutdown): retried
 EXTERNAL_SIGNALS = frozenset({signal.SIGKILL, signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
-#: retries of an infrastructure fault when a request does not say
-DEFAULT_RETRIES = 2
 _MEMORY_POLL_S = 0.1
 #: each worker's temp folder (its TMPDIR, where its jobs' runners, converters and browsers put their work folders):
 #: <prefix><pid of the process that owns its pool>-<random>; removed when the worker ends, and swept when a pool
@@ -77,16 +76,15 @@ class InfrastructureFault(Exception):
     """The machinery failed, not the job: the job may run again (bounded by its request's `retries`)."""
 
 
-def failure(request: dict[str, Any], error: str, infrastructure: bool = False) -> JobOutcome:
+def failure(request: JobRequest, error: str, infrastructure: bool = False) -> JobOutcome:
     """A failed outcome decided outside the job, with the row that makes the finding show in the export."""
-    cell = request.get("params", {}).get("cell", {})
-    fields = {k: cell.get(k, "" if k != "seed" else None) for k in CELL_FIELDS}
-    row = Measurement(metric=request["kind"], value=None, status="failed", error=error, **fields)  # type: ignore[arg-type]
+    fields = {k: request.cell.get(k, "" if k != "seed" else None) for k in CELL_FIELDS}
+    row = Measurement(metric=request.kind, value=None, status="failed", error=error, **fields)  # type: ignore[arg-type]
     return JobOutcome(status="failed", error=error, measurements=[row], infrastructure=infrastructure)
 
 
 class Worker:
-    """One child process speaking the JSON-lines protocol of `dlcompat.envs.worker`."""
+    """One child process speaking the JSON-lines protocol of `dlcompat.study.executors.worker`."""
 
     def __init__(self, env: str, threads: int, log_dir: Path, variables: dict[str, str] | None = None) -> None:
         toolchain = get_env(env)
@@ -97,7 +95,7 @@ class Worker:
         self.tmp = Path(tempfile.mkdtemp(prefix=f"{WORKER_TMP_PREFIX}{os.getpid()}-"))
         try:
             self.proc = subprocess.Popen(
-                [str(toolchain.interpreter()), "-m", "dlcompat.envs.worker"],
+                [str(toolchain.interpreter()), "-m", "dlcompat.study.executors.worker"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
                 env={**toolchain.worker_environ(threads), "TMPDIR": str(self.tmp), **(variables or {})},
                 start_new_session=True, text=True, bufsize=1,
@@ -195,12 +193,12 @@ class Worker:
             return ""
         return " | ".join(text[-lines:])[-1000:]
 
-    def run(self, request: dict[str, Any], progress: ProgressSink, timeout_s: float,
+    def run(self, request: JobRequest, progress: ProgressSink, timeout_s: float,
             memory_limit: int = 0) -> JobOutcome:
         """Run one job; `memory_limit` in bytes (0: none). Raises TimeoutError, MemoryLimitExceeded, WorkerDied."""
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(json.dumps(request) + "\n")
+            self.proc.stdin.write(request.to_json() + "\n")
             self.proc.stdin.flush()
         except OSError:  # it died while idle: not the job's doing
             died = self._died()
@@ -356,7 +354,7 @@ class WorkerPool:
             worker.stop(kill=True)
 
 
-def run_in_pool(pool: WorkerPool, request: dict[str, Any], progress: ProgressSink,
+def run_in_pool(pool: WorkerPool, request: JobRequest, progress: ProgressSink,
                 variables: dict[str, str] | None = None, reuse: bool = True) -> JobOutcome:
     """Run one request on a worker of `pool`: the job's outcome, or a finding for a crash, a time or memory limit.
 
@@ -367,15 +365,15 @@ def run_in_pool(pool: WorkerPool, request: dict[str, Any], progress: ProgressSin
 
     Raises InfrastructureFault when the worker was killed from outside: the caller decides about a retry.
     """
-    root = str(request.get("artifacts_root", ""))
+    root = request.artifacts_root
     if not is_url(root):
         return _run_on_worker(pool, request, progress, variables, reuse)
     try:
         shared = ArtifactStore(root)
-        shared.fetch(artifact_refs(request.get("inputs", {})))
+        shared.fetch(artifact_refs(request.inputs))
     except Exception as exc:
         return failure(request, f"cannot fetch the job's inputs from {root}: {error_text(exc)}", infrastructure=True)
-    outcome = _run_on_worker(pool, {**request, "artifacts_root": str(shared.root)}, progress, variables, reuse)
+    outcome = _run_on_worker(pool, request.replace(artifacts_root=str(shared.root)), progress, variables, reuse)
     try:
         shared.publish(artifact_refs([outcome.outputs, [m.to_dict() for m in outcome.measurements]]))
     except Exception as exc:
@@ -383,21 +381,18 @@ def run_in_pool(pool: WorkerPool, request: dict[str, Any], progress: ProgressSin
     return outcome
 
 
-def _run_on_worker(pool: WorkerPool, request: dict[str, Any], progress: ProgressSink,
+def _run_on_worker(pool: WorkerPool, request: JobRequest, progress: ProgressSink,
                    variables: dict[str, str] | None, reuse: bool) -> JobOutcome:
     """Run the request on cores of its own (`cores.claim_cores`, as many as its thread budget)."""
-    threads = int(request.get("threads", 1))
-    with claim_cores(threads) as cores:
+    with claim_cores(request.threads) as cores:
         return _run_on_cores(pool, request, progress, variables, reuse, cores)
 
 
-def _run_on_cores(pool: WorkerPool, request: dict[str, Any], progress: ProgressSink,
+def _run_on_cores(pool: WorkerPool, request: JobRequest, progress: ProgressSink,
                   variables: dict[str, str] | None, reuse: bool, cores: frozenset[int] | None) -> JobOutcome:
-    env, threads = request["env"], int(request.get("threads", 1))
-    timeout_s = float(request.get("timeout_s", 1800))
-    limit_mb = float(request.get("memory_limit_mb") or 0)
+    timeout_s, limit_mb = request.timeout_s, request.memory_limit_mb
     try:
-        worker = pool.checkout(env, threads, variables)
+        worker = pool.checkout(request.env, request.threads, variables)
     except WorkerDied as exc:
         if exc.infrastructure:
             raise InfrastructureFault(str(exc)) from exc
@@ -425,10 +420,10 @@ def _run_on_cores(pool: WorkerPool, request: dict[str, Any], progress: ProgressS
     return outcome
 
 
-def run_with_retries(pool: WorkerPool, request: dict[str, Any], progress: ProgressSink,
+def run_with_retries(pool: WorkerPool, request: JobRequest, progress: ProgressSink,
                      variables: dict[str, str] | None = None, reuse: bool = True) -> JobOutcome:
     """`run_in_pool`, again on a fresh worker after each infrastructure fault, `retries` times at most."""
-    retries = int(request.get("retries", DEFAULT_RETRIES))
+    retries = request.retries
     for attempt in range(retries + 1):
         try:
             return run_in_pool(pool, request, progress, variables, reuse)
@@ -452,7 +447,7 @@ class LocalExecutor(Executor):
         self.pool = WorkerPool(self.slots + max(0, idle_workers), self.log_dir)
         self._threads = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="dlcompat-job")
 
-    def submit(self, request: dict[str, Any], progress: ProgressSink) -> Future[JobOutcome]:
+    def submit(self, request: JobRequest, progress: ProgressSink) -> Future[JobOutcome]:
         return self._threads.submit(run_with_retries, self.pool, request, progress)
 
     def close(self) -> None:

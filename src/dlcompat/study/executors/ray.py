@@ -60,13 +60,9 @@ from typing import Any
 from dlcompat.envs.registry import envs_root, get_env, sync_env
 from dlcompat.errors import UserError
 from dlcompat.study.executors.base import Executor, ProgressSink
-from dlcompat.study.executors.local import (
-    DEFAULT_RETRIES,
-    WorkerPool,
-    failure,
-    run_with_retries,
-)
+from dlcompat.study.executors.local import WorkerPool, failure, run_with_retries
 from dlcompat.study.jobs.base import JobOutcome
+from dlcompat.study.request import JobRequest
 
 #: keep a local Ray instance small and quiet (set before Ray is imported; a user's own values win)
 QUIET_RAY = {
@@ -127,7 +123,7 @@ def ensure_env(name: str) -> None:
             sync_env(name, root / f"{name}-sync.log")
 
 
-def run_on_node(request: dict[str, Any], relay: Any, token: str) -> dict[str, Any]:
+def run_on_node(request: JobRequest, relay: Any, token: str) -> dict[str, Any]:
     """The Ray task: run `request` in a worker of its toolchain environment on this node; the outcome as a dict."""
     import ray
 
@@ -145,12 +141,12 @@ def run_on_node(request: dict[str, Any], relay: Any, token: str) -> dict[str, An
     variables = {"DLCOMPAT_RAY_NODE": node}
     if "CUDA_VISIBLE_DEVICES" in os.environ:  # what Ray gave this task: part of the worker's identity
         variables["CUDA_VISIBLE_DEVICES"] = os.environ["CUDA_VISIBLE_DEVICES"]
-    ensure_env(request["env"])
+    ensure_env(request.env)
     # what Ray's own retries of this task (a lost Ray worker or node) left of the job's budget
-    budget = max(0, int(request.get("retries", DEFAULT_RETRIES)) - (max(attempt, 1) - 1))
+    budget = max(0, request.retries - (max(attempt, 1) - 1))
     # a GPU job gets a fresh worker, so no idle worker keeps holding GPU memory Ray gave to another task
-    outcome = run_with_retries(node_pool(), {**request, "retries": budget}, progress, variables,
-                               reuse=not request.get("gpus"))
+    outcome = run_with_retries(node_pool(), request.replace(retries=budget), progress, variables,
+                               reuse=not request.gpus)
     outcome.environment = {**outcome.environment, "ray": {**placement, "attempt": attempt}}
     with contextlib.suppress(Exception):  # an actor runs one caller's calls in order: every event is in before this
         ray.get(relay.push.remote(token, {"finished": attempt}), timeout=10)
@@ -228,7 +224,7 @@ class RayExecutor(Executor):
         self._lock = threading.Lock()
         self._sinks: dict[str, ProgressSink] = {}
         self._refs: dict[str, Any] = {}
-        self._finished: list[tuple[Future[Any], Future[JobOutcome], dict[str, Any], str]] = []
+        self._finished: list[tuple[Future[Any], Future[JobOutcome], JobRequest, str]] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="dlcompat-ray-progress", daemon=True)
@@ -251,13 +247,12 @@ class RayExecutor(Executor):
         return min(slots, self.max_slots) if self.max_slots else slots
 
     @staticmethod
-    def options(request: dict[str, Any]) -> dict[str, Any]:
+    def options(request: JobRequest) -> dict[str, Any]:
         """The Ray task options of a job: its resources and its retry policy."""
-        opts: dict[str, Any] = {"num_cpus": max(1, int(request.get("threads", 1))),
-                                "num_gpus": float(request.get("gpus") or 0),
-                                "max_retries": int(request.get("retries", DEFAULT_RETRIES))}
-        if request.get("memory_limit_mb"):
-            opts["memory"] = int(float(request["memory_limit_mb"]) * 2**20)
+        opts: dict[str, Any] = {"num_cpus": max(1, request.threads), "num_gpus": float(request.gpus),
+                                "max_retries": request.retries}
+        if request.memory_limit_mb:
+            opts["memory"] = int(request.memory_limit_mb * 2**20)
         return opts
 
     def _unplaceable(self, opts: dict[str, Any]) -> str:
@@ -271,7 +266,7 @@ class RayExecutor(Executor):
         return f"no node of the Ray cluster offers what this job asks for ({asked})"
 
     # --- jobs ---------------------------------------------------------------------------------------
-    def submit(self, request: dict[str, Any], progress: ProgressSink) -> Future[JobOutcome]:
+    def submit(self, request: JobRequest, progress: ProgressSink) -> Future[JobOutcome]:
         future: Future[JobOutcome] = Future()
         opts = self.options(request)
         self._threads_hint = max(self._threads_hint, opts["num_cpus"])
@@ -280,7 +275,7 @@ class RayExecutor(Executor):
             self._resources = (0.0, 1.0, [])  # look again next time: a node may have joined
             future.set_result(failure(request, problem, infrastructure=True))
             return future
-        token = f"{request.get('key', 'job')[:16]}-{uuid.uuid4().hex[:8]}"
+        token = f"{(request.key or 'job')[:16]}-{uuid.uuid4().hex[:8]}"
         ref = self._task.options(**opts).remote(request, self._relay, token)
         with self._lock:
             self._sinks[token] = progress
@@ -288,13 +283,13 @@ class RayExecutor(Executor):
         ref.future().add_done_callback(lambda done: self._finish(done, future, request, token))
         return future
 
-    def _finish(self, done: Future[Any], future: Future[JobOutcome], request: dict[str, Any], token: str) -> None:
+    def _finish(self, done: Future[Any], future: Future[JobOutcome], request: JobRequest, token: str) -> None:
         """Ray's callback: the poller resolves the job after its next drain of the relay."""
         with self._lock:
             self._finished.append((done, future, request, token))
         self._wake.set()
 
-    def _resolve(self, done: Future[Any], future: Future[JobOutcome], request: dict[str, Any], token: str) -> None:
+    def _resolve(self, done: Future[Any], future: Future[JobOutcome], request: JobRequest, token: str) -> None:
         with self._lock:
             self._sinks.pop(token, None)
             self._refs.pop(token, None)
@@ -305,8 +300,8 @@ class RayExecutor(Executor):
         future.set_result(outcome)
 
     @staticmethod
-    def _explain(exc: BaseException, request: dict[str, Any]) -> str:
-        retries = int(request.get("retries", DEFAULT_RETRIES))
+    def _explain(exc: BaseException, request: JobRequest) -> str:
+        retries = request.retries
         cause = getattr(exc, "cause", None) or exc
         first = (str(cause).strip().splitlines() or [""])[0][:300]
         return f"infrastructure fault, retries spent ({retries}): the Ray task failed: {type(cause).__name__}: {first}"

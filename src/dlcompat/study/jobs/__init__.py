@@ -2,32 +2,44 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-#: job kind -> "module:function"; bump a kind's version when its results would change, so old keys miss
-JOB_KINDS: dict[str, tuple[str, int]] = {
-    "dataset": ("dlcompat.study.jobs.dataset:run", 1),
-    "train": ("dlcompat.study.jobs.train:run", 1),
-    "convert": ("dlcompat.study.jobs.convert:run", 1),
-    "evaluate": ("dlcompat.study.jobs.evaluate:run", 1),
-    "compare": ("dlcompat.study.jobs.compare:run", 1),
-    "probe": ("dlcompat.study.jobs.probe:run", 1),
-    "reproduce": ("dlcompat.study.jobs.reproduce:run", 2),
-    "unavailable": ("dlcompat.study.jobs.unavailable:run", 1),
-    "attack": ("dlcompat.study.jobs.attack:run", 1),
-    "transfer": ("dlcompat.study.jobs.transfer:run", 1),
+from dlcompat.registry import Registry, resolve
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of job: the `"module:function"` that runs it, and its version (part of every job's key)."""
+
+    name: str
+    function: str
+    #: bump it when the kind's results would change, so that the keys of jobs stored before miss
+    version: int = 1
+
+
+JOB_KINDS: Registry[JobKind] = Registry("job kind")
+for _kind in (
+    JobKind("dataset", "dlcompat.study.jobs.dataset:run"),
+    JobKind("train", "dlcompat.study.jobs.train:run"),
+    JobKind("convert", "dlcompat.study.jobs.convert:run"),
+    JobKind("evaluate", "dlcompat.study.jobs.evaluate:run"),
+    JobKind("compare", "dlcompat.study.jobs.compare:run"),
+    JobKind("probe", "dlcompat.study.jobs.probe:run"),
+    JobKind("reproduce", "dlcompat.study.jobs.reproduce:run", version=2),
+    JobKind("unavailable", "dlcompat.study.jobs.unavailable:run"),
+    JobKind("attack", "dlcompat.study.jobs.attack:run"),
+    JobKind("transfer", "dlcompat.study.jobs.transfer:run"),
     # fault injection for the executor tests only (segfault, hang, memory, ...); never planned
-    "fault": ("dlcompat.study.jobs.fault:run", 1),
-}
+    JobKind("fault", "dlcompat.study.jobs.fault:run"),
+):
+    JOB_KINDS.register(_kind)
 
 
 def job_function(kind: str) -> Callable[[Any], None]:
-    target, _version = JOB_KINDS[kind]
-    module, fn = target.split(":")
-    return getattr(importlib.import_module(module), fn)
+    return resolve(JOB_KINDS.get(kind).function)
 
 
 def job_version(kind: str) -> int:
-    return JOB_KINDS[kind][1]
+    return JOB_KINDS.get(kind).version

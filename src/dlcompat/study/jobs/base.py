@@ -23,6 +23,7 @@ from dlcompat.frameworks.base import Unavailable
 from dlcompat.metrics.record import Measurement
 from dlcompat.runtimes import parking
 from dlcompat.store.artifacts import ArtifactStore, output_errno, output_error
+from dlcompat.study.request import JobRequest
 
 #: the fields of `params["cell"]` every measurement of a job inherits
 CELL_FIELDS = ("dataset", "model", "framework", "seed", "target", "variant")
@@ -38,6 +39,12 @@ class JobContext:
     progress: Callable[[dict[str, Any]], None] = lambda _event: None
     outputs: dict[str, Any] = field(default_factory=dict)
     measurements: list[Measurement] = field(default_factory=list)
+
+    @classmethod
+    def from_request(cls, request: JobRequest, progress: Callable[[dict[str, Any]], None]) -> JobContext:
+        """The context of the job `request` describes, its artifacts in the store at the request's root."""
+        return cls(kind=request.kind, params=request.params, inputs=request.inputs,
+                   artifacts=ArtifactStore(request.artifacts_root), threads=request.threads, progress=progress)
 
     @property
     def cell(self) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """The child-process entry point: a long-lived worker that runs one job at a time in its environment.
 
+Started by the local executor (and the Ray executor's tasks, through it) as
+``python -m dlcompat.study.executors.worker`` with the interpreter of the job's toolchain environment.
+
 Protocol (JSON lines): the driver writes one job request per line to the worker's stdin; the worker
 answers on its *original* stdout, which it keeps for the protocol alone: fd 1 is pointed at stderr
 before any job runs, so whatever a framework prints can never corrupt a message. Messages out:
@@ -13,7 +16,7 @@ written atomically, so nothing half-written stays behind. Its time and memory li
 outside, by the process that owns it (`dlcompat.study.executors.local.Worker`), which needs no GIL of
 the worker's to notice a runaway job.
 
-Imports the standard library, NumPy and the job's own module only (DESIGN.md).
+Imports the standard library, NumPy, dlcompat's NumPy-only core and the job's own module only (DESIGN.md).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ import threading
 import time
 from typing import IO, Any
 
+from dlcompat.study.jobs import job_function
+from dlcompat.study.jobs.base import JobContext, JobOutcome, error_text, run_job
+from dlcompat.study.request import JobRequest
 from dlcompat.versions import installed_version
 
 #: modules whose versions a job's environment record names, when the job loaded them
@@ -58,41 +64,32 @@ def _browsers_killed_from_outside() -> list[str]:
     return chromium.killed_from_outside(clear=True) if chromium is not None else []
 
 
-def serve(requests: IO[str], channel: IO[str]) -> None:
-    from dlcompat.store.artifacts import ArtifactStore
-    from dlcompat.study.jobs import job_function
-    from dlcompat.study.jobs.base import JobContext, run_job
+def run_request(request: JobRequest, channel: IO[str]) -> JobOutcome:
+    """Run one job here, its progress sent on `channel`; a job that cannot even load is a failed outcome."""
+    _browsers_killed_from_outside()
+    try:
+        fn = job_function(request.kind)
+        ctx = JobContext.from_request(request, lambda event: _send(channel, {"type": "progress", "event": event}))
+    except Exception as exc:  # the job's module (or its artifact store) is not usable here: a finding
+        return JobOutcome(status="failed", error=f"cannot load job {request.kind}: {error_text(exc)}")
+    outcome = run_job(fn, ctx)
+    killed = _browsers_killed_from_outside()
+    if killed and outcome.status == "failed":  # not the job's failure: the executor runs it again
+        outcome.infrastructure = True
+        outcome.error = f"{killed[0]} during the job: {outcome.error}"
+    return outcome
 
+
+def serve(requests: IO[str], channel: IO[str]) -> None:
     _send(channel, {"type": "ready", "pid": os.getpid(), "python": platform.python_version(),
                     "executable": sys.executable})
     for line in requests:
         if not line.strip():
             continue
-        request = json.loads(line)
-        _browsers_killed_from_outside()
-        threads = int(request.get("threads", 1))
-        try:
-            fn = job_function(request["kind"])
-            ctx = JobContext(
-                kind=request["kind"],
-                params=request["params"],
-                inputs=request["inputs"],
-                artifacts=ArtifactStore(request["artifacts_root"]),
-                threads=threads,
-                progress=lambda event: _send(channel, {"type": "progress", "event": event}),
-            )
-        except Exception as exc:  # the job's module (or its artifact store) is not usable here: a finding
-            from dlcompat.study.jobs.base import JobOutcome, error_text
-
-            outcome = JobOutcome(status="failed", error=f"cannot load job {request['kind']}: {error_text(exc)}")
-        else:
-            outcome = run_job(fn, ctx)
-            killed = _browsers_killed_from_outside()
-            if killed and outcome.status == "failed":  # not the job's failure: the executor runs it again
-                outcome.infrastructure = True
-                outcome.error = f"{killed[0]} during the job: {outcome.error}"
+        request = JobRequest.from_json(line)
+        outcome = run_request(request, channel)
         outcome.environment = {"python": platform.python_version(), "executable": sys.executable,
-                               "platform": platform.platform(), "pid": os.getpid(), "threads": threads,
+                               "platform": platform.platform(), "pid": os.getpid(), "threads": request.threads,
                                "cpu_affinity": _cpu_affinity(), "niceness": os.nice(0),
                                "packages": _versions()}
         _send(channel, {"type": "result", "outcome": outcome.to_dict()})

@@ -42,6 +42,8 @@ class JobRequest:
     gpus: float = 0.0
     key: str = ""
     label: str = ""
+    #: the jobs it may share a worker process with (`study.worker_family`); "" for any
+    family: str = ""
 
     @property
     def cell(self) -> dict[str, Any]:

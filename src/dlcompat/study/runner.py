@@ -38,6 +38,7 @@ from dlcompat.study.jobs.base import JobOutcome
 from dlcompat.study.plan import build_plan, planned_frameworks
 from dlcompat.study.progress import ProgressView
 from dlcompat.study.request import JobRequest
+from dlcompat.study.worker_family import worker_family
 
 
 @dataclass
@@ -195,7 +196,8 @@ def job_request(job: Job, inputs: dict[str, dict[str, Any]], artifacts: Artifact
     limits.update({k: v for k, v in job.runtime.items() if k in (*limits, "timeout_s")})
     params = {**job.params, **{k: v for k, v in job.runtime.items() if k == "data_dir"}}
     return JobRequest(kind=job.kind, params=params, inputs=inputs, artifacts_root=artifacts.location, env=job.env,
-                      threads=job.threads, key=job.key, label=job.label, **limits)
+                      threads=job.threads, key=job.key, label=job.label, family=worker_family(job.kind, job.params),
+                      **limits)
 
 
 #: how a job ends without being stored: its dependents cannot run, whatever they tolerate

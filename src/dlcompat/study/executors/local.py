@@ -86,10 +86,11 @@ def failure(request: JobRequest, error: str, infrastructure: bool = False) -> Jo
 class Worker:
     """One child process speaking the JSON-lines protocol of `dlcompat.study.executors.worker`."""
 
-    def __init__(self, env: str, threads: int, log_dir: Path, variables: dict[str, str] | None = None) -> None:
+    def __init__(self, env: str, threads: int, log_dir: Path, variables: dict[str, str] | None = None,
+                 family: str = "") -> None:
         toolchain = get_env(env)
         self.env = env
-        self.key = pool_key(env, threads, variables)
+        self.key = pool_key(env, threads, variables, family)
         self.log_path = log_dir / f"worker-{env}-{time.time_ns()}.log"
         self._log = open(self.log_path, "ab")  # noqa: SIM115  (closed in stop)
         self.tmp = Path(tempfile.mkdtemp(prefix=f"{WORKER_TMP_PREFIX}{os.getpid()}-"))
@@ -288,9 +289,10 @@ def sweep_stale_worker_tmp() -> int:
     return removed
 
 
-def pool_key(env: str, threads: int, variables: dict[str, str] | None = None) -> tuple[Any, ...]:
-    """Workers are interchangeable when they share an environment, a thread budget and extra variables."""
-    return (env, threads, tuple(sorted((variables or {}).items())))
+def pool_key(env: str, threads: int, variables: dict[str, str] | None = None, family: str = "") -> tuple[Any, ...]:
+    """Workers are interchangeable when they share an environment, a thread budget, extra variables and the
+    family of jobs they run (`study.worker_family`: a job's peak memory is measured in its worker)."""
+    return (env, threads, tuple(sorted((variables or {}).items())), family)
 
 
 class WorkerPool:
@@ -307,12 +309,12 @@ class WorkerPool:
         self._lock = threading.Lock()
         self.closed = False
 
-    def checkout(self, env: str, threads: int, variables: dict[str, str] | None = None) -> Worker:
+    def checkout(self, env: str, threads: int, variables: dict[str, str] | None = None, family: str = "") -> Worker:
         victim = None
         with self._lock:
             if self.closed:
                 raise WorkerDied("the executor is shutting down")
-            pool = self._idle.setdefault(pool_key(env, threads, variables), [])
+            pool = self._idle.setdefault(pool_key(env, threads, variables, family), [])
             while pool:
                 worker = pool.pop()
                 if worker.alive():
@@ -322,7 +324,7 @@ class WorkerPool:
                 victim = self._least_recently_used()
         if victim is not None:
             victim.stop()
-        worker = Worker(env, threads, self.log_dir, variables)
+        worker = Worker(env, threads, self.log_dir, variables, family)
         with self._lock:
             self._all.append(worker)
             if self.closed:  # closed while it started: it would outlive the pool
@@ -392,7 +394,7 @@ def _run_on_cores(pool: WorkerPool, request: JobRequest, progress: ProgressSink,
                   variables: dict[str, str] | None, reuse: bool, cores: frozenset[int] | None) -> JobOutcome:
     timeout_s, limit_mb = request.timeout_s, request.memory_limit_mb
     try:
-        worker = pool.checkout(request.env, request.threads, variables)
+        worker = pool.checkout(request.env, request.threads, variables, request.family)
     except WorkerDied as exc:
         if exc.infrastructure:
             raise InfrastructureFault(str(exc)) from exc
@@ -435,9 +437,10 @@ def run_with_retries(pool: WorkerPool, request: JobRequest, progress: ProgressSi
 
 
 #: workers kept alive beyond the running ones, so that a study moving between toolchain environments (six in the
-#: quick study) does not restart a worker, and re-import its frameworks (and restart its browser), at almost every
-#: switch; the one retired for a new one is the one idle longest
-IDLE_WORKERS = 6
+#: quick study) and worker families (`study.worker_family`: about ten in the main environment) does not restart a
+#: worker, and re-import its frameworks (and restart its browser), at almost every switch; the one retired for a
+#: new one is the one idle longest
+IDLE_WORKERS = 12
 
 
 class LocalExecutor(Executor):

@@ -23,6 +23,7 @@ from dlcompat.envs.registry import get_env, sync_env
 from dlcompat.frameworks.registry import make_adapter
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.study.executors.local import LocalExecutor
+from dlcompat.study.request import JobRequest
 from dlcompat.zoo.registry import build_spec
 from tests.frameworks.weights import random_weights
 
@@ -110,9 +111,9 @@ class MobileModels:
                                           "converter": edge_name, "variant": variant, "threads": 1}
                 if variant in edge.calibrated:
                     params["calibration"] = {"images": CALIBRATION, "seed": 0}
-                request = {"kind": "convert", "env": edge.env, "threads": 1, "timeout_s": 600,
-                           "artifacts_root": str(store.root), "params": params,
-                           "inputs": {"data": data, "model": {"artifact": model, "input_layout": layout}}}
+                request = JobRequest(kind="convert", env=edge.env, threads=1, timeout_s=600,
+                                     artifacts_root=str(store.root), params=params,
+                                     inputs={"data": data, "model": {"artifact": model, "input_layout": layout}})
                 outcome = executor.submit(request, lambda _e: None).result()
                 assert outcome.status == "ok", outcome.error
                 out[variant] = Deployment(store.path(outcome.outputs["artifact"]), outcome.outputs)

@@ -16,6 +16,7 @@ from dlcompat.data.registry import load_dataset, save_npz
 from dlcompat.frameworks.registry import make_adapter
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.study.executors.inline import InlineExecutor
+from dlcompat.study.request import JobRequest
 from dlcompat.zoo.registry import build_spec
 
 from ..frameworks.weights import random_weights
@@ -55,8 +56,8 @@ def _cell(variant: str, target: str) -> dict:
 
 def _run(setup, kind: str, params: dict, inputs: dict):
     store, executor = setup[0], setup[1]
-    request = {"kind": kind, "env": "main", "threads": 1, "timeout_s": 600, "artifacts_root": str(store.root),
-               "params": params, "inputs": inputs}
+    request = JobRequest(kind=kind, env="main", threads=1, timeout_s=600, artifacts_root=str(store.root),
+                         params=params, inputs=inputs)
     return executor.submit(request, lambda _e: None).result()
 
 

@@ -33,7 +33,7 @@ def check_runner(runner, x: np.ndarray, expected: np.ndarray, atol: float) -> di
         info, figures = runner.info(), dict((m, v) for m, v, _ in runner.figures())
     finally:
         runner.deactivate()
-    assert runner.chromium is None and runner.server is None
+    assert runner.session is None
     assert logits.shape == expected.shape and logits.dtype == np.float32
     gap = float(np.abs(logits - expected).max())
     assert gap <= atol, f"max |Δ| {gap:.3g} against the server side"
@@ -82,7 +82,7 @@ def test_ortweb_webgpu_runs_or_says_why_not(lenet5_onnx, mnist_test):
         seen = check_runner(runner, x, lenet5_onnx["logits"], atol=1e-3)
     except Unavailable as exc:  # no GPU here: the page's own reason, and nothing left running
         assert "webgpu" in str(exc).lower() and "Chromium" in str(exc)
-        assert runner.chromium is None and runner.server is None
+        assert runner.session is None
     else:
         assert seen["info"]["backend"] == "webgpu"
 
@@ -94,7 +94,7 @@ def test_ortweb_webgl_rejects_a_symbolic_batch_dimension(lenet5_onnx, mnist_test
     runner = OrtWebRunner(lenet5_onnx["path"], input_layout=lenet5_onnx["input_layout"], variant="webgl")
     with pytest.raises(RuntimeError, match=r"input tensor\[0\] check failed: expected shape '\[,1,28,28\]'"):
         check_runner(runner, x[:8], lenet5_onnx["logits"][:8], atol=1e-3)
-    assert runner.chromium is None and runner.server is None
+    assert runner.session is None
 
 
 @pytest.mark.parametrize("variant", ["cpu", "wasm", "webgl"])

@@ -1,4 +1,5 @@
-"""A job worker keeps one browser for all its jobs (a fresh context per job); a failed job ends it.
+"""A job worker keeps its browser for all its jobs (a fresh context per job); a page error ends only the
+job's context, a browser cut by the watchdog is ended.
 
 Runs the real ORT-web runner on a real LeNet-5 (PyTorch, one epoch on real MNIST, torch.onnx) in
 Debian's Chromium, with DLCOMPAT_JOB_WORKER=1 as the study's workers have it.
@@ -11,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from dlcompat.frameworks.base import Unavailable
 from dlcompat.runtimes.browser import chromium as chromium_module
 from dlcompat.runtimes.browser.chromium import close_kept_browsers, group_alive
 from dlcompat.runtimes.browser.runner import OrtWebRunner
@@ -26,8 +28,8 @@ def keeping(monkeypatch):
 def _run(lenet5_onnx, x: np.ndarray) -> tuple[int, bool, np.ndarray]:
     with OrtWebRunner(lenet5_onnx["path"], input_layout=lenet5_onnx["input_layout"], variant="wasm") as runner:
         logits = runner.infer(x)
-        assert runner.chromium is not None
-        return runner.chromium.pid, runner.info()["browser_reused"], logits
+        assert runner.session.chromium is not None
+        return runner.session.chromium.pid, runner.info()["browser_reused"], logits
 
 
 def test_two_jobs_share_one_browser_and_compute_the_same(keeping, lenet5_onnx, mnist_test):
@@ -42,14 +44,27 @@ def test_two_jobs_share_one_browser_and_compute_the_same(keeping, lenet5_onnx, m
     assert not chromium_module._KEPT
 
 
-def test_a_failed_call_ends_the_kept_browser_and_the_next_job_gets_a_fresh_one(keeping, lenet5_onnx, mnist_test):
+def test_a_failed_call_closes_its_context_and_the_next_job_reuses_the_browser(keeping, lenet5_onnx, mnist_test):
     runner = OrtWebRunner(lenet5_onnx["path"], input_layout=lenet5_onnx["input_layout"], variant="wasm")
     with pytest.raises(RuntimeError, match="input"), runner:
-        failed_pid = runner.chromium.pid
+        failed_pid = runner.session.chromium.pid
+        failed_context, browser = runner.session.page.context, runner.session.chromium.browser
         runner.infer(np.zeros((2, 5, 5, 1), dtype=np.float32))  # wrong image size: the page raises
-    assert _ended(failed_pid), "the failed job's browser is still running"
+    pid, reused, logits = _run(lenet5_onnx, mnist_test[0][:10])
+    assert pid == failed_pid and reused is True  # the page's error died with its context
+    assert failed_context not in browser.contexts
+    np.testing.assert_allclose(logits, lenet5_onnx["logits"][:10], rtol=1e-4, atol=1e-4)
+
+
+def test_a_browser_cut_by_the_watchdog_is_ended_and_the_next_job_gets_a_fresh_one(keeping, lenet5_onnx, mnist_test):
+    runner = OrtWebRunner(lenet5_onnx["path"], input_layout=lenet5_onnx["input_layout"], variant="wasm")
+    with pytest.raises(TimeoutError, match="did not finish"), runner:
+        killed_pid = runner.session.chromium.pid
+        runner.session.call_timeout_s = 0.001  # no page call answers within a millisecond: the watchdog kills it
+        runner.infer(mnist_test[0][:10])
+    assert _ended(killed_pid), "the killed browser is still running"
     pid, reused, _ = _run(lenet5_onnx, mnist_test[0][:10])
-    assert pid != failed_pid and reused is False
+    assert pid != killed_pid and reused is False
 
 
 def _ended(pgid: int, within_s: float = 10.0) -> bool:
@@ -59,3 +74,17 @@ def _ended(pgid: int, within_s: float = 10.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def test_a_backend_the_browser_lacks_is_answered_without_a_page_and_the_browser_is_kept(keeping, lenet5_onnx,
+                                                                                         mnist_test):
+    pid, _, _ = _run(lenet5_onnx, mnist_test[0][:10])
+    kept = next(browser for browser in chromium_module._KEPT.values() if browser.pid == pid)
+    kept.lacks[("ortweb", "wasm")] = "no such backend (test)"  # as a page of an earlier job answered
+    runner = OrtWebRunner(lenet5_onnx["path"], input_layout=lenet5_onnx["input_layout"], variant="wasm")
+    with pytest.raises(Unavailable, match=r"no such backend \(test\)"), runner:
+        pass
+    assert group_alive(pid) and chromium_module._KEPT  # no page was opened, and the browser stays for later jobs
+    kept.lacks.clear()
+    again, reused, _ = _run(lenet5_onnx, mnist_test[0][:10])
+    assert (again, reused) == (pid, True)

@@ -65,17 +65,17 @@ def test_litert_feeds_a_full_integer_model_integers_quantized_as_the_model_decla
     deployed = models.deploy("keras.tflite", "int8-full", "tensorflow")
     x = models.x[:8]
     with LiteRTRunner(deployed.path) as runner:
-        declared = runner.interpreter.get_input_details()[0]
+        declared = runner.session.get_input_details()[0]
         assert np.dtype(declared["dtype"]) == np.int8
         scale, zero = declared["quantization"]
         assert runner.input_quantization.scale == pytest.approx(scale) and runner.input_quantization.zero_point == zero
         runner.predictor(x)()
-        fed = runner.interpreter.get_tensor(declared["index"])
+        fed = runner.session.get_tensor(declared["index"])
         assert fed.dtype == np.int8
         expected = np.clip(np.floor(x.astype(np.float64) / scale + 0.5) + zero, -128, 127)
         assert np.array_equal(fed, expected.astype(np.int8))
-        out = runner.interpreter.get_output_details()[0]
-        raw = runner.interpreter.get_tensor(out["index"])
+        out = runner.session.get_output_details()[0]
+        raw = runner.session.get_tensor(out["index"])
         o_scale, o_zero = out["quantization"]
         assert np.allclose(runner.infer(x), (raw.astype(np.float32) - o_zero) * o_scale, atol=1e-6)
         assert runner.info()["input_quantization"]["scale"] == pytest.approx(scale)
@@ -97,7 +97,7 @@ def test_litert_reads_the_input_scale_from_the_model_file(models, tmp_path):
     with LiteRTRunner(edited) as runner:
         assert runner.input_quantization.scale == pytest.approx(original * 2)
         runner.predictor(x)()
-        fed = runner.interpreter.get_tensor(runner.input["index"]).astype(np.int32)
+        fed = runner.session.get_tensor(runner.input["index"]).astype(np.int32)
     zero = runner.input_quantization.zero_point
     assert np.array_equal(fed, np.clip(np.floor(x.astype(np.float64) / (original * 2) + 0.5) + zero, -128, 127))
 

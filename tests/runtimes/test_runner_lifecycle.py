@@ -1,7 +1,7 @@
 """A runner whose load fails releases what it made so far (a failed load is a finding, not a leak).
 
 Both jobs that load a runner (`evaluate`, `transfer`) run here for real on real MNIST, with the runtime
-replaced by one that fails as onnx2tf does on a model it cannot rebuild: after making its working folder.
+replaced by one whose activation fails after its loader made a working folder.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from dlcompat.data.registry import save_npz
-from dlcompat.runtimes.base import Runner
+from dlcompat.runtimes.base import Loader, Runner
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.study.attack_plan import adversarial_role
 from dlcompat.study.jobs import common, evaluate, transfer
@@ -24,19 +24,30 @@ from dlcompat.study.jobs.base import JobContext, run_job
 CELL = {"dataset": "mnist", "model": "lenet5", "framework": "keras", "seed": 0, "target": "onnx2tf", "variant": ""}
 
 
+class FolderLoader(Loader):
+    """Makes a working folder and hands it back as the session, as onnx2tf's loader does."""
+
+    def __call__(self) -> Path:
+        folder = Path(tempfile.mkdtemp(prefix="dlcompat-test-runner-"))
+        HalfLoadingRunner.made.append(folder)
+        return folder
+
+
 class HalfLoadingRunner(Runner):
-    """Makes a working folder, as onnx2tf's runner does, then fails to convert."""
+    """Its loader makes a working folder; then, like a conversion that fails, its activation raises."""
 
     name = "half-loading"
     made: ClassVar[list[Path]] = []  # the working folders it made, for the test to check
 
+    def loader(self) -> Loader:
+        return FolderLoader()
+
     def activate(self) -> None:
-        self.workdir = Path(tempfile.mkdtemp(prefix="dlcompat-test-runner-"))
-        HalfLoadingRunner.made.append(self.workdir)
+        super().activate()
         raise RuntimeError("conversion failed")
 
-    def deactivate(self) -> None:
-        shutil.rmtree(self.workdir)
+    def release(self, session: Path) -> None:
+        shutil.rmtree(session)
 
     def predictor(self, x: np.ndarray):
         raise AssertionError("never reached")
@@ -49,10 +60,28 @@ class HalfLoadingRunner(Runner):
 
 
 def test_a_failed_activate_is_deactivated(tmp_path: Path) -> None:
+    HalfLoadingRunner.made = []
     runner = HalfLoadingRunner(tmp_path / "model.onnx")
     with pytest.raises(RuntimeError, match="conversion failed"), runner:
         pass
-    assert not runner.workdir.exists()
+    assert len(HalfLoadingRunner.made) == 1 and not HalfLoadingRunner.made[0].exists()
+    assert not runner.is_active
+
+
+def test_the_loader_runs_once_per_activation_and_deactivate_may_run_twice(tmp_path: Path) -> None:
+    class Counting(HalfLoadingRunner):
+        def activate(self) -> None:
+            Runner.activate(self)
+
+    HalfLoadingRunner.made = []
+    runner = Counting(tmp_path / "model.onnx")
+    with runner:
+        with pytest.raises(RuntimeError, match="already active"):
+            runner.activate()
+        folder = runner.session
+        assert folder.is_dir() and HalfLoadingRunner.made == [folder]
+    runner.deactivate()
+    assert not folder.exists() and runner.session is None
 
 
 @pytest.mark.parametrize("job", ["evaluate", "transfer"])

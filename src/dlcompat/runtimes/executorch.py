@@ -9,37 +9,67 @@ delegates the program holds is read from the program itself (`info()`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dlcompat.errors import ModelFileError, one_line
-from dlcompat.runtimes.base import Runner, to_layout
+from dlcompat.runtimes.base import Loader, Runner, to_layout
 from dlcompat.versions import installed_version
 
 #: the largest batch a program is exported for (`dlcompat.converters.torch_pte.MAX_BATCH`)
 _BATCH = 256
 
 
-class ExecuTorchRunner(Runner):
-    name = "executorch"
+@dataclass(frozen=True)
+class ExecuTorchMethod:
+    """A loaded program and its planned `forward` method; XNNPACK's pool size as the runtime reports it."""
 
-    def activate(self) -> None:
-        import torch
+    program: Any
+    method: Any
+    pool_threads: int
+
+
+@dataclass(frozen=True)
+class MethodFromPte(Loader):
+    """The `forward` method of the `.pte` program at `path`, XNNPACK's thread pool set to `threads`."""
+
+    path: Path
+    threads: int = 1
+
+    def __call__(self) -> ExecuTorchMethod:
         from executorch.extension.pybindings import portable_lib
         from executorch.runtime import Runtime
 
-        self.torch = torch
         portable_lib._unsafe_reset_threadpool(self.threads)  # XNNPACK's pool (experimental API, the only one)
-        self.pool_threads = int(portable_lib._threadpool_get_thread_count())
+        pool_threads = int(portable_lib._threadpool_get_thread_count())
         try:
-            self.program = Runtime.get().load_program(self.path)
-            self.method = self.program.load_method("forward")
+            program = Runtime.get().load_program(self.path)
+            method = program.load_method("forward")
         except Exception as exc:  # the runtime raises RuntimeError or ValueError, its bindings others
             raise ModelFileError(f"{self.path} is not a loadable ExecuTorch program ({one_line(exc)}): "
                                  "convert it again") from exc
-        if self.method is None:
+        if method is None:
             raise ModelFileError(f"{self.path} has no `forward` method: export the model's forward")
+        return ExecuTorchMethod(program, method, pool_threads)
+
+
+class ExecuTorchRunner(Runner):
+    name = "executorch"
+    no_intermediates = ("ExecuTorch's Method.execute returns only the method's outputs, and the program's XNNPACK "
+                        "partitions keep their tensors inside the delegate")
+
+    def loader(self) -> MethodFromPte:
+        return MethodFromPte(self.path, self.threads)
+
+    def activate(self) -> None:
+        import torch
+
+        self.torch = torch
+        super().activate()
+        self.method, self.pool_threads = self.session.method, self.session.pool_threads
 
     def _tensor(self, x: np.ndarray) -> Any:
         return self.torch.from_numpy(to_layout(x, self.input_layout).astype(np.float32, copy=False))
@@ -53,9 +83,8 @@ class ExecuTorchRunner(Runner):
                for i in range(0, len(x), batch_size)]
         return np.concatenate(out).astype(np.float32)
 
-    def deactivate(self) -> None:
+    def release(self, session: ExecuTorchMethod) -> None:
         self.method = None
-        self.program = None
 
     def delegates(self) -> dict[str, Any]:
         """The backends the program's delegate calls name (read from the `.pte` itself)."""
@@ -72,7 +101,6 @@ class ExecuTorchRunner(Runner):
                 "delegate_partitions": len(ids)}
 
     def info(self) -> dict[str, Any]:
-
         return {"runtime": "executorch", "version": installed_version("executorch"),
                 "torch": self.torch.__version__, "api": "executorch.runtime: Program.load_method('forward').execute",
                 "threads": self.threads, "intra_op_threads": getattr(self, "pool_threads", self.threads),

@@ -9,18 +9,24 @@ model, and the float images are quantized with them (``q = round(x / scale) + ze
 the integer type) in `predictor`, before any clock starts; the integer logits are dequantized
 (``(q - zero_point) * scale``) after it: the timed call is `set_tensor` (the copy of the prepared
 input into the interpreter, as an app does per inference), `invoke()` and the copy of the raw output.
+
+Intermediate tensors come from a second interpreter of the same file that keeps every tensor and runs
+the builtin kernels only (inside an XNNPACK partition the tensors are the delegate's own, not readable):
+its values may differ from the delegated run's by float rounding. A quantized tensor is dequantized with
+its own scale and zero point.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dlcompat.errors import ModelFileError, one_line
-from dlcompat.runtimes.base import Runner, to_layout
+from dlcompat.runtimes.base import Loader, Runner, require_tensors, to_layout
 from dlcompat.versions import installed_version
 
 _BATCH = 256
@@ -75,45 +81,77 @@ class QuantizedOutput:
         return out if dtype is None else out.astype(dtype)
 
 
-class LiteRTRunner(Runner):
-    name = "litert"
+@dataclass(frozen=True)
+class InterpreterFromTflite(Loader):
+    """A LiteRT `Interpreter` of the `.tflite` file at `path`, tensors allocated, with `threads` threads.
 
-    def activate(self) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+    By default the interpreter applies the default delegate (XNNPACK) where it supports the graph. With
+    `preserve_all_tensors` it runs the builtin kernels only and keeps every tensor readable after `invoke()`
+    (a delegate's partition hides the tensors inside it): the interpreter of intermediate tensors.
+    """
 
+    path: Path
+    threads: int = 1
+    preserve_all_tensors: bool = False
+
+    def __call__(self) -> Any:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = OpResolverType.AUTO
+        if self.preserve_all_tensors:
+            resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
         try:
-            self.interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads)
-            self.interpreter.allocate_tensors()  # the default delegate (XNNPACK) is applied here
+            interpreter = Interpreter(model_path=str(self.path), num_threads=self.threads,
+                                      experimental_op_resolver_type=resolver,
+                                      experimental_preserve_all_tensors=self.preserve_all_tensors)
+            interpreter.allocate_tensors()  # the default delegate (XNNPACK) is applied here
         except Exception as exc:  # the interpreter raises ValueError or RuntimeError, its bindings others
             raise ModelFileError(f"{self.path} is not a loadable LiteRT model ({one_line(exc)}): "
                                  "convert it again") from exc
-        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelFileError(f"{self.path} has {len(inputs)} inputs and {len(outputs)} outputs: "
                                  "dlcompat runs image classifiers with one of each")
-        self.input, self.output = inputs[0], outputs[0]
+        return interpreter
+
+
+class LiteRTRunner(Runner):
+    """`session` is the interpreter; intermediate tensors come from a second one that preserves all tensors."""
+
+    name = "litert"
+
+    def loader(self) -> InterpreterFromTflite:
+        return InterpreterFromTflite(self.path, self.threads)
+
+    def activate(self) -> None:
+        super().activate()
+        self.input, self.output = self.session.get_input_details()[0], self.session.get_output_details()[0]
         self.input_quantization = Quantization.of(self.input)
         self.output_quantization = Quantization.of(self.output)
         self.batch = int(self.input["shape"][0])
         #: a model exported for one batch size (litert-torch's) cannot be resized: it runs that many at a time
         self.static_batch = int(self.input.get("shape_signature", self.input["shape"])[0]) != -1
+        self._taps: Any = None
 
-    def _place(self, x: np.ndarray) -> np.ndarray:
-        """Resize the interpreter to `x`'s batch (re-planning its memory and delegate) and set the input;
-        returns the input as the interpreter takes it (layout, dtype, quantized)."""
+    def release(self, session: Any) -> None:
+        self._taps = None
+
+    def _place(self, x: np.ndarray, interpreter: Any = None) -> np.ndarray:
+        """Resize `interpreter` (the session by default) to `x`'s batch (re-planning its memory and delegate) and
+        set the input; returns the input as the interpreter takes it (layout, dtype, quantized)."""
+        interpreter = self.session if interpreter is None else interpreter
         data = to_layout(x, self.input_layout)
         if self.input_quantization is not None:
             data = self.input_quantization.quantize(data)
         else:
             data = data.astype(np.float32, copy=False)
-        if data.shape[0] != self.batch:
+        if data.shape[0] != int(interpreter.get_input_details()[0]["shape"][0]):
             if self.static_batch:
                 raise ValueError(f"{self.path.name} takes batches of exactly {self.batch} image(s) (a static batch), "
                                  f"not {data.shape[0]}: set the latency batch_size to {self.batch}")
-            self.interpreter.resize_tensor_input(self.input["index"], list(data.shape), strict=False)
-            self.interpreter.allocate_tensors()
-            self.batch = data.shape[0]
-        self.interpreter.set_tensor(self.input["index"], data)
+            interpreter.resize_tensor_input(self.input["index"], list(data.shape), strict=False)
+            interpreter.allocate_tensors()
+        interpreter.set_tensor(self.input["index"], data)
         return data
 
     def _logits(self, raw: np.ndarray) -> np.ndarray:
@@ -128,7 +166,7 @@ class LiteRTRunner(Runner):
         Valid until the next `predictor` or `infer`, which may resize the interpreter.
         """
         data = self._place(x)
-        put, invoke, get = self.interpreter.set_tensor, self.interpreter.invoke, self.interpreter.get_tensor
+        put, invoke, get = self.session.set_tensor, self.session.invoke, self.session.get_tensor
         source, index, quantization = self.input["index"], self.output["index"], self.output_quantization
         if quantization is None:
             def call() -> Any:
@@ -143,21 +181,52 @@ class LiteRTRunner(Runner):
         return call
 
     def infer(self, x: np.ndarray, batch_size: int = _BATCH) -> np.ndarray:
-        if self.static_batch:
-            batch_size = self.batch
+        step = self.batch if self.static_batch else batch_size
         out = []
-        for start in range(0, len(x), batch_size):
-            self._place(x[start : start + batch_size])
-            self.interpreter.invoke()
-            out.append(self._logits(self.interpreter.get_tensor(self.output["index"])))
+        for start in range(0, len(x), step):
+            self._place(x[start : start + step])
+            self.session.invoke()
+            out.append(self._logits(self.session.get_tensor(self.output["index"])))
         return np.concatenate(out).astype(np.float32)
 
-    def deactivate(self) -> None:
-        self.interpreter = None
+    # ------------------------------------------------------------------ intermediate tensors
+
+    def _tap_interpreter(self) -> Any:
+        if self._taps is None:
+            self._taps = InterpreterFromTflite(self.path, self.threads, preserve_all_tensors=True)()
+        return self._taps
+
+    def _computed(self) -> dict[str, dict[str, Any]]:
+        """Tensor name -> details, for the per-image tensors the model's operators compute: the batch leads their
+        shape signature as it leads the input's (weights, constants, and shapes the graph computes left out)."""
+        interpreter = self._tap_interpreter()
+        details = {detail["index"]: detail for detail in interpreter.get_tensor_details()}
+        batch = _leading(self.input)
+        indices = [int(i) for op in interpreter._get_ops_details() for i in op["outputs"] if int(i) >= 0]
+        return {details[i]["name"]: details[i] for i in indices
+                if len(details[i]["shape"]) >= 2 and _leading(details[i]) == batch}
+
+    def tensor_names(self) -> list[str]:
+        """The per-image tensors the model's operators compute (the `.tflite` file's names, execution order)."""
+        return list(self._computed())
+
+    def intermediates(self, x: np.ndarray, names: list[str], batch_size: int = _BATCH) -> dict[str, np.ndarray]:
+        """The named tensors, from the builtin kernels (no delegate); a quantized one dequantized with its own
+        scale and zero point."""
+        computed = self._computed()
+        require_tensors(self, names, computed)
+        interpreter, step = self._tap_interpreter(), self.batch if self.static_batch else batch_size
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for start in range(0, len(x), step):
+            self._place(x[start : start + step], interpreter)
+            interpreter.invoke()
+            for name in names:
+                parts[name].append(_real(computed[name], interpreter.get_tensor(computed[name]["index"])))
+        return {name: np.concatenate(values) for name, values in parts.items()}
 
     def delegation(self) -> dict[str, Any]:
         """Which delegate runs the graph: the execution plan's DELEGATE nodes (XNNPACK, the default one)."""
-        interpreter = getattr(self, "interpreter", None)
+        interpreter = self.session
         if interpreter is None:
             return {"delegate": "unknown"}
         try:
@@ -187,3 +256,18 @@ class LiteRTRunner(Runner):
             "output_quantization": self.output_quantization.to_dict() if self.output_quantization else None,
             "quantization_source": "the model's tensor details (scale, zero point)",
         }
+
+
+def _leading(detail: dict[str, Any]) -> int:
+    """A tensor's leading dimension as its shape signature declares it (-1: any batch)."""
+    return int(detail.get("shape_signature", detail["shape"])[0])
+
+
+def _real(detail: dict[str, Any], raw: np.ndarray) -> np.ndarray:
+    """A tensor's values as reals: dequantized where it is quantized (an integer tensor with a scale), else as
+    they are (floats, and integers that are indices or shapes)."""
+    scales = np.atleast_1d((detail.get("quantization_parameters") or {}).get("scales", []))
+    if scales.size == 0 and not detail["quantization"][0]:
+        return np.array(raw)
+    quantization = Quantization.of(detail)
+    return quantization.dequantize(raw) if quantization is not None else np.array(raw)

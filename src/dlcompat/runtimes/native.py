@@ -2,27 +2,58 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dlcompat.frameworks.registry import make_adapter
-from dlcompat.runtimes.base import Runner
+from dlcompat.runtimes.base import Loader, Runner, require_tensors
 from dlcompat.zoo.spec import ModelSpec
 
 
+@dataclass(frozen=True)
+class FrameworkModel:
+    """A framework's model in memory, with the adapter that runs it."""
+
+    adapter: Any
+    model: Any
+
+
+@dataclass(frozen=True)
+class ModelFromFramework(Loader):
+    """The spec's model of `framework`, read from its own saved file at `path` by an adapter with `threads` threads."""
+
+    framework: str
+    spec: ModelSpec
+    path: Path
+    threads: int = 1
+
+    def __call__(self) -> FrameworkModel:
+        adapter = make_adapter(self.framework, threads=self.threads)
+        return FrameworkModel(adapter, adapter.load(self.spec, self.path))
+
+
 class NativeRunner(Runner):
-    """`options`: framework (registry name) and spec (the ModelSpec the file was saved from)."""
+    """`options`: framework (registry name) and spec (the ModelSpec the file was saved from).
+
+    Intermediate tensors are the adapter's `activations`: the spec's layer names, canonical layout
+    ((N, C, H, W) or (N, F)).
+    """
 
     name = "native"
 
+    def loader(self) -> Loader:
+        return ModelFromFramework(self.options["framework"], self.options["spec"], self.path, self.threads)
+
     def activate(self) -> None:
-        self.adapter = make_adapter(self.options["framework"], threads=self.threads)
-        self.spec: ModelSpec = self.options["spec"]
-        self.model = self.adapter.load(self.spec, self.path)
+        super().activate()
+        self.adapter, self.model = self.session.adapter, self.session.model
+
+    def release(self, session: FrameworkModel) -> None:
+        self.model = None
 
     def predictor(self, x: np.ndarray) -> Callable[[], Any]:
         return self.adapter.predictor(self.model, x)
@@ -30,8 +61,14 @@ class NativeRunner(Runner):
     def infer(self, x: np.ndarray) -> np.ndarray:
         return self.adapter.predict(self.model, x)
 
-    def deactivate(self) -> None:
-        self.model = None
+    def tensor_names(self) -> list[str]:
+        """The layers whose outputs the adapter taps (asked of it on one blank image)."""
+        spec: ModelSpec = self.options["spec"]
+        return list(self.adapter.activations(self.model, np.zeros((1, *spec.input_shape), np.float32)))
+
+    def intermediates(self, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        require_tensors(self, names, self.tensor_names())
+        return self.adapter.activations(self.model, x, names)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -73,22 +110,7 @@ def _tensorflow_threads(adapter: Any) -> dict[str, Any]:
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
-def _xla_threads(adapter: Any) -> dict[str, Any]:
-    """XLA's CPU client has no API for its thread pools: infer them from the flags its backend started with.
-
-    `--xla_cpu_multi_thread_eigen=false` makes convolutions and matmuls single-threaded; otherwise Eigen's
-    pool follows the CPU affinity mask, unless `--intra_op_parallelism_threads` pins it.
-    """
-    started = getattr(adapter, "runtime", None)
-    flags = (started() if callable(started) else {}).get("xla_flags") or os.environ.get("XLA_FLAGS", "")
-    pinned = re.search(r"--intra_op_parallelism_threads=(\d+)", flags)
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    eigen = 1 if "--xla_cpu_multi_thread_eigen=false" in flags else int(pinned.group(1)) if pinned else cpus
-    return {"intra_op_threads": eigen, "inter_op_threads": None, "xla_flags": flags}
-
-
 _THREADS_IN_EFFECT: dict[str, Callable[[Any], dict[str, Any]]] = {
     "pytorch": _torch_threads,
     "tensorflow": _tensorflow_threads,
-    "jax": _xla_threads,
 }

@@ -1,31 +1,76 @@
-"""Migration into PyTorch through ONNX: onnx2torch turns the ONNX graph into a `torch.fx.GraphModule`.
+"""Migration into PyTorch through ONNX: the `torch.fx.GraphModule` onnx2torch makes (`converters/onnx_torch.py`),
+run in PyTorch.
 
-The conversion happens when the runner activates (it is part of the load time); the module then runs
-with PyTorch's fastest idiom, a forward under `torch.inference_mode()`. Runs in the `onnx2torch`
+The loader converts (the conversion is part of the load time); the runner runs the module with
+PyTorch's fastest idiom, a forward under `torch.inference_mode()`. Intermediate tensors are the
+results of the module's graph nodes (fx node names, which onnx2torch derives from the ONNX node
+names), recorded by an `fx.Interpreter` run apart from the forward. Runs in the `onnx2torch`
 toolchain environment (torch 2.14.1 + torchvision 0.29.1).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dlcompat.runtimes.base import Runner, to_layout
+from dlcompat.converters.onnx_torch import to_torch
+from dlcompat.runtimes.base import Loader, Runner, require_tensors, to_layout
+
+#: the fx node kinds that compute a tensor (placeholders and the output node do not)
+_COMPUTING = ("call_module", "call_function", "call_method")
+
+
+@dataclass(frozen=True)
+class ModuleFromOnnx(Loader):
+    """The ONNX file at `path` converted by onnx2torch into a `GraphModule` in eval mode; torch's intra-op
+    threads set to `threads`."""
+
+    path: Path
+    threads: int = 1
+
+    def __call__(self) -> Any:
+        import torch
+
+        torch.set_num_threads(self.threads)
+        return to_torch(self.path)
+
+
+def record_nodes(module: Any, x: Any, names: set[str]) -> dict[str, Any]:
+    """The results of `module`'s graph nodes named in `names`, from one run of `x` through an fx Interpreter."""
+    import torch.fx
+
+    seen: dict[str, Any] = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, node: Any) -> Any:
+            result = super().run_node(node)
+            if node.name in names:
+                seen[node.name] = result
+            return result
+
+    Recorder(module).run(x)
+    return seen
 
 
 class OnnxToTorchRunner(Runner):
     name = "onnx2torch"
 
-    def activate(self) -> None:
-        import onnx
-        import torch
-        from onnx2torch import convert
+    def loader(self) -> ModuleFromOnnx:
+        return ModuleFromOnnx(self.path, self.threads)
 
-        torch.set_num_threads(self.threads)
+    def activate(self) -> None:
+        import torch
+
         self.torch = torch
-        self.module = convert(onnx.load(str(self.path))).eval()
+        super().activate()
+        self.module = self.session
+
+    def release(self, session: Any) -> None:
+        self.module = None
 
     def predictor(self, x: np.ndarray) -> Callable[[], Any]:
         torch, module = self.torch, self.module
@@ -45,8 +90,20 @@ class OnnxToTorchRunner(Runner):
                 out.append(self.module(xt).numpy())
         return np.concatenate(out).astype(np.float32)
 
-    def deactivate(self) -> None:
-        self.module = None
+    def tensor_names(self) -> list[str]:
+        """The converted module's computing graph nodes (fx names, graph order)."""
+        return [node.name for node in self.module.graph.nodes if node.op in _COMPUTING]
+
+    def intermediates(self, x: np.ndarray, names: list[str], batch_size: int = 256) -> dict[str, np.ndarray]:
+        require_tensors(self, names, self.tensor_names())
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        with self.torch.inference_mode():
+            for i in range(0, len(x), batch_size):
+                xt = self.torch.from_numpy(to_layout(x[i : i + batch_size], self.input_layout))
+                seen = record_nodes(self.module, xt, set(names))
+                for name in names:
+                    parts[name].append(np.asarray(seen[name].numpy()))
+        return {name: np.concatenate(values) for name, values in parts.items()}
 
     def info(self) -> dict[str, Any]:
         import onnx2torch

@@ -7,25 +7,31 @@ outputs is the target framework's numerics.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dlcompat.data.archives import check_zip
 from dlcompat.errors import ModelFileError, one_line
-from dlcompat.runtimes.native import NativeRunner
+from dlcompat.frameworks.registry import make_adapter
+from dlcompat.runtimes.base import Loader
+from dlcompat.runtimes.native import FrameworkModel, NativeRunner
+from dlcompat.zoo.spec import ModelSpec
 
 
-class WeightsRunner(NativeRunner):
-    """`options`: framework (the *target* framework) and spec; the path is a canonical weights `.npz`."""
+@dataclass(frozen=True)
+class ModelFromWeights(Loader):
+    """The spec's model of `framework`, built and given the canonical weights of the `.npz` at `path`."""
 
-    name = "weights"
+    framework: str
+    spec: ModelSpec
+    path: Path
+    threads: int = 1
 
-    def activate(self) -> None:
-        from dlcompat.frameworks.registry import make_adapter
-
-        self.adapter = make_adapter(self.options["framework"], threads=self.threads)
-        self.spec = self.options["spec"]
+    def __call__(self) -> FrameworkModel:
+        adapter = make_adapter(self.framework, threads=self.threads)
         try:
             check_zip(self.path)  # a zip bomb is refused before NumPy unpacks a member
             with np.load(self.path, allow_pickle=False) as npz:
@@ -33,8 +39,18 @@ class WeightsRunner(NativeRunner):
         except Exception as exc:  # NumPy and zipfile raise many kinds on a corrupt, pickled or foreign file
             raise ModelFileError(f"{self.path} is not a canonical weights file ({type(exc).__name__}: "
                                  f"{one_line(exc)}): re-run the training job") from exc
-        self.model = self.adapter.build(self.spec, seed=0)
-        self.adapter.set_weights(self.model, weights)
+        model = adapter.build(self.spec, seed=0)
+        adapter.set_weights(model, weights)
+        return FrameworkModel(adapter, model)
+
+
+class WeightsRunner(NativeRunner):
+    """`options`: framework (the *target* framework) and spec; the path is a canonical weights `.npz`."""
+
+    name = "weights"
+
+    def loader(self) -> Loader:
+        return ModelFromWeights(self.options["framework"], self.options["spec"], self.path, self.threads)
 
     def info(self) -> dict[str, Any]:
         return {**super().info(), "route": "weight transfer (canonical weights into the spec's native model)"}

@@ -101,12 +101,16 @@ class Chromium:
         #: a Playwright driver started by someone else (a job worker's, shared by its kept browsers): not stopped
         #: by `close`; without one the browser starts its own and stops it
         self.shared_driver = driver
-        #: backends the page found missing in this browser (runtime, backend) -> the page's reason; a property of
-        #: the browser, not of a model, so later jobs in this browser are answered without a page (`runner`)
-        self.lacks: dict[tuple[str, str], str] = {}
         self.browser: Any = None
         self.version = ""
         self.killed_by_watchdog = False
+
+    @property
+    def lacks(self) -> dict[tuple[str, str], str]:
+        """Backends a page found missing in a browser of this executable and these switches, (runtime, backend) ->
+        the page's reason (no WebGPU adapter, no WebGL): a property of the browser and the machine, not of a model
+        or of one browser process, so later jobs in this process are answered without a page (`runner`)."""
+        return _LACKS.setdefault((chromium_executable(), *self.args), {})
 
     @property
     def pid(self) -> int | None:
@@ -263,6 +267,8 @@ _KEPT: dict[tuple[str, ...], Chromium] = {}
 #: the worker's one Playwright driver, shared by its kept browsers: the sync API runs one driver per thread,
 #: so a second `sync_playwright()` would fail ("Sync API inside the asyncio loop"), but one driver drives many
 _DRIVER: list[Any] = []
+#: what `Chromium.lacks` remembers, by executable and launch switches
+_LACKS: dict[tuple[str, ...], dict[tuple[str, str], str]] = {}
 #: holds one entry once `close_kept_browsers` is registered to run at exit
 _EXIT_HOOK: list[bool] = []
 

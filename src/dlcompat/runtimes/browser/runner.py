@@ -1,11 +1,10 @@
 """Runners for the browser runtimes: ONNX Runtime Web (`ortweb`) and TensorFlow.js (`tfjs`) in headless Chromium.
 
-`activate` lays out the model in a temporary folder, starts the static server (`server.py`, loopback
-only) and the browser (`chromium.py`), opens the page (`page/`) and has it load the model with the
-backend of the runner's variant. Inputs go to the page as raw float32 files it fetches, logits come
-back as base64 float32 bytes. `deactivate` always ends the browser and the server, and `activate`
-does too when it fails half-way. A backend the browser does not offer (WebGPU without an adapter)
-raises `Unavailable` with the page's reason, so the cell is recorded, not failed.
+The session is a page holding the model (`loader.PageLoader`, `loader.PageSession`): `activate` loads it,
+`deactivate` ends the browser and the server (a kept browser closes only the job's page). Inputs go to
+the page as raw float32 files it fetches, logits come back as base64 float32 bytes. A backend the
+browser does not offer (WebGPU without an adapter) raises `Unavailable` with the page's reason, so the
+cell is recorded, not failed.
 
 The page times its own calls with `performance.now()` (`timings`), by the rules of
 `metrics.latency`; the evaluate job turns those per-call times into the same statistics as every
@@ -18,55 +17,18 @@ import base64
 import contextlib
 import json
 import shutil
-import tempfile
-import time
 import zipfile
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from dlcompat.envs.registry import PROJECT_ROOT
-from dlcompat.frameworks.base import Unavailable
 from dlcompat.runtimes.base import Runner, to_layout
-from dlcompat.runtimes.browser.chromium import NO_GPU_ARGS, Chromium, keeping_browsers, kept_chromium, release_chromium
-from dlcompat.runtimes.browser.server import StaticServer
+from dlcompat.runtimes.browser.loader import PageLoader, PageSession, web_dir
 
 #: images per page call when inferring a whole split (keeps one call's tensors small on every backend)
 INFER_CHUNK = 256
-#: software GPUs: a WebGL or WebGPU figure on one of these is the CPU emulating a GPU, and is labelled so
-SOFTWARE_GPUS = ("swiftshader", "llvmpipe", "softpipe", "software")
-
-
-def web_dir() -> Path:
-    """The folder holding package.json and node_modules (web/ in the checkout; DLCOMPAT_WEB_DIR overrides)."""
-    import os
-
-    return Path(os.environ.get("DLCOMPAT_WEB_DIR", PROJECT_ROOT / "web"))
-
-
-def page_dir() -> Path:
-    return Path(str(resources.files("dlcompat.runtimes.browser") / "page"))
-
-
-#: URL prefix -> folder under web/node_modules: the only runtime files the page may load
-RUNTIME_ROUTES = {
-    "/ort": "onnxruntime-web/dist",
-    "/tfjs": "@tensorflow/tfjs/dist",
-    "/tfjs-wasm": "@tensorflow/tfjs-backend-wasm/dist",
-}
-
-
-def runtime_routes() -> dict[str, Path]:
-    modules = web_dir() / "node_modules"
-    routes = {prefix: modules / folder for prefix, folder in RUNTIME_ROUTES.items()}
-    missing = [str(path) for path in routes.values() if not path.is_dir()]
-    if missing:
-        raise Unavailable(f"the browser runtimes are not installed ({', '.join(missing)} missing): run `make setup` "
-                          f"(it runs `npm ci` in {web_dir()})")
-    return routes
 
 
 def npm_versions() -> dict[str, str]:
@@ -87,6 +49,8 @@ class BrowserRunner(Runner):
     backends: ClassVar[dict[str, tuple[str, bool]]]
     default_variant: ClassVar[str]
     api: ClassVar[str]
+    no_intermediates = ("the page's runtime returns only the model's outputs, and dlcompat serves the deployed "
+                        "artifact unchanged")
 
     def __init__(self, path: Path, *, input_layout: str = "NHWC", threads: int = 1, variant: str = "",
                  call_timeout_s: float = 300.0, **options: Any) -> None:
@@ -97,20 +61,6 @@ class BrowserRunner(Runner):
                              f"choose from {', '.join(self.backends)}")
         self.backend, self.gpu = self.backends[self.variant]
         self.call_timeout_s = call_timeout_s
-        self.workdir: Path | None = None
-        self.server: StaticServer | None = None
-        self.chromium: Chromium | None = None
-        self.page: Any = None
-        self.facts: dict[str, Any] = {}
-        self.browser_start_s = 0.0
-        self.browser_version = ""
-        self.served_model_bytes = 0
-        self._inputs: dict[str, tuple[int, ...]] = {}
-        #: the browser is this worker's kept one (`chromium.keeping_browsers`), and was running before this job
-        self.kept = False
-        self.browser_reused = False
-        #: a call or the load failed: the browser is ended, not kept for the next job
-        self.failed = False
 
     # ------------------------------------------------------------------ life cycle
 
@@ -122,113 +72,38 @@ class BrowserRunner(Runner):
         """Lay the artifact out in `folder` (served as /model/); return the page's model spec fields."""
         raise NotImplementedError
 
-    def _activate(self) -> None:
-        routes = runtime_routes()
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"dlcompat-{self.runtime}-"))
-        (self.workdir / "model").mkdir()
-        (self.workdir / "data").mkdir()
-        model = self.prepare_model(self.workdir / "model")
-        self.server = StaticServer({"/": page_dir(), **routes, "/model": self.workdir / "model",
-                                    "/data": self.workdir / "data"})
-        self.server.start()
-        start = time.perf_counter()
-        args = () if self.gpu else NO_GPU_ARGS
-        if keeping_browsers():  # a job worker: one browser for all its jobs, a fresh context per job
-            self.chromium, self.browser_reused = kept_chromium(args)
-            self.kept = True
-        else:
-            self.chromium = Chromium(args)  # held before it starts: deactivate ends it
-            self.chromium.start()
-        lacking = self.chromium.lacks.get((self.runtime, self.backend))
-        if lacking:  # this browser's page said so for an earlier job: the same answer, without a page
-            raise Unavailable(self._unavailable(lacking))
-        self.page = self.chromium.new_page(isolated=self.kept)
-        self.page.set_default_timeout(self.call_timeout_s * 1000)
-        self.page.goto(f"{self.server.url}/index.html", wait_until="load")
-        self.page.wait_for_function("window.dlcompatReady === true")
-        self.browser_start_s = time.perf_counter() - start
-        self.browser_version = self.chromium.version
-        self.server.reset_counts()
-        spec = {"runtime": self.runtime, "backend": self.backend, "threads": self.page_threads(), **model}
-        facts = self.call("load", spec, what=f"loading the model with {self.runtime} {self.variant}")
-        if "unavailable" in facts:
-            if facts.get("scope") == "browser":
-                self.chromium.lacks[(self.runtime, self.backend)] = facts["unavailable"]
-            raise Unavailable(self._unavailable(facts["unavailable"]))
-        self.served_model_bytes = self.server.bytes_served("/model")
-        gpu = str(facts.get("gpu") or "")
-        self.facts = {**facts, "software_gpu": any(s in gpu.lower() for s in SOFTWARE_GPUS) if gpu else None}
+    def loader(self) -> PageLoader:
+        return PageLoader(self.runtime, self.variant, self.backend, self.gpu, self.page_threads(), self.call_timeout_s,
+                          self.prepare_model)
 
-    def _unavailable(self, reason: str) -> str:
-        assert self.chromium is not None
-        return f"{self.runtime} {self.variant} in Chromium {self.chromium.version}: {reason}"
-
-    def activate(self) -> None:
-        try:
-            self._activate()
-        except Unavailable:  # the page answered (a backend the browser lacks): the browser is fine to keep
-            self.deactivate()
-            raise
-        except BaseException:
-            self.failed = True
-            self.deactivate()
-            raise
-
-    def deactivate(self) -> None:
-        """End the server, remove the work folder and end the browser, whatever state they are in; a kept
-        browser (a job worker's) only closes this job's page and context, unless a call failed."""
-        chromium, server, workdir, page = self.chromium, self.server, self.workdir, self.page
-        self.chromium = self.server = self.workdir = self.page = None
-        try:
-            if chromium is not None and self.kept and not self.failed and chromium.healthy():
-                try:
-                    page.context.close()
-                except Exception:  # a context that will not close: the browser goes too
-                    release_chromium(chromium)
-            elif chromium is not None and self.kept:
-                release_chromium(chromium)
-            elif chromium is not None:
-                chromium.close()
-        finally:
-            try:
-                if server is not None:
-                    server.close()
-            finally:
-                if workdir is not None:
-                    shutil.rmtree(workdir, ignore_errors=True)
+    def release(self, session: PageSession) -> None:
+        session.close()
 
     def reusable(self) -> bool:
         """The page is still there, no call failed and the browser runs (it may have been cut by the watchdog)."""
-        return self.page is not None and not self.failed and self.chromium is not None and self.chromium.healthy()
+        page = self.session
+        return (page is not None and page.page is not None and not page.failed and page.chromium is not None
+                and page.chromium.healthy())
+
+    def _page(self) -> PageSession:
+        """The active session, or an empty one (nothing loaded) for the facts of an inactive runner."""
+        return self.session or PageSession(self.runtime, self.variant, self.call_timeout_s)
 
     # ------------------------------------------------------------------ page calls
 
     def call(self, function: str, *args: Any, what: str = "") -> Any:
         """Call `dlcompat.<function>(...args)` in the page and await it; the browser is killed past the time limit."""
-        from playwright.sync_api import Error as PlaywrightError
-
-        if self.chromium is None or self.page is None:
-            raise RuntimeError(f"{self.runtime} runner is not active: call activate() first")
-        script = f"(args) => window.dlcompat.{function}(...args)"
-        try:
-            with self.chromium.deadline(self.call_timeout_s):
-                return self.page.evaluate(script, list(args))
-        except PlaywrightError as exc:
-            self.failed = True  # the page's state is unknown now: a kept browser is not reused
-            if self.chromium.killed_by_watchdog:
-                raise TimeoutError(f"the page did not finish {what or function} within {self.call_timeout_s:g} s: "
-                                   "the browser was killed") from None
-            raise RuntimeError(f"{self.runtime} {self.variant} in the page, {what or function}: "
-                               f"{_first_line(exc)}") from None
+        return self._page().call(function, *args, what=what)
 
     def _put_input(self, name: str, x: np.ndarray) -> tuple[int, ...]:
         """Write `x` (float32 NHWC) in the artifact's layout as raw little-endian float32 and have the page fetch it."""
-        assert self.workdir is not None
+        workdir = self._page().workdir
+        if workdir is None:
+            raise RuntimeError(f"{self.runtime} runner is not active: call activate() first")
         data = to_layout(np.asarray(x, dtype=np.float32), self.input_layout).astype("<f4", copy=False)
-        (self.workdir / "data" / f"{name}.bin").write_bytes(data.tobytes())
+        (workdir / "data" / f"{name}.bin").write_bytes(data.tobytes())
         self.call("setInput", name, f"/data/{name}.bin", list(data.shape), what=f"reading input {name}")
-        (self.workdir / "data" / f"{name}.bin").unlink()
-        self._inputs[name] = data.shape
+        (workdir / "data" / f"{name}.bin").unlink()
         return data.shape
 
     # ------------------------------------------------------------------ the runner protocol
@@ -253,7 +128,7 @@ class BrowserRunner(Runner):
         self._put_input("latency", x)
         keys = ("warmup", "warmup_time_s", "min_repeats", "min_time_s", "max_time_s", "ci_level", "max_ci_rel_width")
         out = self.call("time", "latency", {k: rules[k] for k in keys}, what="the latency loop")
-        isolated = self.facts.get("cross_origin_isolated")
+        isolated = self._page().facts.get("cross_origin_isolated")
         tick_ns = float(out["clock_tick_ms"]) * 1e6
         return {
             # not rounded to whole ns: the page stopped on its CI of these values, and the widths of samples
@@ -271,29 +146,31 @@ class BrowserRunner(Runner):
 
     def figures(self) -> list[tuple[str, float, str]]:
         """Figures the page measured itself while loading: (metric, value, unit)."""
-        f = self.facts
+        page = self._page()
+        f = page.facts
         # model_init_time: ONNX Runtime Web's first InferenceSession.create also fetches and compiles its
         # WebAssembly runtime (TF.js does that in runtime_init_time, apart)
-        out = [("browser_start_time", self.browser_start_s, "s"),
+        out = [("browser_start_time", page.browser_start_s, "s"),
                ("model_download_time", f["model_download_ms"] / 1e3, "s"),
                ("model_init_time", f["model_init_ms"] / 1e3, "s"),
-               ("model_size_served", float(self.served_model_bytes), "bytes")]
+               ("model_size_served", float(page.served_model_bytes), "bytes")]
         if f.get("runtime_init_ms") is not None:
             out.append(("runtime_init_time", f["runtime_init_ms"] / 1e3, "s"))
         return out
 
     def info(self) -> dict[str, Any]:
-        f = self.facts
+        page = self._page()
+        f = page.facts
         return {
             "runtime": self.runtime,
             "version": f.get("runtime_version", ""),
             "variant": self.variant,
             "backend": f.get("backend", ""),  # what the page reports it runs, not what was asked
             "threads": f.get("threads"),
-            "browser": f"Chromium {self.browser_version}" if self.browser_version else "",
+            "browser": f"Chromium {page.browser_version}" if page.browser_version else "",
             # the job worker's kept browser (a fresh context per job), and whether it ran before this job
-            "browser_kept": self.kept,
-            "browser_reused": self.browser_reused,
+            "browser_kept": page.kept,
+            "browser_reused": page.browser_reused,
             "user_agent": f.get("user_agent", ""),
             "cross_origin_isolated": f.get("cross_origin_isolated"),
             "gpu": f.get("gpu"),
@@ -358,12 +235,3 @@ class TfjsRunner(BrowserRunner):
 def _logits(out: dict[str, Any]) -> np.ndarray:
     """The page's answer (base64 of little-endian float32 bytes, and a shape) as a float32 array."""
     return np.frombuffer(base64.b64decode(out["logits"]), dtype="<f4").reshape(out["shape"]).astype(np.float32)
-
-
-def _first_line(exc: BaseException) -> str:
-    """The page's own error message: the first line of Playwright's text, without its "Page.evaluate: " prefix."""
-    text = str(exc).strip()
-    for line in text.splitlines():
-        if line.strip() and not line.startswith("="):
-            return line.strip().removeprefix("Page.evaluate: ")
-    return text or type(exc).__name__

@@ -21,6 +21,7 @@ from dlcompat.envs.registry import get_env
 from dlcompat.frameworks.registry import framework_entry, framework_names
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.study.executors.local import LocalExecutor
+from dlcompat.study.request import JobRequest
 from dlcompat.zoo.registry import build_spec
 
 from .weights import random_weights
@@ -51,10 +52,10 @@ def probes(tmp_path_factory, shared_data_dir):
             probe = {"weights": weights, "images": store.put_array(to_float(data.test.x)),
                      "labels": store.put_array(data.test.y)}
             for framework in frameworks:
-                request = {"kind": "probe", "env": framework_entry(framework).env, "threads": 1, "timeout_s": 600,
-                           "artifacts_root": str(store.root), "inputs": {"probe": probe},
-                           "params": {"framework": framework, "model": model, "input_shape": list(data.input_shape),
-                                      "num_classes": data.num_classes}}
+                request = JobRequest(kind="probe", env=framework_entry(framework).env, threads=1, timeout_s=600,
+                                     artifacts_root=str(store.root), inputs={"probe": probe},
+                                     params={"framework": framework, "model": model,
+                                             "input_shape": list(data.input_shape), "num_classes": data.num_classes})
                 outcome = executor.submit(request, lambda _e: None).result()
                 assert outcome.status == "ok", f"{framework}/{model}: {outcome.error}\n{outcome.detail}"
                 results[(model, framework)] = outcome.outputs

@@ -167,7 +167,7 @@ def test_load_refuses_pickles_and_foreign_archives(adapter, tmp_path):
     np.savez(tmp_path / "pickled.npz", **{"conv1.weight": np.array([object()], dtype=object)})
     np.savez(tmp_path / "other.npz", something=np.zeros(3, np.float32))
     for name in ("pickled.npz", "other.npz"):
-        with pytest.raises(ModelFileError, match=r"not a \.npz of canonical lenet5 weights"):
+        with pytest.raises(ModelFileError, match=r"not a pytensor model file of lenet5, an \.npz of its canonical"):
             adapter.load(spec, tmp_path / name)
     model = adapter.build(spec, seed=5)
     adapter.save(model, tmp_path / "no_suffix")  # written as named, numpy's ".npz" is not appended

@@ -18,6 +18,7 @@ from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.store.db import ResultStore, database_url
 from dlcompat.study.config import parse_config
 from dlcompat.study.executors.local import LocalExecutor
+from dlcompat.study.request import JobRequest
 from dlcompat.study.runner import run_study
 from dlcompat.zoo.registry import build_spec
 from dlcompat.zoo.spec import init_weights
@@ -42,8 +43,8 @@ def jobs(theano_env, tmp_path_factory):
     with LocalExecutor(slots=2, log_dir=store.root / "logs") as executor:  # a worker per environment, kept
 
         def run(kind: str, env: str, params: dict, inputs: dict):
-            request = {"kind": kind, "env": env, "threads": 1, "timeout_s": 900, "artifacts_root": str(store.root),
-                       "inputs": inputs, "params": params}
+            request = JobRequest(kind=kind, env=env, threads=1, timeout_s=900, artifacts_root=str(store.root),
+                                 inputs=inputs, params=params)
             outcome = executor.submit(request, lambda _event: None).result()
             assert outcome.status == "ok", f"{kind} in {env}: {outcome.error}\n{outcome.detail}"
             return outcome

@@ -22,6 +22,7 @@ from dlcompat.frameworks.lr_schedule import learning_rates
 from dlcompat.frameworks.registry import framework_entry, framework_names, make_adapter
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.study.executors.local import LocalExecutor
+from dlcompat.study.request import JobRequest
 from dlcompat.zoo.registry import build_spec
 
 MAIN_ENV = [name for name in framework_names() if framework_entry(name).env == "main"]
@@ -104,9 +105,9 @@ def test_theano_follows_the_schedule_and_the_augmented_batches(cifar_64, torch_r
     train = {k: v for k, v in PARITY.__dict__.items() if k != "seed"}
     cell = {"dataset": "cifar10", "model": "lenet1", "framework": "theano", "seed": PARITY.seed, "target": "theano",
             "variant": ""}
-    request = {"kind": "train", "env": "theano", "threads": 1, "timeout_s": 900, "artifacts_root": str(store.root),
-               "params": {"cell": cell, "train": {**train, "lr_milestones": list(PARITY.lr_milestones)}},
-               "inputs": {"data": data}}
+    request = JobRequest(kind="train", env="theano", threads=1, timeout_s=900, artifacts_root=str(store.root),
+                         params={"cell": cell, "train": {**train, "lr_milestones": list(PARITY.lr_milestones)}},
+                         inputs={"data": data})
     with LocalExecutor(slots=1, log_dir=store.root / "logs") as executor:
         outcome = executor.submit(request, lambda _event: None).result()
     assert outcome.status == "ok", f"{outcome.error}\n{outcome.detail}"

@@ -4,8 +4,10 @@ The model is an `nnx.Module` (NNX, not Linen: a model is a plain Python object w
 attributes, so every spec layer is addressable by its canonical name, ``model.layers["s1b1.conv1"]``,
 and weights are set in place; Flax recommends NNX for new code). It computes in NHWC: convolution
 kernels are HWIO, dense kernels (in, out), and a `Flatten` that feeds a dense layer flattens in NHWC
-order, so that dense layer's kernel rows are permuted from the canonical channel-major order. The
-layout is translated only at the boundary: `get_weights`/`set_weights` and `activations`.
+order, so that dense layer's kernel rows are permuted from the canonical channel-major order (any
+other `Flatten` transposes to channel-major first). The rule and the translation are the shared NHWC
+layout plan (`dlcompat.frameworks.common.layout`), applied only at the boundary: `get_weights`/
+`set_weights` and `activations`.
 
 Compute runs as pure functions of the model's state: `nnx.split` gives a static graph definition and
 the arrays, and `jax.jit` compiles ``nnx.merge(graphdef, state)(x)`` once per structure and input shape
@@ -37,18 +39,19 @@ import contextlib
 import functools
 import os
 import sys
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from dlcompat.data.batching import augment_batch, batch_order
+from dlcompat.data.batching import augment_batch
 from dlcompat.errors import ModelFileError, one_line
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.common.layout import nhwc_layout
+from dlcompat.frameworks.common.training import EpochLoop
+from dlcompat.frameworks.common.weights import checked_weights
 from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
 
@@ -135,44 +138,6 @@ def _start(threads: int) -> dict[str, Any]:
     return _RUNTIME
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Where the NHWC model departs from the canonical channel-major order after a `Flatten`."""
-
-    nhwc_flat: dict[str, tuple[int, int, int]]  # layer -> (C, H, W) it flattened, for outputs in NHWC order
-    permuted_dense: dict[str, tuple[int, int, int]]  # dense layer -> (C, H, W) of its NHWC-flattened input
-
-
-@functools.cache
-def _layout(spec: zs.ModelSpec) -> _Layout:
-    """A Flatten of a feature map flattens in NHWC order (the idiomatic reshape) when its output reaches a
-    Dense through element-wise layers only; that Dense gets permuted rows. Any other Flatten transposes to
-    channel-major first, so every consumer sees the canonical order."""
-    outputs = spec.output_shapes()
-    nhwc_flat: dict[str, tuple[int, int, int]] = {}
-    permuted: dict[str, tuple[int, int, int]] = {}
-
-    def walk(layers: tuple[zs.Layer, ...], shape: tuple[int, ...]) -> None:
-        for i, layer in enumerate(layers):
-            if isinstance(layer, zs.Flatten) and len(shape) == 3:
-                chw = (shape[0], shape[1], shape[2])
-                run, j = [layer.name], i + 1
-                while j < len(layers) and isinstance(layers[j], (zs.Activation, zs.Dropout)):
-                    run.append(layers[j].name)
-                    j += 1
-                if j < len(layers) and isinstance(layers[j], zs.Dense):
-                    nhwc_flat.update(dict.fromkeys(run, chw))
-                    permuted[layers[j].name] = chw
-            if isinstance(layer, zs.Residual):
-                walk(layer.body, shape)
-                walk(layer.shortcut, shape)
-            shape = outputs[layer.name]
-
-    h, w, c = spec.input_shape
-    walk(spec.layers, (c, h, w))
-    return _Layout(nhwc_flat, permuted)
-
-
 @functools.cache
 def _flax() -> SimpleNamespace:
     """JAX, Flax and optax, imported on first use, and the NNX classes the adapter compiles specs into."""
@@ -181,8 +146,13 @@ def _flax() -> SimpleNamespace:
     import optax
     from flax import nnx, serialization
 
-    highest = jax.lax.Precision.HIGHEST
-    activation = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}
+    batch_norm = _torch_batch_norm_class(jax, jnp, nnx)
+    return SimpleNamespace(jax=jax, jnp=jnp, nnx=nnx, optax=optax, serialization=serialization,
+                           SpecModel=_spec_model_class(jax, jnp, nnx, batch_norm), TorchBatchNorm=batch_norm)
+
+
+def _torch_batch_norm_class(jax: Any, jnp: Any, nnx: Any) -> type:
+    """`TorchBatchNorm`, defined once JAX and Flax are imported."""
 
     class TorchBatchNorm(nnx.BatchNorm):
         """`nnx.BatchNorm` (same variables, Flax momentum) with torch's running-variance update.
@@ -210,6 +180,14 @@ def _flax() -> SimpleNamespace:
             alpha = self.scale[...] * jax.lax.rsqrt(var + self.epsilon)  # torch's folded form, same rounding
             return x * alpha + (self.bias[...] - mean * alpha)
 
+    return TorchBatchNorm
+
+
+def _spec_model_class(jax: Any, jnp: Any, nnx: Any, batch_norm: type) -> type:
+    """`SpecModel`, defined once JAX and Flax are imported; its batch norms are `batch_norm` (TorchBatchNorm)."""
+    highest = jax.lax.Precision.HIGHEST
+    activation = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}
+
     class SpecModel(nnx.Module):
         """Runs the spec's layers in order (NHWC); `layers` holds the ones with state, by canonical name."""
 
@@ -227,8 +205,8 @@ def _flax() -> SimpleNamespace:
                                                 padding=((p, p), (p, p)), use_bias=layer.bias, precision=highest,
                                                 kernel_init=zeros, rngs=rngs)
                 elif isinstance(layer, zs.BatchNorm):
-                    mods[layer.name] = TorchBatchNorm(shapes[f"{layer.name}.gamma"][0], momentum=1.0 - layer.momentum,
-                                                      epsilon=layer.eps, use_fast_variance=False, rngs=rngs)
+                    mods[layer.name] = batch_norm(shapes[f"{layer.name}.gamma"][0], momentum=1.0 - layer.momentum,
+                                                  epsilon=layer.eps, use_fast_variance=False, rngs=rngs)
                 elif isinstance(layer, zs.Dense):
                     units, features = shapes[f"{layer.name}.weight"]
                     mods[layer.name] = nnx.Linear(features, units, use_bias=layer.bias, precision=highest,
@@ -265,7 +243,7 @@ def _flax() -> SimpleNamespace:
             if isinstance(layer, zs.GlobalAvgPool):
                 return x.mean(axis=(1, 2))
             if isinstance(layer, zs.Flatten):
-                if x.ndim == 4 and layer.name not in _layout(self.spec).nhwc_flat:
+                if x.ndim == 4 and not nhwc_layout(self.spec).flattens_nhwc(layer.name):
                     x = x.transpose(0, 3, 1, 2)  # channel-major for a consumer that is not a permuted dense
                 return x.reshape(x.shape[0], -1)
             if isinstance(layer, zs.Residual):
@@ -274,8 +252,7 @@ def _flax() -> SimpleNamespace:
                 return activation[layer.activation](body + short)
             raise Unavailable(f"jax adapter has no layer {type(layer).__name__}")
 
-    return SimpleNamespace(jax=jax, jnp=jnp, nnx=nnx, optax=optax, serialization=serialization,
-                           SpecModel=SpecModel, TorchBatchNorm=TorchBatchNorm)
+    return SpecModel
 
 
 def _cross_entropy(logits: Any, labels: Any) -> Any:
@@ -384,28 +361,53 @@ def _program(model: Any) -> tuple[_Program, list[Any], list[Any]]:
 _ATTRIBUTE = {"weight": "kernel", "bias": "bias", "gamma": "scale", "beta": "bias", "mean": "mean", "var": "var"}
 
 
-def _to_native(layer: zs.Layer, param: str, value: np.ndarray, layout: _Layout) -> np.ndarray:
-    """Canonical -> Flax layout."""
-    if param == "weight" and isinstance(layer, zs.Conv2D):
-        return value.transpose(2, 3, 1, 0)  # OIHW -> HWIO
-    if param == "weight" and isinstance(layer, zs.Dense):
-        if layer.name in layout.permuted_dense:
-            c, h, w = layout.permuted_dense[layer.name]
-            return value.reshape(-1, c, h, w).transpose(2, 3, 1, 0).reshape(h * w * c, -1)  # rows in NHWC order
-        return value.T
-    return value
+class _FlaxLoop(EpochLoop):
+    """The jitted step of a `_Program` over the batches of the shared epoch loop, on copies of the model's arrays."""
 
+    def __init__(self, adapter: FlaxAdapter, program: _Program, params: list[Any], rest: list[Any],
+                 train: tuple[np.ndarray, np.ndarray], settings: TrainSettings) -> None:
+        lib = _flax()
+        jax, jnp = lib.jax, lib.jnp
+        self.adapter, self.program, self.train, self.settings = adapter, program, train, settings
+        self.params = [jnp.copy(p) for p in params]  # the step donates its inputs: the model's own arrays stay
+        self.rest = [jnp.copy(r) for r in rest]
+        tx, self.train_step = program.train_step(settings)
+        # committed to the CPU device, as the step's outputs are: the first step compiles nothing a later one would not
+        self.opt_state = jax.device_put(tx.init(self.params), adapter._cpu)
+        self.x_all = adapter._put(np.ascontiguousarray(train[0], dtype=np.float32))
+        self.y_all = adapter._put(np.asarray(train[1], dtype=np.int32))
+        self.key = jax.random.key(settings.seed)
+        self.count = 0  # steps taken: the dropout key of each step is folded from it
 
-def _to_canonical(layer: zs.Layer, param: str, value: np.ndarray, layout: _Layout) -> np.ndarray:
-    """Flax -> canonical layout."""
-    if param == "weight" and isinstance(layer, zs.Conv2D):
-        return value.transpose(3, 2, 0, 1)  # HWIO -> OIHW
-    if param == "weight" and isinstance(layer, zs.Dense):
-        if layer.name in layout.permuted_dense:
-            c, h, w = layout.permuted_dense[layer.name]
-            return value.reshape(h, w, c, -1).transpose(3, 2, 0, 1).reshape(-1, c * h * w)
-        return value.T
-    return value
+    def begin_epoch(self, epoch: int) -> None:
+        self.opt_state.hyperparams["learning_rate"] = self.adapter._put(
+            np.float32(epoch_learning_rate(self.settings, epoch)))
+
+    def learning_rate(self) -> float:
+        return float(self.opt_state.hyperparams["learning_rate"])
+
+    def step(self, epoch: int, number: int, indices: np.ndarray) -> Any:
+        settings, put = self.settings, self.adapter._put
+        if settings.augmentation == "none":  # gathered on the device, inside the step
+            xs, ys, at = self.x_all, self.y_all, indices.astype(np.int32)
+        else:  # the batch augmented on the host, as in every framework; the step takes all of it
+            xs = put(augment_batch(np.asarray(self.train[0][indices], dtype=np.float32), settings.augmentation,
+                                   seed=settings.seed, epoch=epoch, batch=number))
+            ys, at = put(np.asarray(self.train[1][indices], dtype=np.int32)), np.arange(len(indices), dtype=np.int32)
+        self.params, self.rest, self.opt_state, loss = self.train_step(
+            self.params, self.rest, self.opt_state, xs, ys, at, self.key, self.count)
+        self.count += 1
+        return loss  # a device scalar: read once per epoch, in `epoch_loss`
+
+    def wait(self) -> None:
+        _flax().jax.block_until_ready(self.params)
+
+    def epoch_loss(self, losses: list[Any], sizes: list[int]) -> float:
+        losses_host = np.asarray(_flax().jax.device_get(losses), dtype=np.float64)
+        return float((losses_host * sizes).sum() / max(sum(sizes), 1))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.adapter._predict(self.program, self.params, self.rest, x, 256)
 
 
 class FlaxAdapter(FrameworkAdapter):
@@ -447,32 +449,21 @@ class FlaxAdapter(FrameworkAdapter):
         self.set_weights(model, zs.init_weights(spec, seed))
         return model
 
-    def _variables(self, model: Any) -> dict[str, tuple[zs.Layer, str, Any]]:
-        layers = {layer.name: layer for layer in model.spec.iter_layers()}
-        out = {}
-        for name in model.spec.weight_shapes():
-            layer, param = name.rsplit(".", 1)
-            out[name] = (layers[layer], param, getattr(model.layers[layer], _ATTRIBUTE[param]))
-        return out
+    @staticmethod
+    def _variable(model: Any, name: str) -> Any:
+        layer, param = name.rsplit(".", 1)
+        return getattr(model.layers[layer], _ATTRIBUTE[param])
 
     def get_weights(self, model: Any) -> dict[str, np.ndarray]:
-        layout = _layout(model.spec)
-        return {
-            name: np.array(_to_canonical(layer, param, np.asarray(var[...]), layout), dtype=np.float32, order="C")
-            for name, (layer, param, var) in self._variables(model).items()
-        }
+        layout = nhwc_layout(model.spec)
+        return {name: np.array(layout.to_canonical(name, np.asarray(self._variable(model, name)[...])),
+                               dtype=np.float32, order="C")
+                for name in model.spec.weight_shapes()}
 
     def set_weights(self, model: Any, weights: dict[str, np.ndarray]) -> None:
-        expected = model.spec.weight_shapes()
-        missing = sorted(set(expected) - set(weights))
-        if missing:
-            raise ValueError(f"weights are missing {', '.join(missing[:5])}")
-        layout = _layout(model.spec)
-        for name, (layer, param, var) in self._variables(model).items():
-            value = np.asarray(weights[name], dtype=np.float32)
-            if value.shape != expected[name]:
-                raise ValueError(f"weight {name} has shape {value.shape}, the spec says {expected[name]}")
-            var[...] = self._put(np.ascontiguousarray(_to_native(layer, param, value, layout)))
+        layout = nhwc_layout(model.spec)
+        for name, value in checked_weights(model.spec, weights).items():
+            self._variable(model, name)[...] = self._put(np.ascontiguousarray(layout.to_native(name, value)))
 
     # --- training ---------------------------------------------------------------------------------
     def train(
@@ -491,42 +482,12 @@ class FlaxAdapter(FrameworkAdapter):
         parameters, state and optimiser state are donated to each step.
         """
         lib = _flax()
-        jax, jnp, nnx = lib.jax, lib.jnp, lib.nnx
+        jax, nnx = lib.jax, lib.nnx
         program, params, rest = _program(model)
-        params = [jnp.copy(p) for p in params]  # the step donates its inputs: keep the model's own arrays intact
-        rest = [jnp.copy(r) for r in rest]
-        tx, step = program.train_step(settings)
-        # committed to the CPU device, as the step's outputs are: the first step compiles nothing a later one would not
-        opt_state = jax.device_put(tx.init(params), self._cpu)
-        x_all = self._put(np.ascontiguousarray(train[0], dtype=np.float32))
-        y_all = self._put(np.asarray(train[1], dtype=np.int32))
-        key = jax.random.key(settings.seed)
-        history = TrainHistory()
-        count = 0
-        for epoch in range(settings.epochs):
-            opt_state.hyperparams["learning_rate"] = self._put(np.float32(epoch_learning_rate(settings, epoch)))
-            start = time.perf_counter()
-            losses, sizes = [], []
-            for number, idx in enumerate(batch_order(len(train[1]), settings.batch_size, epoch, settings.seed)):
-                if settings.augmentation == "none":  # gathered on the device, inside the step
-                    xs, ys, at = x_all, y_all, idx.astype(np.int32)
-                else:  # the batch augmented on the host, as in every framework; the step takes all of it
-                    xs = self._put(augment_batch(np.asarray(train[0][idx], dtype=np.float32), settings.augmentation,
-                                                 seed=settings.seed, epoch=epoch, batch=number))
-                    ys, at = self._put(np.asarray(train[1][idx], dtype=np.int32)), np.arange(len(idx), dtype=np.int32)
-                params, rest, opt_state, loss = step(params, rest, opt_state, xs, ys, at, key, count)
-                losses.append(loss)
-                sizes.append(len(idx))
-                count += 1
-            jax.block_until_ready(params)
-            seconds = time.perf_counter() - start
-            losses_host = np.asarray(jax.device_get(losses), dtype=np.float64)
-            history.record_epoch(
-                seconds=seconds, loss=float((losses_host * sizes).sum() / max(sum(sizes), 1)),
-                learning_rate=float(opt_state.hyperparams["learning_rate"]), val=val,
-                predict=lambda x: self._predict(program, params, rest, x, 256),  # noqa: B023 (called at once)
-                epochs=settings.epochs, progress=progress)
-        nnx.update(model, jax.tree.unflatten(program.params_def, params), jax.tree.unflatten(program.rest_def, rest))
+        loop = _FlaxLoop(self, program, params, rest, train, settings)
+        history = loop.run(len(train[1]), val, settings, progress)
+        nnx.update(model, jax.tree.unflatten(program.params_def, loop.params),
+                   jax.tree.unflatten(program.rest_def, loop.rest))
         return history
 
     # --- inference and gradients ------------------------------------------------------------------
@@ -575,18 +536,11 @@ class FlaxAdapter(FrameworkAdapter):
     def activations(self, model: Any, x: np.ndarray, layers: list[str] | None = None) -> dict[str, np.ndarray]:
         program, params, rest = _program(model)
         taps = program.taps(params, rest, self._put(np.ascontiguousarray(x, dtype=np.float32)))
-        nhwc_flat = _layout(model.spec).nhwc_flat
+        layout = nhwc_layout(model.spec)
         wanted = layers if layers is not None else list(taps)
-        out = {}
-        for name in wanted:
-            value = np.asarray(taps[name])
-            if value.ndim == 4:
-                value = value.transpose(0, 3, 1, 2)  # NHWC -> NCHW
-            elif name in nhwc_flat:
-                c, h, w = nhwc_flat[name]
-                value = value.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(len(value), -1)
-            out[name] = np.ascontiguousarray(value, dtype=np.float32)
-        return out
+        return {name: np.ascontiguousarray(layout.activation_to_canonical(name, np.asarray(taps[name])),
+                                           dtype=np.float32)
+                for name in wanted}
 
     # --- persistence and export -------------------------------------------------------------------
     def save(self, model: Any, path: Path) -> None:

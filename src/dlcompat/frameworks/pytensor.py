@@ -33,7 +33,6 @@ import ctypes.util
 import functools
 import os
 import sys
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
@@ -41,10 +40,13 @@ from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from dlcompat.data.archives import check_zip
-from dlcompat.data.batching import augment_batch, batch_order
-from dlcompat.errors import ModelFileError
+from dlcompat.data.batching import augment_batch
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.common import symbolic
+from dlcompat.frameworks.common.symbolic import FLOAT, nchw, nhwc
+from dlcompat.frameworks.common.training import EpochLoop
+from dlcompat.frameworks.common.weights import checked_weights
+from dlcompat.frameworks.common.weights_file import load_weights_file, save_weights_file
 from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
 
@@ -53,7 +55,6 @@ _DEFAULT_FLAGS = {"blas__ldflags": "-lopenblas", "floatX": "float32"}
 #: the C VM linker (PyTensor 3 defaults to Numba) and the rewrites: fast_run ("o4") or fast_run without
 #: the in-place rewrites ("o3"), which compiles faster and ran as fast here (see `_mode`)
 _OPTIMIZER = "o3"
-_F32 = "float32"
 _ADAM_BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
 
@@ -136,8 +137,8 @@ def _im2col_op(c: int, h: int, w: int, k: int, s: int, p: int) -> Any:
         gathered = pt.join(0, g, zero)[sources.ravel()].reshape((fan_in, pixels, -1))
         return [gathered.sum(axis=0), pt.zeros_like(zero)]
 
-    flat = pt.matrix("pixels", dtype=_F32, shape=(pixels, None))
-    zero = pt.matrix("zero_row", dtype=_F32, shape=(1, None))
+    flat = pt.matrix("pixels", dtype=FLOAT, shape=(pixels, None))
+    zero = pt.matrix("zero_row", dtype=FLOAT, shape=(1, None))
     return OpFromGraph([flat, zero], [pt.join(0, flat, zero)[rows]], inline=True, pullback=pullback,
                        name=f"im2col_{c}x{h}x{w}_k{k}s{s}p{p}")
 
@@ -169,10 +170,10 @@ def _max_pool_op(c: int, h: int, w: int, k: int, s: int) -> Any:
         windows = _pool_windows(pt, maps, c, h, w, k, s)
         first = pt.eq(pt.arange(k * k).dimshuffle(0, "x", "x", "x", "x"),
                       pt.argmax(windows, axis=0).dimshuffle("x", 0, 1, 2, 3))
-        routed = pt.cast(first, _F32) * g.dimshuffle("x", 0, 1, 2, 3)
+        routed = pt.cast(first, FLOAT) * g.dimshuffle("x", 0, 1, 2, 3)
         return [pytensor.grad(None, maps, known_grads={windows: routed})]
 
-    maps = pt.tensor("maps", dtype=_F32, shape=(None, c, h, w))
+    maps = pt.tensor("maps", dtype=FLOAT, shape=(None, c, h, w))
     return OpFromGraph([maps], [_pool_windows(pt, maps, c, h, w, k, s).max(axis=0)], inline=True,
                        pullback=pullback, name=f"max_pool_{c}x{h}x{w}_k{k}s{s}")
 
@@ -226,7 +227,7 @@ class _GraphBuilder:
     def forward(self, x: Any) -> Any:
         h, w, c = self.model.spec.input_shape
         self.batch = x.shape[0]
-        self.zero_row = self.pt.zeros((1, self.batch), dtype=_F32)
+        self.zero_row = self.pt.zeros((1, self.batch), dtype=FLOAT)
         out, _ = self._run(self.model.spec.layers, x, (c, h, w))
         return out
 
@@ -246,7 +247,7 @@ class _GraphBuilder:
         if isinstance(layer, zs.BatchNorm):
             return self._batch_norm(layer, x, shape), shape
         if isinstance(layer, zs.Activation):
-            return _activation(pt, layer.fn, x), shape
+            return symbolic.activation(pt, layer.fn, x), shape
         if isinstance(layer, (zs.MaxPool, zs.AvgPool)):
             return self._pool(layer, x, shape)
         if isinstance(layer, zs.GlobalAvgPool):
@@ -264,7 +265,7 @@ class _GraphBuilder:
         if isinstance(layer, zs.Residual):
             body, out_shape = self._run(layer.body, x, shape)
             short = self._run(layer.shortcut, x, shape)[0] if layer.shortcut else x
-            return _activation(pt, layer.activation, body + short), out_shape
+            return symbolic.activation(pt, layer.activation, body + short), out_shape
         raise Unavailable(f"pytensor adapter has no layer {type(layer).__name__}")
 
     def _conv(self, layer: zs.Conv2D, x: Any, shape: tuple[int, ...]) -> tuple[Any, tuple[int, ...]]:
@@ -283,23 +284,17 @@ class _GraphBuilder:
 
     def _batch_norm(self, layer: zs.BatchNorm, x: Any, shape: tuple[int, ...]) -> Any:
         pt = self.pt
-        gamma, beta, mean, var = (self._param(f"{layer.name}.{p}") for p in ("gamma", "beta", "mean", "var"))
-        axes = (0, 2, 3) if len(shape) == 3 else (0,)
-        pattern = ("x", 0, "x", "x") if len(shape) == 3 else ("x", 0)
-        eps = np.float32(layer.eps)
-        if self.training:
-            batch_mean = x.mean(axis=axes)
-            centred = x - batch_mean.dimshuffle(*pattern)
-            batch_var = (centred * centred).mean(axis=axes)  # biased: what torch normalises with
-            count = pt.cast(self.batch * int(np.prod(shape[1:])), _F32)
+        mean, var = self._param(f"{layer.name}.mean"), self._param(f"{layer.name}.var")
+        weights = (self._param(f"{layer.name}.gamma"), self._param(f"{layer.name}.beta"), mean, var)
+        out, batch_mean, batch_var = symbolic.batch_norm(pt, x, weights, layer.eps, self.training,
+                                                         square=lambda centred: centred * centred)
+        if self.training:  # torch's running statistics: the unbiased batch variance
+            count = pt.cast(self.batch * int(np.prod(shape[1:])), FLOAT)
             unbiased = batch_var * count / pt.maximum(count - np.float32(1.0), np.float32(1.0))
             m = np.float32(layer.momentum)
             self.bn_updates += [(mean, (np.float32(1.0) - m) * mean + m * batch_mean),
                                 (var, (np.float32(1.0) - m) * var + m * unbiased)]
-            normed = centred / pt.sqrt(batch_var + eps).dimshuffle(*pattern)
-        else:
-            normed = (x - mean.dimshuffle(*pattern)) / pt.sqrt(var + eps).dimshuffle(*pattern)
-        return normed * gamma.dimshuffle(*pattern) + beta.dimshuffle(*pattern)
+        return out
 
     def _pool(self, layer: zs.MaxPool | zs.AvgPool, x: Any, shape: tuple[int, ...]) -> tuple[Any, tuple[int, ...]]:
         c, h, w = shape
@@ -318,51 +313,50 @@ class _GraphBuilder:
         keep = 1.0 - float(layer.rate)
         rng = pytensor.shared(np.random.default_rng(0), name=f"{layer.name}.rng")
         size = (self.batch, *shape)
-        next_rng, draw = pt.random.uniform(0.0, 1.0, size=size, rng=rng, dtype=_F32, return_next_rng=True)
+        next_rng, draw = pt.random.uniform(0.0, 1.0, size=size, rng=rng, dtype=FLOAT, return_next_rng=True)
         self.rngs.append(rng)
         self.rng_updates.append((rng, next_rng))
-        return x * pt.cast(draw < keep, _F32) / np.float32(keep)  # torch's inverted dropout
+        return x * pt.cast(draw < keep, FLOAT) / np.float32(keep)  # torch's inverted dropout
 
 
-def _activation(pt: Any, fn: str, x: Any) -> Any:
-    if fn == "relu":
-        return pt.switch(x > 0, x, np.float32(0.0))  # gradient 0 at 0, as torch.relu
-    if fn == "tanh":
-        return pt.tanh(x)
-    if fn == "sigmoid":
-        return pt.sigmoid(x)
-    raise Unavailable(f"pytensor adapter has no activation {fn!r}")
-
-
-def _mean_cross_entropy(pt: Any, logits: Any, y: Any, classes: int) -> Any:
-    """Mean softmax cross-entropy; the label is picked by a one-hot mask (elementwise, C-compiled)."""
+def _cross_entropy(logits: Any, y: Any, classes: int) -> Any:
+    import pytensor.tensor as pt
     from pytensor.gradient import disconnected_grad
 
-    # log-softmax written out (PyTensor's LogSoftmax op runs in Python); the shift carries no gradient
-    shifted = logits - disconnected_grad(logits.max(axis=1, keepdims=True))
-    logp = shifted - pt.log(pt.exp(shifted).sum(axis=1, keepdims=True))
-    onehot = pt.cast(pt.eq(y.dimshuffle(0, "x"), pt.arange(classes).dimshuffle("x", 0)), _F32)
-    return -(logp * onehot).sum(axis=1).mean()
-
-
-def _picked_logits(pt: Any, logits: Any, labels: Any, classes: int) -> Any:
-    """The sum over the batch of each input's logit of its label, picked by a one-hot mask (elementwise, C code).
-
-    In evaluation mode the inputs are independent, so its gradient is each input's own class gradient.
-    """
-    onehot = pt.cast(pt.eq(labels.dimshuffle(0, "x"), pt.arange(classes).dimshuffle("x", 0)), _F32)
-    return (logits * onehot).sum()
+    return symbolic.mean_cross_entropy(pt, logits, y, classes, disconnected_grad)
 
 
 def _inputs(pt: Any, spec: zs.ModelSpec) -> tuple[Any, Any]:
     h, w, c = spec.input_shape
-    x = pt.tensor("x", dtype=_F32, shape=(None, c, h, w))
+    x = pt.tensor("x", dtype=FLOAT, shape=(None, c, h, w))
     y = pt.vector("y", dtype="int64")
     return x, y
 
 
-def _nchw(x: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.asarray(x, dtype=np.float32).transpose(0, 3, 1, 2))
+class _PyTensorLoop(EpochLoop):
+    """The compiled train step over the batches of the shared epoch loop; the rate is an input of the step."""
+
+    def __init__(self, adapter: PyTensorAdapter, model: PyTensorModel, step: Any,
+                 train: tuple[np.ndarray, np.ndarray], settings: TrainSettings) -> None:
+        self.adapter, self.model, self.train_step, self.settings = adapter, model, step, settings
+        self.x_all = nchw(train[0])
+        self.y_all = np.asarray(train[1], dtype=np.int64)
+        self.hyper = (np.float64(settings.lr), np.float64(settings.momentum), np.float64(settings.weight_decay))
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.hyper = (np.float64(epoch_learning_rate(self.settings, epoch)), *self.hyper[1:])
+
+    def learning_rate(self) -> float:
+        return float(np.float32(self.hyper[0]))  # the step casts it to float32
+
+    def step(self, epoch: int, number: int, indices: np.ndarray) -> float:
+        settings = self.settings
+        xb = augment_batch(self.x_all[indices], settings.augmentation, seed=settings.seed, epoch=epoch, batch=number,
+                           layout="NCHW")
+        return float(self.train_step(xb, self.y_all[indices], *self.hyper))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.adapter.predict(self.model, x)
 
 
 # --- the adapter -------------------------------------------------------------------------------------
@@ -393,17 +387,7 @@ class PyTensorAdapter(FrameworkAdapter):
                 for name, var in model.params.items()}
 
     def set_weights(self, model: PyTensorModel, weights: dict[str, np.ndarray]) -> None:
-        expected = model.spec.weight_shapes()
-        missing = sorted(set(expected) - set(weights))
-        if missing:
-            raise ValueError(f"weights are missing {', '.join(missing[:5])}")
-        values = {}
-        for name, shape in expected.items():
-            value = np.array(weights[name], dtype=np.float32, copy=True)
-            if value.shape != shape:
-                raise ValueError(f"weight {name} has shape {value.shape}, the spec says {shape}")
-            values[name] = value
-        for name, value in values.items():
+        for name, value in checked_weights(model.spec, weights).items():
             model.params[name].set_value(value, borrow=True)
 
     # --- compiled functions (one per task, cached on the model) -------------------------------------
@@ -451,10 +435,10 @@ class PyTensorAdapter(FrameworkAdapter):
             outputs = [graph.taps[n] for n in spec.output_shapes()]  # the order `activations` zips with
             return pytensor.function([x], outputs, mode=mode, name=f"{spec.name}.activations")
         if task == "gradient":
-            loss = _mean_cross_entropy(pt, _GraphBuilder(model, training=False).forward(x), y, spec.num_classes)
+            loss = _cross_entropy(_GraphBuilder(model, training=False).forward(x), y, spec.num_classes)
             return pytensor.function([x, y], pytensor.grad(loss, x), mode=mode, name=f"{spec.name}.gradient")
         if task == "class_gradient":  # y: the class whose logit is differentiated, per input
-            picked = _picked_logits(pt, _GraphBuilder(model, training=False).forward(x), y, spec.num_classes)
+            picked = symbolic.picked_logits(pt, _GraphBuilder(model, training=False).forward(x), y, spec.num_classes)
             return pytensor.function([x, y], pytensor.grad(picked, x), mode=mode, name=f"{spec.name}.class_gradient")
         if task in ("train:sgd", "train:adam"):
             return self._compile_train_step(model, task, x, y)
@@ -466,11 +450,11 @@ class PyTensorAdapter(FrameworkAdapter):
         pt = pytensor.tensor
         spec = model.spec
         graph = _GraphBuilder(model, training=True)
-        loss = _mean_cross_entropy(pt, graph.forward(x), y, spec.num_classes)
+        loss = _cross_entropy(graph.forward(x), y, spec.num_classes)
         trainable = [model.params[n] for n in spec.trainable_weight_names()]
         grads = pytensor.grad(loss, trainable)
         lr, momentum, decay = pt.dscalar("lr"), pt.dscalar("momentum"), pt.dscalar("weight_decay")
-        lr32, momentum32, decay32 = (pt.cast(v, _F32) for v in (lr, momentum, decay))
+        lr32, momentum32, decay32 = (pt.cast(v, FLOAT) for v in (lr, momentum, decay))
         updates: list[tuple[Any, Any]] = [*graph.bn_updates, *graph.rng_updates]
         slots: list[Any] = []
 
@@ -479,18 +463,16 @@ class PyTensorAdapter(FrameworkAdapter):
             slots.append(var)
             return var
 
-        if task == "train:sgd":  # torch.optim.SGD: g += wd*w; v = m*v + g; w -= lr*v
-            for param, grad in zip(trainable, grads, strict=True):
-                velocity = slot(param, "momentum_buffer")
-                new_velocity = momentum32 * velocity + (grad + decay32 * param)
-                updates += [(velocity, new_velocity), (param, param - lr32 * new_velocity)]
+        if task == "train:sgd":
+            buffers = [slot(param, "momentum_buffer") for param in trainable]
+            updates += symbolic.sgd_updates(trainable, grads, buffers, lr32, momentum32, decay32)
         else:  # torch.optim.Adam (single-tensor CPU path): coupled L2 decay, eps outside the sqrt
             b1, b2 = _ADAM_BETAS
             step = pytensor.shared(np.float64(0.0), name="adam.step")
             slots.append(step)
             t = step + 1.0
-            step_size = pt.cast(lr / (1.0 - np.float64(b1) ** t), _F32)  # bias corrections in float64
-            correction2_sqrt = pt.cast(pt.sqrt(1.0 - np.float64(b2) ** t), _F32)
+            step_size = pt.cast(lr / (1.0 - np.float64(b1) ** t), FLOAT)  # bias corrections in float64
+            correction2_sqrt = pt.cast(pt.sqrt(1.0 - np.float64(b2) ** t), FLOAT)
             updates.append((step, t))
             for param, grad in zip(trainable, grads, strict=True):
                 m, v = slot(param, "exp_avg"), slot(param, "exp_avg_sq")
@@ -522,72 +504,42 @@ class PyTensorAdapter(FrameworkAdapter):
             slot.set_value(np.zeros_like(slot.get_value(borrow=True)))
         for i, rng in enumerate(model.rngs[task]):  # dropout masks: a function of the seed alone
             rng.set_value(np.random.default_rng([settings.seed, i]))
-        x_all = _nchw(train[0])
-        y_all = np.asarray(train[1], dtype=np.int64)
-        history = TrainHistory()
-        for epoch in range(settings.epochs):
-            lr = np.float64(epoch_learning_rate(settings, epoch))
-            hyper = (lr, np.float64(settings.momentum), np.float64(settings.weight_decay))
-            start = time.perf_counter()
-            total, count = 0.0, 0
-            for number, idx in enumerate(batch_order(len(y_all), settings.batch_size, epoch, settings.seed)):
-                xb = augment_batch(x_all[idx], settings.augmentation, seed=settings.seed, epoch=epoch, batch=number,
-                                   layout="NCHW")
-                loss = step(xb, y_all[idx], *hyper)
-                total += float(loss) * len(idx)
-                count += len(idx)
-            history.record_epoch(seconds=time.perf_counter() - start, loss=total / max(count, 1),
-                                 learning_rate=float(np.float32(lr)),  # the step casts it to float32
-                                 val=val, predict=lambda x: self.predict(model, x), epochs=settings.epochs,
-                                 progress=progress)
-        return history
+        return _PyTensorLoop(self, model, step, train, settings).run(len(train[1]), val, settings, progress)
 
     # --- inference and gradients ------------------------------------------------------------------
     def predict(self, model: PyTensorModel, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(x) == 0:
             return np.zeros((0, model.spec.num_classes), np.float32)
         forward = self._function(model, "forward")
-        out = [forward(_nchw(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
+        out = [forward(nchw(x[i : i + batch_size])) for i in range(0, len(x), batch_size)]
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def predictor(self, model: PyTensorModel, x: np.ndarray) -> Callable[[], Any]:
         forward = self._function(model, "forward")
-        xt = _nchw(x)
+        xt = nchw(x)
         return lambda: forward(xt)
 
     def loss_gradient(self, model: PyTensorModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        grad = self._function(model, "gradient")(_nchw(x), np.asarray(y, dtype=np.int64))
-        return np.ascontiguousarray(grad.transpose(0, 2, 3, 1), dtype=np.float32)
+        return nhwc(self._function(model, "gradient")(nchw(x), np.asarray(y, dtype=np.int64)))
 
     def class_gradient(self, model: PyTensorModel, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-        grad = self._function(model, "class_gradient")(_nchw(x), labels)
-        return np.ascontiguousarray(grad.transpose(0, 2, 3, 1), dtype=np.float32)
+        return nhwc(self._function(model, "class_gradient")(nchw(x), labels))
 
     def activations(self, model: PyTensorModel, x: np.ndarray,
                     layers: list[str] | None = None) -> dict[str, np.ndarray]:
         names = list(model.spec.output_shapes())
-        taps = dict(zip(names, self._function(model, "activations")(_nchw(x)), strict=True))
+        taps = dict(zip(names, self._function(model, "activations")(nchw(x)), strict=True))
         wanted = layers if layers is not None else names
         return {name: np.ascontiguousarray(taps[name], dtype=np.float32) for name in wanted}
 
     # --- persistence and export -------------------------------------------------------------------
     def save(self, model: PyTensorModel, path: Path) -> None:
-        with open(path, "wb") as handle:  # a handle, so numpy never appends ".npz" to the name
-            np.savez(handle, **self.get_weights(model))
+        save_weights_file(self.get_weights(model), path)
 
     def load(self, spec: zs.ModelSpec, path: Path) -> PyTensorModel:
         model = self.build(spec, seed=0)
-        try:
-            check_zip(path)  # a zip bomb is refused before NumPy unpacks a member
-            with np.load(path, allow_pickle=False) as archive:
-                weights = {name: archive[name] for name in archive.files}
-            self.set_weights(model, weights)
-        except Exception as exc:  # a foreign, corrupt, pickled or mismatched file
-            raise ModelFileError(
-                f"{path} is not a .npz of canonical {spec.name} weights ({type(exc).__name__}): "
-                "pass a file written by dlcompat's pytensor adapter (np.savez of get_weights)"
-            ) from exc
+        self.set_weights(model, load_weights_file(spec, path, self.name))
         return model
 
     def export(self, model: Any, spec: zs.ModelSpec, fmt: str, path: Path, variant: str = "") -> dict[str, Any]:

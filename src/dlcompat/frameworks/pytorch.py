@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -10,9 +9,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dlcompat.data.archives import check_zip
-from dlcompat.data.batching import augment_batch, batch_order
+from dlcompat.data.batching import augment_batch
 from dlcompat.errors import ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.common.training import EpochLoop
+from dlcompat.frameworks.common.weights import checked_weights
 from dlcompat.frameworks.lr_schedule import describe_schedule
 from dlcompat.zoo import spec as zs
 
@@ -117,6 +118,51 @@ def _lr_scheduler(opt: Any, settings: TrainSettings) -> Any:
     return None
 
 
+class _TorchLoop(EpochLoop):
+    """torch.optim (and torch's own learning-rate scheduler) over the batches of the shared epoch loop."""
+
+    def __init__(self, adapter: PyTorchAdapter, model: Any, train: tuple[np.ndarray, np.ndarray],
+                 settings: TrainSettings) -> None:
+        torch = _torch()
+        self.adapter, self.model, self.settings = adapter, model, settings
+        self.x_nchw = np.ascontiguousarray(train[0].transpose(0, 3, 1, 2))
+        self.x_all = torch.from_numpy(self.x_nchw)
+        self.y_all = torch.from_numpy(train[1].astype(np.int64))
+        if settings.optimizer == "adam":
+            self.opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+        else:
+            self.opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
+                                       weight_decay=settings.weight_decay)
+        self.scheduler = _lr_scheduler(self.opt, settings)
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+
+    def begin_epoch(self, epoch: int) -> None:
+        if epoch > 0 and self.scheduler is not None:
+            self.scheduler.step()  # once per epoch, after the epoch before
+        self.model.train()
+
+    def learning_rate(self) -> float:
+        return float(self.opt.param_groups[0]["lr"])
+
+    def step(self, epoch: int, number: int, indices: np.ndarray) -> float:
+        torch = _torch()
+        settings = self.settings
+        index = torch.from_numpy(indices)
+        if settings.augmentation == "none":
+            xb = self.x_all[index]
+        else:
+            xb = torch.from_numpy(augment_batch(self.x_nchw[indices], settings.augmentation, seed=settings.seed,
+                                                epoch=epoch, batch=number, layout="NCHW"))
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.model(xb), self.y_all[index])
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach())
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.adapter.predict(self.model, x)
+
+
 class PyTorchAdapter(FrameworkAdapter):
     name = "pytorch"
     module = "torch"
@@ -151,15 +197,8 @@ class PyTorchAdapter(FrameworkAdapter):
 
     def set_weights(self, model: Any, weights: dict[str, np.ndarray]) -> None:
         torch = _torch()
-        expected = model.spec.weight_shapes()
-        missing = sorted(set(expected) - set(weights))
-        if missing:
-            raise ValueError(f"weights are missing {', '.join(missing[:5])}")
         with torch.no_grad():
-            for name, shape in expected.items():
-                value = np.asarray(weights[name], dtype=np.float32)
-                if value.shape != shape:
-                    raise ValueError(f"weight {name} has shape {value.shape}, the spec says {shape}")
+            for name, value in checked_weights(model.spec, weights).items():
                 self._tensor_for(model, name).copy_(torch.from_numpy(value))
 
     # --- training ---------------------------------------------------------------------------------
@@ -175,41 +214,7 @@ class PyTorchAdapter(FrameworkAdapter):
         torch = _torch()
         torch.manual_seed(settings.seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
-        x_nchw = np.ascontiguousarray(train[0].transpose(0, 3, 1, 2))
-        x_all = torch.from_numpy(x_nchw)
-        y_all = torch.from_numpy(train[1].astype(np.int64))
-        if settings.optimizer == "adam":
-            opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-        else:
-            opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum,
-                                  weight_decay=settings.weight_decay)
-        scheduler = _lr_scheduler(opt, settings)
-        loss_fn = torch.nn.CrossEntropyLoss()
-        history = TrainHistory()
-        for epoch in range(settings.epochs):
-            model.train()
-            start = time.perf_counter()
-            total, count = 0.0, 0
-            for number, idx in enumerate(batch_order(len(y_all), settings.batch_size, epoch, settings.seed)):
-                index = torch.from_numpy(idx)
-                if settings.augmentation == "none":
-                    xb = x_all[index]
-                else:
-                    xb = torch.from_numpy(augment_batch(x_nchw[idx], settings.augmentation, seed=settings.seed,
-                                                       epoch=epoch, batch=number, layout="NCHW"))
-                yb = y_all[index]
-                opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(xb), yb)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-                count += len(idx)
-            seconds = time.perf_counter() - start
-            learning_rate = float(opt.param_groups[0]["lr"])
-            if scheduler is not None:
-                scheduler.step()
-            history.record_epoch(seconds=seconds, loss=total / max(count, 1), learning_rate=learning_rate, val=val,
-                                 predict=lambda x: self.predict(model, x), epochs=settings.epochs, progress=progress)
+        history = _TorchLoop(self, model, train, settings).run(len(train[1]), val, settings, progress)
         model.eval()
         return history
 

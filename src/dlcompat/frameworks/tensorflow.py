@@ -3,14 +3,15 @@
 The model is what a Keras user writes: a functional `keras.Model` over standard layers, NHWC inside.
 Explicit padding is a `ZeroPadding2D` before a "valid" `Conv2D` (never "same"), batch norm is
 `BatchNormalization(momentum=1 - torch momentum)`, a residual block is `Add` then `Activation`, and a
-`Flatten` flattens in Keras' NHWC order. Every spec layer is the Keras layer of the same name (names
-are escaped reversibly, see `keras_name`); helper layers (padding, the residual `Add`) carry a ``--``
-suffix that no escaped name contains. There is no custom layer, so a saved `.keras` file loads
-anywhere with plain Keras and ``safe_mode=True``.
+`Flatten` that feeds a dense layer flattens in Keras' NHWC order (any other is a `Permute` to
+channel-major first: the rule of `dlcompat.frameworks.common.layout`). Every spec layer is the Keras
+layer of the same name (names are escaped reversibly, see `keras_name`); helper layers (padding, the
+residual `Add`, that `Permute`) carry a ``--`` suffix that no escaped name contains. There is no custom
+layer, so a saved `.keras` file loads anywhere with plain Keras and ``safe_mode=True``.
 
-The layout is translated only at the boundary (`get_weights`/`set_weights`, `activations`): conv
-kernels HWIO <-> OIHW, dense kernels (in, out) <-> (out, in), and the rows of a dense layer fed by a
-`Flatten` are permuted between Keras' (H, W, C) flatten order and the canonical channel-major (C, H, W).
+The layout is translated only at the boundary (`get_weights`/`set_weights`, `activations`), by the
+shared NHWC layout plan: conv kernels HWIO <-> OIHW, dense kernels (in, out) <-> (out, in), and the
+rows of a dense layer fed by an NHWC `Flatten` permuted to the canonical channel-major order (C, H, W).
 
 Training is Keras' own loop, `model.fit` over a `tf.data` pipeline that yields exactly the batches of
 `batch_order` for every epoch (no Keras shuffling), with torch.optim's semantics where Keras differs:
@@ -44,6 +45,8 @@ from dlcompat.data.archives import check_zip
 from dlcompat.data.batching import augment_batch, batch_order
 from dlcompat.errors import FrameworkUnavailableError, ModelFileError
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.common.layout import NHWCLayout, nhwc_layout
+from dlcompat.frameworks.common.weights import checked_weights
 from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
 
@@ -96,102 +99,67 @@ def _runtime() -> tuple[Any, Any]:
     return tf, keras
 
 
-# --- the plan: what the spec means in Keras' layout, computed from the spec alone (NumPy only) ------------
+# --- the plan: what the spec means in Keras, computed from the spec alone (NumPy only) ---------------------
 @dataclass
 class _Plan:
-    """Per model: Keras names, the flatten permutations, and the compiled functions (made on first use)."""
+    """Per model: Keras names, the NHWC layout plan, and the compiled functions (made on first use)."""
 
     spec: zs.ModelSpec
     keys: dict[str, str]  # canonical layer name -> Keras layer name
-    out_perm: dict[str, np.ndarray]  # layer whose (N, F) output is in NHWC-flatten order -> perm
-    in_perm: dict[str, np.ndarray]  # dense (rows) or batch-norm (channels) fed in that order -> perm
+    layout: NHWCLayout
     forward: Any = None
     gradient: Any = None
     class_gradient: Any = None
     taps: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
 
-def _flatten_perm(shape: tuple[int, ...]) -> np.ndarray | None:
-    """perm[j] = canonical (C, H, W) index of the j-th feature of Keras' (H, W, C) flatten; None if equal."""
-    c, h, w = shape
-    perm = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).ravel()
-    return None if np.array_equal(perm, np.arange(perm.size)) else perm
+def _plan(spec: zs.ModelSpec) -> _Plan:
+    return _Plan(spec=spec, keys={layer.name: keras_name(layer.name) for layer in spec.iter_layers()},
+                 layout=nhwc_layout(spec))
 
 
-def _walk(spec: zs.ModelSpec, plan: _Plan, keras: Any = None, inputs: Any = None) -> Any:
-    """Follow the spec once: fill `plan`; with `keras` and `inputs` given, also build the layers on `inputs`."""
-    layers = keras.layers if keras is not None else None
-    shapes = spec.output_shapes()
+def _build_layers(plan: _Plan, keras: Any, inputs: Any) -> Any:
+    """The spec's layers, as Keras layers called on `inputs`: the model's output tensor."""
+    layers = keras.layers
     act_fn = {"relu": "relu", "tanh": "tanh", "sigmoid": "sigmoid"}
 
-    def run(seq: tuple[zs.Layer, ...], x: Any, shape: tuple[int, ...], perm: np.ndarray | None) -> Any:
+    def run(seq: tuple[zs.Layer, ...], x: Any) -> Any:
         for layer in seq:
-            x, perm = step(layer, x, shape, perm)
-            shape = shapes[layer.name]
-            if perm is not None:
-                plan.out_perm[layer.name] = perm
-        return x, shape, perm
+            x = step(layer, x)
+        return x
 
-    def step(layer: zs.Layer, x: Any, shape: tuple[int, ...], perm: np.ndarray | None) -> Any:
+    def step(layer: zs.Layer, x: Any) -> Any:
         key = plan.keys[layer.name]
-        build = layers is not None
         if isinstance(layer, zs.Conv2D):
-            if build:
-                if layer.padding:
-                    x = layers.ZeroPadding2D(layer.padding, name=key + _HELPER + "pad")(x)
-                x = layers.Conv2D(layer.out_channels, layer.kernel, strides=layer.stride, padding="valid",
-                                  use_bias=layer.bias, name=key)(x)
-            return x, None
+            if layer.padding:
+                x = layers.ZeroPadding2D(layer.padding, name=key + _HELPER + "pad")(x)
+            return layers.Conv2D(layer.out_channels, layer.kernel, strides=layer.stride, padding="valid",
+                                 use_bias=layer.bias, name=key)(x)
         if isinstance(layer, zs.BatchNorm):
-            if perm is not None:
-                plan.in_perm[layer.name] = perm
-            if build:
-                x = layers.BatchNormalization(momentum=1.0 - layer.momentum, epsilon=layer.eps, name=key)(x)
-            return x, perm
+            return layers.BatchNormalization(momentum=1.0 - layer.momentum, epsilon=layer.eps, name=key)(x)
         if isinstance(layer, zs.Activation):
-            return (layers.Activation(act_fn[layer.fn], name=key)(x) if build else x), perm
+            return layers.Activation(act_fn[layer.fn], name=key)(x)
         if isinstance(layer, (zs.MaxPool, zs.AvgPool)):
-            if build:
-                pool = layers.MaxPooling2D if isinstance(layer, zs.MaxPool) else layers.AveragePooling2D
-                x = pool(layer.size, strides=layer.stride or layer.size, padding="valid", name=key)(x)
-            return x, None
+            pool = layers.MaxPooling2D if isinstance(layer, zs.MaxPool) else layers.AveragePooling2D
+            return pool(layer.size, strides=layer.stride or layer.size, padding="valid", name=key)(x)
         if isinstance(layer, zs.GlobalAvgPool):
-            return (layers.GlobalAveragePooling2D(name=key)(x) if build else x), None
+            return layers.GlobalAveragePooling2D(name=key)(x)
         if isinstance(layer, zs.Flatten):
-            new = _flatten_perm(shape) if len(shape) == 3 else perm
-            return (layers.Flatten(name=key)(x) if build else x), new
+            if len(x.shape) == 4 and not plan.layout.flattens_nhwc(layer.name):  # channel-major for its consumer
+                x = layers.Permute((3, 1, 2), name=key + _HELPER + "chw")(x)
+            return layers.Flatten(name=key)(x)
         if isinstance(layer, zs.Dense):
-            if perm is not None:
-                plan.in_perm[layer.name] = perm
-            return (layers.Dense(layer.units, use_bias=layer.bias, name=key)(x) if build else x), None
+            return layers.Dense(layer.units, use_bias=layer.bias, name=key)(x)
         if isinstance(layer, zs.Dropout):
-            return (layers.Dropout(layer.rate, name=key)(x) if build else x), perm
+            return layers.Dropout(layer.rate, name=key)(x)
         if isinstance(layer, zs.Residual):
-            body, _, body_perm = run(layer.body, x, shape, perm)
-            short, _, short_perm = run(layer.shortcut, x, shape, perm) if layer.shortcut else (x, shape, perm)
-            if not _same_perm(body_perm, short_perm):
-                raise Unavailable(f"tensorflow adapter: residual {layer.name!r} adds features in two different "
-                                  "orders (a dense layer on one branch after a Flatten)")
-            if build:
-                x = layers.Add(name=key + _HELPER + "add")([body, short])
-                x = layers.Activation(act_fn[layer.activation], name=key)(x)
-            return x, body_perm
+            body = run(layer.body, x)
+            short = run(layer.shortcut, x) if layer.shortcut else x
+            x = layers.Add(name=key + _HELPER + "add")([body, short])
+            return layers.Activation(act_fn[layer.activation], name=key)(x)
         raise Unavailable(f"tensorflow adapter has no layer {type(layer).__name__}")
 
-    h, w, c = spec.input_shape
-    out, _, _ = run(spec.layers, inputs, (c, h, w), None)
-    return out
-
-
-def _same_perm(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    return (a is None and b is None) or (a is not None and b is not None and np.array_equal(a, b))
-
-
-def _plan(spec: zs.ModelSpec) -> _Plan:
-    keys = {layer.name: keras_name(layer.name) for layer in spec.iter_layers()}
-    plan = _Plan(spec=spec, keys=keys, out_perm={}, in_perm={})
-    _walk(spec, plan)
-    return plan
+    return run(plan.spec.layers, inputs)
 
 
 def _plan_of(model: Any) -> _Plan:
@@ -362,7 +330,7 @@ class KerasAdapter(FrameworkAdapter):
         plan = _plan(spec)
         keys = set(plan.keys.values())
         inputs = keras.Input(shape=spec.input_shape, name="images" if "images" not in keys else "images--input")
-        outputs = _walk(spec, plan, keras, inputs)
+        outputs = _build_layers(plan, keras, inputs)
         model = _attach(keras.Model(inputs, outputs, name=keras_name(spec.name)), plan)
         self.set_weights(model, zs.init_weights(spec, seed))
         return model
@@ -374,45 +342,15 @@ class KerasAdapter(FrameworkAdapter):
 
     def get_weights(self, model: Any) -> dict[str, np.ndarray]:
         plan = _plan_of(model)
-        out: dict[str, np.ndarray] = {}
-        for name in plan.spec.weight_shapes():
-            layer, param = name.rsplit(".", 1)
-            value = np.asarray(self._variable(model, plan, name).numpy(), dtype=np.float32)
-            perm = plan.in_perm.get(layer)
-            if value.ndim == 4:  # HWIO -> OIHW
-                value = value.transpose(3, 2, 0, 1)
-            elif value.ndim == 2:  # (in, out) -> (out, in), rows back to channel-major
-                value = value.T
-                if perm is not None:
-                    canonical = np.empty_like(value)
-                    canonical[:, perm] = value
-                    value = canonical
-            elif perm is not None and param != "bias":  # batch norm over flattened features
-                canonical = np.empty_like(value)
-                canonical[perm] = value
-                value = canonical
-            out[name] = np.array(value, dtype=np.float32, copy=True, order="C")
-        return out
+        return {name: np.array(plan.layout.to_canonical(name, np.asarray(self._variable(model, plan, name).numpy(),
+                                                                         dtype=np.float32)),
+                               dtype=np.float32, copy=True, order="C")
+                for name in plan.spec.weight_shapes()}
 
     def set_weights(self, model: Any, weights: dict[str, np.ndarray]) -> None:
         plan = _plan_of(model)
-        expected = plan.spec.weight_shapes()
-        missing = sorted(set(expected) - set(weights))
-        if missing:
-            raise ValueError(f"weights are missing {', '.join(missing[:5])}")
-        for name, shape in expected.items():
-            value = np.asarray(weights[name], dtype=np.float32)
-            if value.shape != shape:
-                raise ValueError(f"weight {name} has shape {value.shape}, the spec says {shape}")
-            layer, param = name.rsplit(".", 1)
-            perm = plan.in_perm.get(layer)
-            if value.ndim == 4:  # OIHW -> HWIO
-                value = value.transpose(2, 3, 1, 0)
-            elif value.ndim == 2:  # (out, in) -> (in, out), rows in Keras' flatten order
-                value = (value[:, perm] if perm is not None else value).T
-            elif perm is not None and param != "bias":
-                value = value[perm]
-            self._variable(model, plan, name).assign(np.ascontiguousarray(value))
+        for name, value in checked_weights(plan.spec, weights).items():
+            self._variable(model, plan, name).assign(np.ascontiguousarray(plan.layout.to_native(name, value)))
 
     # --- training ----------------------------------------------------------------------------------------
     def train(
@@ -565,13 +503,7 @@ class KerasAdapter(FrameworkAdapter):
         out: dict[str, np.ndarray] = {}
         for j, name in enumerate(wanted):
             value = np.concatenate([p[j] for p in parts]) if parts else np.zeros((0,), np.float32)
-            if value.ndim == 4:  # NHWC -> NCHW
-                value = value.transpose(0, 3, 1, 2)
-            elif name in plan.out_perm:  # Keras' flatten order -> channel-major
-                canonical = np.empty_like(value)
-                canonical[:, plan.out_perm[name]] = value
-                value = canonical
-            out[name] = np.ascontiguousarray(value, dtype=np.float32)
+            out[name] = np.ascontiguousarray(plan.layout.activation_to_canonical(name, value), dtype=np.float32)
         return out
 
     # --- persistence and export --------------------------------------------------------------------------
@@ -608,9 +540,8 @@ class KerasAdapter(FrameworkAdapter):
             _attach(model, plan)
             for key in plan.keys.values():  # every spec layer, weighted or not, under its name
                 model.get_layer(key)
-            expected = self._expected_shapes(spec)
-            for name, shape in expected.items():
-                got = tuple(self._variable(model, plan, name).shape)
+            for name, canonical in spec.weight_shapes().items():
+                got, shape = tuple(self._variable(model, plan, name).shape), plan.layout.native_shape(canonical)
                 if got != shape:
                     raise ValueError(f"weight {name} has shape {got}, the spec says {shape}")
         except Exception as exc:  # a foreign, corrupt or unsafe file, or another architecture
@@ -620,19 +551,6 @@ class KerasAdapter(FrameworkAdapter):
                 "pass a .keras file written by dlcompat or keras.Model.save from the same spec"
             ) from exc
         return model
-
-    @staticmethod
-    def _expected_shapes(spec: zs.ModelSpec) -> dict[str, tuple[int, ...]]:
-        """The spec's weight shapes in Keras' layout (HWIO kernels, (in, out) dense kernels)."""
-        out = {}
-        for name, shape in spec.weight_shapes().items():
-            if len(shape) == 4:
-                o, i, kh, kw = shape
-                shape = (kh, kw, i, o)
-            elif len(shape) == 2:
-                shape = (shape[1], shape[0])
-            out[name] = shape
-        return out
 
     def export(self, model: Any, spec: zs.ModelSpec, fmt: str, path: Path, variant: str = "keras") -> dict[str, Any]:
         if fmt != "onnx":

@@ -19,7 +19,6 @@ variables by reference. C code is cached across processes by Theano itself, in i
 
 from __future__ import annotations
 
-import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,14 +27,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlcompat.data.archives import check_zip
-from dlcompat.data.batching import augment_batch, batch_order
-from dlcompat.errors import ModelFileError, one_line
+from dlcompat.data.batching import augment_batch
 from dlcompat.frameworks.base import FrameworkAdapter, Progress, TrainHistory, TrainSettings, Unavailable
+from dlcompat.frameworks.common import symbolic
+from dlcompat.frameworks.common.symbolic import FLOAT, nchw, nhwc
+from dlcompat.frameworks.common.training import EpochLoop
+from dlcompat.frameworks.common.weights import checked_weights
+from dlcompat.frameworks.common.weights_file import load_weights_file, save_weights_file
 from dlcompat.frameworks.lr_schedule import epoch_learning_rate
 from dlcompat.zoo import spec as zs
 
-FLOAT = "float32"
 ADAM_BETAS = (0.9, 0.999)  # torch.optim.Adam's defaults
 ADAM_EPS = 1e-8
 
@@ -92,11 +93,6 @@ def _keep_compiled_modules(theano: Any) -> None:
     cc.CLinker._dlcompat_stable_keys = True
 
 
-def _nchw(x: np.ndarray) -> np.ndarray:
-    """float32 NHWC images -> contiguous float32 NCHW, the layout every compiled function takes."""
-    return np.ascontiguousarray(np.asarray(x, dtype=np.float32).transpose(0, 3, 1, 2))
-
-
 # --- the graph --------------------------------------------------------------------------------------------
 
 
@@ -110,17 +106,6 @@ class _Trace:
     rng: Any = None  # MRG_RandomStreams, only when training
     taps: dict[str, Any] = field(default_factory=dict)
     updates: list[tuple[Any, Any]] = field(default_factory=list)
-
-
-def _activation(fn: str, x: Any) -> Any:
-    tensor = _theano().tensor
-    if fn == "relu":
-        return tensor.switch(x > 0, x, 0)  # gradient 0 at 0, as in PyTorch
-    if fn == "tanh":
-        return tensor.tanh(x)
-    if fn == "sigmoid":
-        return tensor.nnet.sigmoid(x)
-    raise Unavailable(f"theano adapter has no activation {fn!r}")
 
 
 def _layers(g: _SpecGraph, layers: tuple[zs.Layer, ...], x: Any, trace: _Trace) -> Any:
@@ -148,7 +133,7 @@ def _layer(g: _SpecGraph, layer: zs.Layer, x: Any, trace: _Trace) -> Any:
             out = out + p[f"{layer.name}.bias"].dimshuffle("x", 0)
         return out
     if isinstance(layer, zs.Activation):
-        return _activation(layer.fn, x)
+        return symbolic.activation(tensor, layer.fn, x)
     if isinstance(layer, (zs.MaxPool, zs.AvgPool)):
         from theano.tensor.signal.pool import pool_2d
 
@@ -170,7 +155,7 @@ def _layer(g: _SpecGraph, layer: zs.Layer, x: Any, trace: _Trace) -> Any:
     if isinstance(layer, zs.Residual):
         body = _layers(g, layer.body, x, trace)
         short = _layers(g, layer.shortcut, x, trace) if layer.shortcut else x
-        return _activation(layer.activation, body + short)
+        return symbolic.activation(tensor, layer.activation, body + short)
     raise Unavailable(f"theano adapter has no layer {type(layer).__name__}")
 
 
@@ -227,33 +212,21 @@ def _first_max_gradient(x: Any, top: Any, gz: Any, size: int, stride: int, out_s
 
 def _batch_norm(g: _SpecGraph, layer: zs.BatchNorm, x: Any, trace: _Trace) -> Any:
     tensor = _theano().tensor
-    p = g.params
-    gamma, beta, mean, var = (p[f"{layer.name}.{k}"] for k in ("gamma", "beta", "mean", "var"))
-    axes = (0, 2, 3) if x.ndim == 4 else (0,)
-    pattern = ("x", 0, "x", "x") if x.ndim == 4 else ("x", 0)
-    eps = np.float32(layer.eps)
+    mean, var = g.params[f"{layer.name}.mean"], g.params[f"{layer.name}.var"]
+    weights = (g.params[f"{layer.name}.gamma"], g.params[f"{layer.name}.beta"], mean, var)
+    out, batch_mean, batch_var = symbolic.batch_norm(tensor, x, weights, layer.eps, trace.training, square=tensor.sqr)
     if trace.training:
-        batch_mean = x.mean(axis=axes)
-        centred = x - batch_mean.dimshuffle(*pattern)
-        batch_var = tensor.sqr(centred).mean(axis=axes)  # biased: what the batch is normalised with
         count = tensor.cast(x.size // x.shape[1], FLOAT)
         m = np.float32(layer.momentum)
         trace.updates.append((mean, (np.float32(1) - m) * mean + m * batch_mean))
         # PyTorch keeps the unbiased batch variance in the running average
         trace.updates.append((var, (np.float32(1) - m) * var + m * batch_var * count / (count - 1)))
-        normed = centred / tensor.sqrt(batch_var + eps).dimshuffle(*pattern)
-    else:
-        normed = (x - mean.dimshuffle(*pattern)) / tensor.sqrt(var + eps).dimshuffle(*pattern)
-    return normed * gamma.dimshuffle(*pattern) + beta.dimshuffle(*pattern)
+    return out
 
 
-def _cross_entropy(logits: Any, y: Any) -> Any:
-    """Mean cross-entropy of int64 labels, through a stable log-softmax (torch.nn.CrossEntropyLoss)."""
+def _cross_entropy(logits: Any, y: Any, classes: int) -> Any:
     theano = _theano()
-    tensor = theano.tensor
-    shifted = logits - theano.gradient.zero_grad(logits.max(axis=1, keepdims=True))
-    log_probs = shifted - tensor.log(tensor.exp(shifted).sum(axis=1, keepdims=True))
-    return -log_probs[tensor.arange(y.shape[0]), y].mean()
+    return symbolic.mean_cross_entropy(theano.tensor, logits, y, classes, theano.gradient.zero_grad)
 
 
 # --- the compiled graph of a spec, and the models that use it ------------------------------------------------
@@ -275,7 +248,6 @@ class _SpecGraph:
         self.params = {name: theano.shared(np.zeros(shape, np.float32), name=name)
                        for name, shape in spec.weight_shapes().items()}
         self.functions: dict[str, Any] = {}
-        self.compile_seconds: dict[str, float] = {}
         self.slots: dict[str, dict[str, list[Any]]] = {}  # optimizer -> slot kind -> one per trainable weight
         self.rngs: dict[str, Any] = {}  # optimizer -> MRG_RandomStreams of its training graph (dropout)
         self.owner: weakref.ref[TheanoModel] | None = None
@@ -285,9 +257,7 @@ class _SpecGraph:
 
     def compiled(self, kind: str, make: Callable[[], Any]) -> Any:
         if kind not in self.functions:
-            start = time.perf_counter()
             self.functions[kind] = make()
-            self.compile_seconds[kind] = time.perf_counter() - start
         return self.functions[kind]
 
 
@@ -342,10 +312,6 @@ class TheanoModel:
             for name, var in self.graph().params.items():
                 var.set_value(weights[name], borrow=True)
 
-    @property
-    def compile_seconds(self) -> dict[str, float]:
-        return dict(self.graph().compile_seconds)
-
 
 def _eval_graph(g: _SpecGraph, differentiable: bool = False) -> tuple[Any, _Trace]:
     x = _theano().tensor.tensor4("x", dtype=FLOAT)
@@ -388,7 +354,7 @@ def _gradient_fn(model: TheanoModel) -> Any:
         theano = _theano()
         x, trace = _eval_graph(g, differentiable=True)
         y = theano.tensor.lvector("y")
-        loss = _cross_entropy(trace.taps[g.spec.layers[-1].name], y)
+        loss = _cross_entropy(trace.taps[g.spec.layers[-1].name], y, g.spec.num_classes)
         return theano.function([x, y], [theano.grad(loss, x)], name="loss_gradient")
 
     return g.compiled("gradient", make)
@@ -397,20 +363,15 @@ def _gradient_fn(model: TheanoModel) -> Any:
 def _class_gradient_fn(model: TheanoModel) -> Any:
     """fn(x, labels) -> [d logits[i, labels[i]] / dx[i] for every i]: one backward pass of the picked logits' sum.
 
-    In evaluation mode the inputs are independent, so the gradient of the sum is each input's own. The
-    logit is picked by a one-hot mask (elementwise, C code) rather than advanced indexing, whose
-    gradient Theano runs in Python.
+    In evaluation mode the inputs are independent, so the gradient of the sum is each input's own.
     """
     g = model.activate()
 
     def make() -> Any:
         theano = _theano()
-        tensor = theano.tensor
         x, trace = _eval_graph(g, differentiable=True)
-        labels = tensor.lvector("labels")
-        classes = tensor.arange(g.spec.num_classes)
-        onehot = tensor.cast(tensor.eq(labels.dimshuffle(0, "x"), classes.dimshuffle("x", 0)), FLOAT)
-        picked = (trace.taps[g.spec.layers[-1].name] * onehot).sum()
+        labels = theano.tensor.lvector("labels")
+        picked = symbolic.picked_logits(theano.tensor, trace.taps[g.spec.layers[-1].name], labels, g.spec.num_classes)
         return theano.function([x, labels], [theano.grad(picked, x)], name="class_gradient")
 
     return g.compiled("class_gradient", make)
@@ -442,7 +403,7 @@ def _train_fn(model: TheanoModel, optimizer: str, seed: int) -> Any:
         x = tensor.tensor4("x", dtype=FLOAT)
         y = tensor.lvector("y")
         trace = _Trace(training=True, differentiable=True, rng=rng)
-        loss = _cross_entropy(_layers(g, g.spec.layers, x, trace), y)
+        loss = _cross_entropy(_layers(g, g.spec.layers, x, trace), y, g.spec.num_classes)
         grads = theano.grad(loss, params)
         lr, wd = tensor.fscalar("lr"), tensor.fscalar("weight_decay")
         updates: list[tuple[Any, Any]] = []
@@ -458,10 +419,7 @@ def _train_fn(model: TheanoModel, optimizer: str, seed: int) -> Any:
             hyper = [lr, wd, step_size, bc2_sqrt]
         else:
             momentum = tensor.fscalar("momentum")
-            for p, grad, buf in zip(params, grads, slots["buf"], strict=True):
-                grad = grad + wd * p  # coupled L2, as torch.optim.SGD(weight_decay=...)
-                buf_new = momentum * buf + grad  # torch: buf = grad on the first step, the same from zero
-                updates += [(buf, buf_new), (p, p - lr * buf_new)]
+            updates += symbolic.sgd_updates(params, grads, slots["buf"], lr, momentum, wd)
             hyper = [lr, momentum, wd]
         return theano.function([x, y, *hyper], [loss], updates=updates + trace.updates, name=kind,
                                on_unused_input="ignore")
@@ -472,6 +430,43 @@ def _train_fn(model: TheanoModel, optimizer: str, seed: int) -> Any:
             slot.set_value(np.zeros_like(slot.get_value(borrow=True)), borrow=True)
     g.rngs[optimizer].seed(seed + 1)
     return fn
+
+
+class _TheanoLoop(EpochLoop):
+    """The compiled train step over the batches of the shared epoch loop; rate and Adam's bias corrections
+    are inputs of the step, computed here in double precision as torch.optim does."""
+
+    def __init__(self, adapter: TheanoAdapter, model: TheanoModel, fn: Any, train: tuple[np.ndarray, np.ndarray],
+                 settings: TrainSettings) -> None:
+        self.adapter, self.model, self.train_step, self.settings = adapter, model, fn, settings
+        self.x_all = nchw(train[0])
+        self.y_all = np.ascontiguousarray(train[1], dtype=np.int64)
+        self.epoch_lr = settings.lr
+        self.steps = 0
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.epoch_lr = epoch_learning_rate(self.settings, epoch)
+
+    def learning_rate(self) -> float:
+        return float(np.float32(self.epoch_lr))
+
+    def step(self, epoch: int, number: int, indices: np.ndarray) -> float:
+        settings = self.settings
+        xb = augment_batch(self.x_all[indices], settings.augmentation, seed=settings.seed, epoch=epoch, batch=number,
+                           layout="NCHW")
+        self.steps += 1
+        lr, wd = np.float32(self.epoch_lr), np.float32(settings.weight_decay)
+        if settings.optimizer == "adam":
+            b1, b2 = ADAM_BETAS
+            hyper = (lr, wd, np.float32(self.epoch_lr / (1 - b1**self.steps)),
+                     np.float32((1 - b2**self.steps) ** 0.5))
+        else:
+            hyper = (lr, np.float32(settings.momentum), wd)
+        (loss,) = self.train_step(xb, self.y_all[indices], *hyper)
+        return float(loss)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.adapter.predict(self.model, x)
 
 
 # --- the adapter ------------------------------------------------------------------------------------------
@@ -495,17 +490,7 @@ class TheanoAdapter(FrameworkAdapter):
         return {name: np.array(value, dtype=np.float32, copy=True) for name, value in model.weights().items()}
 
     def set_weights(self, model: TheanoModel, weights: dict[str, np.ndarray]) -> None:
-        expected = model.spec.weight_shapes()
-        missing = sorted(set(expected) - set(weights))
-        if missing:
-            raise ValueError(f"weights are missing {', '.join(missing[:5])}")
-        values = {}
-        for name, shape in expected.items():
-            value = np.array(weights[name], dtype=np.float32, order="C", copy=True)
-            if value.shape != shape:
-                raise ValueError(f"weight {name} has shape {value.shape}, the spec says {shape}")
-            values[name] = value
-        model.replace_weights(values)
+        model.replace_weights(checked_weights(model.spec, weights))
 
     # --- training ---------------------------------------------------------------------------------
     def train(
@@ -520,45 +505,19 @@ class TheanoAdapter(FrameworkAdapter):
         if settings.optimizer not in ("sgd", "adam"):
             raise Unavailable(f"theano adapter has no optimizer {settings.optimizer!r} (sgd, adam)")
         fn = _train_fn(model, settings.optimizer, settings.seed)
-        x_all = _nchw(train[0])
-        y_all = np.ascontiguousarray(train[1], dtype=np.int64)
-        wd = np.float32(settings.weight_decay)
-        history = TrainHistory()
-        step = 0
-        for epoch in range(settings.epochs):
-            epoch_lr = epoch_learning_rate(settings, epoch)
-            lr = np.float32(epoch_lr)
-            start = time.perf_counter()
-            total, count = 0.0, 0
-            for number, idx in enumerate(batch_order(len(y_all), settings.batch_size, epoch, settings.seed)):
-                xb = augment_batch(x_all[idx], settings.augmentation, seed=settings.seed, epoch=epoch, batch=number,
-                                   layout="NCHW")
-                yb = y_all[idx]
-                step += 1
-                if settings.optimizer == "adam":
-                    b1, b2 = ADAM_BETAS
-                    hyper = (lr, wd, np.float32(epoch_lr / (1 - b1**step)), np.float32((1 - b2**step) ** 0.5))
-                else:
-                    hyper = (lr, np.float32(settings.momentum), wd)
-                (loss,) = fn(xb, yb, *hyper)
-                total += float(loss) * len(idx)
-                count += len(idx)
-            history.record_epoch(seconds=time.perf_counter() - start, loss=total / max(count, 1),
-                                 learning_rate=float(lr), val=val, predict=lambda x: self.predict(model, x),
-                                 epochs=settings.epochs, progress=progress)
-        return history
+        return _TheanoLoop(self, model, fn, train, settings).run(len(train[1]), val, settings, progress)
 
     # --- inference and gradients ------------------------------------------------------------------
     def predict(self, model: TheanoModel, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         if len(x) == 0:
             return np.zeros((0, model.spec.num_classes), np.float32)
         fn = _predict_fn(model)
-        out = [np.asarray(fn(_nchw(x[i : i + batch_size]))[0]) for i in range(0, len(x), batch_size)]
+        out = [np.asarray(fn(nchw(x[i : i + batch_size]))[0]) for i in range(0, len(x), batch_size)]
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def predictor(self, model: TheanoModel, x: np.ndarray) -> Callable[[], Any]:
         fn = _predict_fn(model)
-        xt = _nchw(x)
+        xt = nchw(x)
 
         def forward() -> Any:
             model.activate()  # another model of the spec may have run since: a pointer check, a swap if so
@@ -568,13 +527,13 @@ class TheanoAdapter(FrameworkAdapter):
 
     def loss_gradient(self, model: TheanoModel, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         fn = _gradient_fn(model)
-        (grad,) = fn(_nchw(x), np.asarray(y, dtype=np.int64))
-        return np.ascontiguousarray(np.asarray(grad, dtype=np.float32).transpose(0, 2, 3, 1))
+        (grad,) = fn(nchw(x), np.asarray(y, dtype=np.int64))
+        return nhwc(grad)
 
     def class_gradient(self, model: TheanoModel, x: np.ndarray, labels: np.ndarray) -> np.ndarray:
         fn = _class_gradient_fn(model)
-        (grad,) = fn(_nchw(x), np.asarray(labels, dtype=np.int64).reshape(-1))
-        return np.ascontiguousarray(np.asarray(grad, dtype=np.float32).transpose(0, 2, 3, 1))
+        (grad,) = fn(nchw(x), np.asarray(labels, dtype=np.int64).reshape(-1))
+        return nhwc(grad)
 
     def activations(self, model: TheanoModel, x: np.ndarray, layers: list[str] | None = None,
                     batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -586,7 +545,7 @@ class TheanoAdapter(FrameworkAdapter):
         fn = _activations_fn(model)
         chunks: dict[str, list[np.ndarray]] = {n: [] for n in wanted}
         for i in range(0, len(x), batch_size):
-            outs = dict(zip(names, fn(_nchw(x[i : i + batch_size])), strict=True))
+            outs = dict(zip(names, fn(nchw(x[i : i + batch_size])), strict=True))
             for n in wanted:
                 chunks[n].append(np.asarray(outs[n], dtype=np.float32))
         shapes = model.spec.output_shapes()
@@ -595,30 +554,10 @@ class TheanoAdapter(FrameworkAdapter):
 
     # --- persistence and export -------------------------------------------------------------------
     def save(self, model: TheanoModel, path: Path) -> None:
-        with open(path, "wb") as fh:  # a file object: np.savez would append .npz to a bare path
-            np.savez(fh, **self.get_weights(model))
+        save_weights_file(self.get_weights(model), path)
 
     def load(self, spec: zs.ModelSpec, path: Path) -> TheanoModel:
-        expected = spec.weight_shapes()
-        try:
-            check_zip(path)  # a zip bomb is refused before NumPy unpacks a member
-            loaded = np.load(path, allow_pickle=False)
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not an .npz archive")
-            with loaded as npz:
-                if set(npz.files) != set(expected):
-                    raise ValueError(f"its arrays are not the canonical weights of {spec.name}")
-                weights = {name: npz[name] for name in expected}
-            for name, shape in expected.items():
-                if weights[name].shape != shape or weights[name].dtype != np.float32:
-                    raise ValueError(f"{name} is {weights[name].dtype} {weights[name].shape}, not float32 {shape}")
-        except Exception as exc:  # a foreign, corrupt or pickled file: np.load raises many kinds
-            raise ModelFileError(
-                f"{path} is not a Theano model file of {spec.name}, an .npz of its canonical weights "
-                f"({type(exc).__name__}: {one_line(exc)}); "
-                "pass a file written by dlcompat's theano adapter"
-            ) from exc
-        return TheanoModel(spec, weights)
+        return TheanoModel(spec, load_weights_file(spec, path, self.name))
 
     def export(self, model: TheanoModel, spec: zs.ModelSpec, fmt: str, path: Path, variant: str = "") -> dict[str, Any]:
         raise Unavailable(f"theano cannot export to {fmt}: no converter exists from Theano 1.0.5 to any format; "

@@ -100,6 +100,11 @@ class FrameworkAdapter(ABC):
     @abstractmethod
     def version(self) -> str: ...
 
+    def threads_in_effect(self) -> dict[str, Any]:
+        """Intra- and inter-op threads as the framework itself reports them (None where it cannot say; 0 is
+        "the framework's default", about one per core)."""
+        return {"intra_op_threads": None, "inter_op_threads": None}
+
     @abstractmethod
     def build(self, spec: ModelSpec, seed: int) -> Any:
         """A fresh native model of `spec`, initialised from `init_weights(spec, seed)`."""

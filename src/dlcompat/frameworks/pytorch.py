@@ -178,6 +178,10 @@ class PyTorchAdapter(FrameworkAdapter):
     def version(self) -> str:
         return str(_torch().__version__)
 
+    def threads_in_effect(self) -> dict[str, Any]:
+        torch = _torch()
+        return {"intra_op_threads": torch.get_num_threads(), "inter_op_threads": torch.get_num_interop_threads()}
+
     # --- building and weights -------------------------------------------------------------------
     def build(self, spec: zs.ModelSpec, seed: int) -> Any:
         model = _build_module(spec)

@@ -324,6 +324,11 @@ class KerasAdapter(FrameworkAdapter):
         tf, _ = _runtime()
         return str(tf.__version__)
 
+    def threads_in_effect(self) -> dict[str, Any]:
+        tf, _ = _runtime()
+        return {"intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
+
     # --- building and weights ---------------------------------------------------------------------------
     def build(self, spec: zs.ModelSpec, seed: int) -> Any:
         _, keras = _runtime()

@@ -82,35 +82,8 @@ class NativeRunner(Runner):
 
 
 def threads_in_effect(adapter: Any) -> dict[str, Any]:
-    """Intra- and inter-op threads as the framework itself reports them (None where it cannot say).
-
-    An adapter may answer for itself with a `threads_in_effect()` method; otherwise the framework is asked
-    here. 0 means "the framework's default" (TensorFlow, ONNX Runtime: about one per core).
-    """
-    own = getattr(adapter, "threads_in_effect", None)
-    ask = own if callable(own) else _THREADS_IN_EFFECT.get(adapter.name)
-    if ask is None:
-        return {"intra_op_threads": None, "inter_op_threads": None}
+    """The adapter's `threads_in_effect()`, or None for each where the framework's API failed to say."""
     try:
-        return dict(ask() if ask is own else ask(adapter))
+        return dict(adapter.threads_in_effect())
     except Exception as exc:  # a framework that changed its API must not lose the figure
         return {"intra_op_threads": None, "inter_op_threads": None, "threads_error": f"{type(exc).__name__}: {exc}"}
-
-
-def _torch_threads(adapter: Any) -> dict[str, Any]:
-    import torch
-
-    return {"intra_op_threads": torch.get_num_threads(), "inter_op_threads": torch.get_num_interop_threads()}
-
-
-def _tensorflow_threads(adapter: Any) -> dict[str, Any]:
-    import tensorflow as tf
-
-    return {"intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
-
-
-_THREADS_IN_EFFECT: dict[str, Callable[[Any], dict[str, Any]]] = {
-    "pytorch": _torch_threads,
-    "tensorflow": _tensorflow_threads,
-}

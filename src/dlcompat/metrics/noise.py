@@ -1,0 +1,354 @@
+"""A measured noise floor: when is a derived model's tensor "more than noise"?
+
+The reference of a source model is the float64 evaluation of its spec (`dlcompat.zoo.reference.forward`) on the
+model's own weights. The *noise floor* of a layer is the largest error, against that reference, of honest float32
+re-executions of the source framework's model with the same weights (`measure_noise_floor`):
+
+- ``batch<N>``: all N images in one call; ``batch1``: one image at a time (other kernels, other blockings);
+- ``threads=2``: a new adapter instance with two intra-op threads (a fresh model with the same weights), where the
+  framework can change its threads in-process (PyTorch can; TensorFlow fixes its pools at first use, and the
+  method record says the execution was skipped and why);
+- ``mkldnn-off``: PyTorch with ``torch.backends.mkldnn.flags(enabled=False)`` (its native kernels instead of
+  oneDNN's), where the framework has such a switch.
+
+A candidate tensor (a converted model's, another runtime's) *exceeds noise* at a layer when its error against the
+same float64 reference exceeds ``k`` times that layer's floor (`NoiseFloor.exceeds`). Errors are measured as rmse
+by default (PyTorch's compiler accuracy check, `torch._dynamo.utils.same`, uses rmse against an fp64 reference
+too); max |delta| and relative L2 are kept beside it (`TensorError`). A floor never falls below
+``FP32_EPS * rms(reference)``, the rounding of the reference itself into float32, so a layer that float32 happens
+to compute exactly does not make every candidate exceed (an all-zero reference keeps a zero floor: any nonzero
+candidate there exceeds).
+
+The choice of k: ``K_NOISE = 2.5``, by measurement (``benchmarks/noise_floor.py``; 2 shared CPU cores, torch
+2.13.0+cpu, TensorFlow 2.21.0 / Keras 3.15.1). Cases: LeNet-5 trained 2 epochs on ``digits`` in PyTorch (test
+accuracy 0.73-0.89) and ResNet-20 with random weights and batch-norm statistics on CIFAR-10 test images, one
+training / weight draw / image window per seed; floors in PyTorch and in Keras holding the same weights; every layer
+and the logits. The benign hop is the *other* framework's float32 model on the same weights, as a ratio
+(its rmse / the floor's):
+
+==========================  =====  =====  =====  ======  ==================================
+images x seeds              hops   max    p99    median  injected faults (ratio at layer)
+==========================  =====  =====  =====  ======  ==================================
+16 x 5 (seeds 0-4)          770    1.243  1.054  0.691   25/25 first at the faulty layer, >= 460
+32 x 3 (seeds 0-2)          462    1.246  1.026  0.704   15/15 first at the faulty layer, >= 458
+==========================  =====  =====  =====  ======  ==================================
+
+The largest ratios are against Keras's floor (TensorFlow fixes its threads and oneDNN at start-up, so its floor
+has only the batch-N and batch-1 executions; against PyTorch's floor, with threads and mkldnn varied, the maximum
+is 1.20). The smallest k that flags no benign hop is thus 1.25, and ``k = MARGIN x 1.25 = 2.5``: the margin of 2
+covers what the benchmark did not vary (other models, images, and runtimes' kernels). The injected faults (the
+first convolution's weights rounded to float16; LeNet-5's conv2 kernel transposed kh <-> kw; a ResNet-20 batch
+norm's eps 1e-5 -> 1e-3, Keras's default, and -> 1.001e-2) sit 458x to 4e6x over their layer's floor, so they
+are caught at k = 2.5 with a wide gap, and the first layer over k is the faulty one in every case.
+
+`torch._dynamo.utils.same` passes ``rmse(res, fp64) <= m * rmse(ref, fp64) + tol / 10`` with a fixed ``m = 2``
+in float32 (3 for tensors under 1000 elements, 1x1 convolutions or half precision; up to 10 when forced): a fixed
+multiplier over the error of *one* fp32 execution. Against one execution (the batch-N one), that rule flags 2 of
+the 770 benign hops above without its ``tol / 10`` term; with its default ``tol = 1e-4`` it flags none, but that
+absolute slack of 1e-5 exceeds the floor of most of these layers (1e-7 to 2e-5), so it cannot see a fault smaller
+than that. Here the floor is the largest error over several honest executions, the multiplier is read off measured
+benign hops, and the only absolute guard is float32's rounding of the reference (``FP32_EPS x rms``).
+
+Quantised tensors are judged in quantisation steps (`quantisation_steps`: the rmse divided by the tensor's
+scale): a tensor rounded to its grid has an rmse of ``1/sqrt(12) ~ 0.289`` steps (`WELL_QUANTISED_STEPS`), the
+figure TFLite's quantisation debugger reads as "well quantised". Label-level verdicts (top-1 flips) keep the
+binomial rule of `dlcompat.metrics.statistics`; this module judges tensors only.
+
+NumPy only at import time; frameworks are reached only through the adapter objects passed in (and PyTorch's
+mkldnn switch, when the adapter passed in is PyTorch's and has therefore imported torch already).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import platform
+import sys
+import warnings
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: float32's machine epsilon: a floor is never below this times the reference's rms
+FP32_EPS = float(np.finfo(np.float32).eps)
+#: rmse / scale of a tensor rounded to its quantisation grid (uniform error over one step): 1 / sqrt(12)
+WELL_QUANTISED_STEPS = 1.0 / math.sqrt(12.0)
+#: the largest benign ratio (candidate rmse / floor rmse) measured by benchmarks/noise_floor.py (see above)
+MEASURED_MAX_RATIO = 1.246
+#: the safety margin over that maximum (K_NOISE = MARGIN x MEASURED_MAX_RATIO, rounded up to a half)
+MARGIN = 2.0
+#: a candidate exceeds noise when its error is over K_NOISE x the layer's floor
+K_NOISE = 2.5
+#: the key under which the logits' floor is kept
+LOGITS = "logits"
+METRICS = ("rmse", "max_abs", "rel_l2")
+
+
+@dataclass(frozen=True)
+class TensorError:
+    """The error of one tensor against its float64 reference."""
+
+    max_abs: float  # max |a - ref|
+    rel_l2: float  # ||a - ref|| / ||ref|| (inf when the reference is all zeros and a differs)
+    rmse: float  # sqrt(mean((a - ref)^2))
+    ref_rms: float  # sqrt(mean(ref^2)): the tensor's own scale
+    n: int  # elements
+
+    def get(self, metric: str) -> float:
+        if metric not in METRICS:
+            raise ValueError(f"unknown error metric {metric!r}; one of {', '.join(METRICS)}")
+        return float(getattr(self, metric))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TensorError:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def tensor_error(candidate: np.ndarray, reference: np.ndarray) -> TensorError:
+    """max |delta|, relative L2 and rmse of `candidate` against `reference`, in float64 (NaN/inf propagate)."""
+    a = np.asarray(candidate, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    if a.shape != ref.shape:
+        raise ValueError(f"shapes differ: candidate {a.shape}, reference {ref.shape}")
+    if a.size == 0:
+        return TensorError(0.0, 0.0, 0.0, 0.0, 0)
+    diff = a - ref
+    norm_diff, norm_ref = float(np.linalg.norm(diff.ravel())), float(np.linalg.norm(ref.ravel()))
+    rel = norm_diff / norm_ref if norm_ref > 0 else (0.0 if norm_diff == 0 else math.inf)
+    return TensorError(
+        max_abs=float(np.max(np.abs(diff))),
+        rel_l2=rel,
+        rmse=norm_diff / math.sqrt(a.size),
+        ref_rms=norm_ref / math.sqrt(a.size),
+        n=int(a.size),
+    )
+
+
+def quantisation_steps(candidate: np.ndarray, reference: np.ndarray, scale: float | np.ndarray) -> float:
+    """The rmse of `candidate` against `reference` in quantisation steps (rmse / scale).
+
+    `scale` is the tensor's quantisation scale: a number, or one per channel (broadcast against the arrays, e.g.
+    shape (1, C, 1, 1)), in which case each element's error is divided by its own channel's scale first.
+    About 0.289 (`WELL_QUANTISED_STEPS`) is a tensor rounded to its grid; well above it, the quantised tensor
+    carries more than its rounding (clipping, a wrong scale or zero point, error from upstream layers)."""
+    a = np.asarray(candidate, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    s = np.asarray(scale, dtype=np.float64)
+    if np.any(s <= 0) or not np.all(np.isfinite(s)):
+        raise ValueError("a quantisation scale must be positive and finite")
+    steps = (a - ref) / s
+    return float(np.sqrt(np.mean(steps**2))) if steps.size else 0.0
+
+
+@dataclass
+class NoiseFloor:
+    """The per-layer floor of one source model (and of its logits, under `LOGITS`), and how it was measured.
+
+    `floors[layer]` holds, for each statistic, the largest value over the honest executions (so `max_abs`,
+    `rmse` and `rel_l2` may come from different executions); `executions[name][layer]` keeps each one's own."""
+
+    floors: dict[str, TensorError]
+    method: dict[str, Any]
+    executions: dict[str, dict[str, TensorError]] = field(default_factory=dict)
+    k: float = K_NOISE
+
+    def layers(self) -> list[str]:
+        return list(self.floors)
+
+    def floor(self, layer: str, metric: str = "rmse") -> float:
+        """The layer's floor in `metric`, never below float32's rounding of the reference (FP32_EPS x rms, or
+        FP32_EPS for the relative L2)."""
+        if layer not in self.floors:
+            raise KeyError(f"no noise floor for layer {layer!r}; measured: {', '.join(self.floors)}")
+        err = self.floors[layer]
+        guard = FP32_EPS if metric == "rel_l2" else FP32_EPS * err.ref_rms
+        return max(err.get(metric), guard)
+
+    def ratio(self, layer: str, candidate: TensorError | float, metric: str = "rmse") -> float:
+        """A candidate's error as a multiple of the layer's floor (inf or nan when the candidate's is)."""
+        value = candidate.get(metric) if isinstance(candidate, TensorError) else float(candidate)
+        floor = self.floor(layer, metric)
+        return value / floor if floor > 0 else (0.0 if value == 0 else math.inf)
+
+    def exceeds(self, layer: str, candidate: TensorError | float, metric: str = "rmse",
+                k: float | None = None) -> bool:
+        """Whether the candidate's error at `layer` exceeds k x its floor (`self.k`, `K_NOISE` by default).
+        A non-finite error always exceeds."""
+        r = self.ratio(layer, candidate, metric)
+        return not math.isfinite(r) or r > (self.k if k is None else k)
+
+    def judge(self, candidates: Mapping[str, TensorError], metric: str = "rmse") -> dict[str, dict[str, Any]]:
+        """{layer: {"ratio", "exceeds"}} for each candidate layer with a floor, in the floor's layer order."""
+        return {layer: {"ratio": self.ratio(layer, candidates[layer], metric),
+                        "exceeds": self.exceeds(layer, candidates[layer], metric)}
+                for layer in self.floors if layer in candidates}
+
+    def first_exceeding(self, candidates: Mapping[str, TensorError], metric: str = "rmse") -> str | None:
+        """The first layer (in the floor's order, the spec's execution order) whose candidate exceeds noise."""
+        return next((layer for layer, v in self.judge(candidates, metric).items() if v["exceeds"]), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"k": self.k, "method": self.method,
+                "floors": {layer: e.to_dict() for layer, e in self.floors.items()},
+                "executions": {name: {layer: e.to_dict() for layer, e in errs.items()}
+                               for name, errs in self.executions.items()}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> NoiseFloor:
+        return cls(floors={layer: TensorError.from_dict(e) for layer, e in data["floors"].items()},
+                   method=dict(data["method"]),
+                   executions={name: {layer: TensorError.from_dict(e) for layer, e in errs.items()}
+                               for name, errs in data.get("executions", {}).items()},
+                   k=float(data.get("k", K_NOISE)))
+
+
+def errors_against(reference: tuple[np.ndarray, Mapping[str, np.ndarray]], logits: np.ndarray | None,
+                   activations: Mapping[str, np.ndarray]) -> dict[str, TensorError]:
+    """{layer: error} of a candidate's activations (and logits, under `LOGITS`) against an fp64 reference
+    `(logits, {layer: output})` as `zoo.reference.forward` returns it; layers the reference lacks are skipped."""
+    ref_logits, ref_layers = reference
+    out = {name: tensor_error(value, ref_layers[name]) for name, value in activations.items() if name in ref_layers}
+    if logits is not None:
+        out[LOGITS] = tensor_error(logits, ref_logits)
+    return out
+
+
+def run_execution(adapter: Any, model: Any, x: np.ndarray, layers: list[str] | None,
+                  per_image: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(logits, {layer: activation}) of `model` on `x` through the adapter: all at once, or one image at a time."""
+    if not per_image:
+        return (np.asarray(adapter.predict(model, x, batch_size=max(len(x), 1))),
+                adapter.activations(model, x, layers))
+    logits, acts = [], {}
+    for i in range(len(x)):
+        logits.append(np.asarray(adapter.predict(model, x[i:i + 1], batch_size=1)))
+        for name, value in adapter.activations(model, x[i:i + 1], layers).items():
+            acts.setdefault(name, []).append(value)
+    return np.concatenate(logits), {name: np.concatenate(parts) for name, parts in acts.items()}
+
+
+@contextlib.contextmanager
+def _mkldnn_off() -> Iterator[None]:
+    torch = sys.modules["torch"]
+    with warnings.catch_warnings():  # torch 2.13 warns that TF32-on-oneDNN needs an Intel GPU when the flags change
+        warnings.filterwarnings("ignore", message="TF32 acceleration on top of oneDNN")
+        with torch.backends.mkldnn.flags(enabled=False):
+            yield
+
+
+def kernel_switches(adapter: Any) -> dict[str, Callable[[], contextlib.AbstractContextManager[None]]]:
+    """The in-process switches of a framework's optimised kernels: {execution name: context manager factory}."""
+    if getattr(adapter, "name", "") == "pytorch" and "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if getattr(torch.backends, "mkldnn", None) is not None and torch.backends.mkldnn.is_available():
+            return {"mkldnn-off": _mkldnn_off}
+    return {}
+
+
+#: what the method record says of frameworks whose kernel or thread choice cannot change in-process
+_FIXED = {
+    "tensorflow": {"kernels": "oneDNN is chosen by TF_ENABLE_ONEDNN_OPTS when TensorFlow is imported: not varied",
+                   "threads": "TensorFlow fixes its thread pools at first use in a process"},
+}
+
+
+def measure_noise_floor(adapter: Any, model: Any, spec: Any, weights: Mapping[str, np.ndarray], x: np.ndarray, *,
+                        layers: list[str] | None = None, make_adapter: Callable[[int], Any] | None = None,
+                        threads: tuple[int, ...] = (2,), seed: int | None = None,
+                        reference: tuple[np.ndarray, Mapping[str, np.ndarray]] | None = None,
+                        k: float = K_NOISE) -> NoiseFloor:
+    """The noise floor of `model` (the source framework's float32 model, holding `weights`) on images `x`.
+
+    `make_adapter(threads)` makes another adapter of the same framework (default: the adapter's class); one is
+    made for each thread count in `threads` other than the adapter's, with a fresh model holding `weights`, and
+    the adapter's own thread count is restored afterwards (the frameworks' thread settings are process-wide).
+    `reference` is the fp64 `zoo.reference.forward(spec, weights, x)`, computed here when not given. `seed` is
+    recorded only (the images' draw, made by the caller)."""
+    from dlcompat.zoo.reference import forward
+
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if reference is None:
+        reference = forward(spec, weights, x)
+    if layers is None:
+        layers = [name for name in adapter.activations(model, x[:1]) if name in reference[1]]
+    make_adapter = make_adapter or type(adapter)
+    framework = getattr(adapter, "name", type(adapter).__name__)
+    own_threads = int(getattr(adapter, "threads", 1))
+    executions: dict[str, dict[str, TensorError]] = {}
+    skipped: dict[str, str] = {}
+
+    def record(name: str, run_adapter: Any, run_model: Any, per_image: bool = False) -> None:
+        logits, acts = run_execution(run_adapter, run_model, x, layers, per_image)
+        executions[name] = errors_against(reference, logits, acts)
+
+    record(f"batch{len(x)}", adapter, model)
+    record("batch1", adapter, model, per_image=True)
+    for name, switch in kernel_switches(adapter).items():
+        with switch():
+            record(name, adapter, model)
+    if framework in _FIXED:
+        skipped["kernels"] = _FIXED[framework]["kernels"]
+    elif not kernel_switches(adapter):
+        skipped["kernels"] = f"{framework} has no in-process switch of its optimised kernels known to dlcompat"
+
+    threads_seen = {own_threads: adapter.threads_in_effect()}
+    for n in threads:
+        if n == own_threads:
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            other = make_adapter(n)
+        in_effect = other.threads_in_effect()
+        threads_seen[n] = in_effect
+        if in_effect.get("intra_op_threads") != n:
+            reason = _FIXED.get(framework, {}).get("threads") or (
+                f"{framework} reports {in_effect.get('intra_op_threads')} intra-op threads after asking for {n}")
+            skipped[f"threads={n}"] = reason + "".join(f"; {w.message}" for w in caught)[:400]
+            continue
+        try:
+            other_model = other.build(spec, seed=0)
+            other.set_weights(other_model, dict(weights))
+            record(f"threads={n}", other, other_model)
+        finally:
+            make_adapter(own_threads)  # the thread settings are process-wide: put the adapter's back
+
+    method = {
+        "reference": "dlcompat.zoo.reference.forward (NumPy float64, the spec's canonical weights)",
+        "framework": framework,
+        "framework_version": _version(adapter),
+        "model": getattr(spec, "name", ""),
+        "executions": list(executions),
+        "skipped": skipped,
+        "threads": {str(n): t for n, t in threads_seen.items()},
+        "images": len(x),
+        "seed": seed,
+        "statistic": "per statistic, the largest over the executions",
+        "k": k,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+    }
+    return NoiseFloor(floors=largest_errors(executions), method=method, executions=executions, k=k)
+
+
+def largest_errors(executions: Mapping[str, Mapping[str, TensorError]]) -> dict[str, TensorError]:
+    """{layer: each statistic's largest value over the executions}, layers in the first execution's order."""
+    floors: dict[str, TensorError] = {}
+    for layer in dict.fromkeys(name for errs in executions.values() for name in errs):
+        errs = [e[layer] for e in executions.values() if layer in e]
+        floors[layer] = TensorError(
+            max_abs=max(e.max_abs for e in errs), rel_l2=max(e.rel_l2 for e in errs),
+            rmse=max(e.rmse for e in errs), ref_rms=errs[0].ref_rms, n=errs[0].n)
+    return floors
+
+
+def _version(adapter: Any) -> str:
+    try:
+        return str(adapter.version())
+    except Exception:  # the record says unknown rather than failing the measurement
+        return "unknown"

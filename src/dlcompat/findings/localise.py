@@ -1,0 +1,108 @@
+"""Localisation: per canonical layer, the aligned artifact tensor's error against the float64 reference, judged
+against the source model's noise floor; the first layer beyond noise is where the derived model starts to differ.
+
+`localise(spec, weights, x, runner_tensors, alignment, floor)` takes the artifact's tensors as a runtime read them
+(`Runner.intermediates(x, list(alignment.tensors().values()))`, see `read_tensors`), normalises each with its
+alignment (`align.Normalise`) and compares it with the reference output of the canonical layer it is aligned to
+(a fused group's tensor with the group's last layer). A layer without a tensor keeps its alignment's reason and is
+not judged. Errors: `metrics.noise.tensor_error`; the judgement: `NoiseFloor.exceeds` (rmse, k x the floor).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dlcompat.findings.align import Alignment
+from dlcompat.metrics.noise import NoiseFloor, tensor_error
+from dlcompat.zoo.reference import forward
+from dlcompat.zoo.spec import ModelSpec
+
+EXCEEDS = "exceeds noise"
+WITHIN = "within noise"
+
+
+@dataclass(frozen=True)
+class LayerError:
+    """One canonical layer's comparison (errors are None where no tensor was aligned or no floor measured)."""
+
+    name: str
+    reference_tensor: str  # the canonical layer whose reference output is compared
+    candidate_tensor: str | None  # the artifact's tensor, or None (then `reason` says why)
+    reason: str = ""
+    max_abs: float | None = None
+    rel_l2: float | None = None
+    rmse: float | None = None
+    floor: float | None = None  # the layer's floor (rmse)
+    ratio: float | None = None  # rmse / floor
+    exceeds: bool | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Localisation:
+    artifact: str
+    format: str
+    layers: list[LayerError] = field(default_factory=list)  # graph (execution) order
+    k: float = 0.0
+    metric: str = "rmse"
+
+    @property
+    def first_divergent_layer(self) -> str | None:
+        return next((e.name for e in self.layers if e.exceeds), None)
+
+    @property
+    def verdict(self) -> str:
+        return EXCEEDS if self.first_divergent_layer is not None else WITHIN
+
+    def __getitem__(self, name: str) -> LayerError:
+        return next(e for e in self.layers if e.name == name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"artifact": self.artifact, "format": self.format, "k": self.k, "metric": self.metric,
+                "verdict": self.verdict, "first_divergent_layer": self.first_divergent_layer,
+                "layers": [e.to_dict() for e in self.layers]}
+
+
+def read_tensors(runner: Any, alignment: Alignment, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The aligned tensors, read by an active runner (`Runner.intermediates`) on images `x` (NHWC)."""
+    names = list(dict.fromkeys(alignment.tensors().values()))
+    return runner.intermediates(x, names) if names else {}
+
+
+def localise(spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray,
+             runner_tensors: Mapping[str, np.ndarray], alignment: Alignment, floor: NoiseFloor,
+             reference: tuple[np.ndarray, Mapping[str, np.ndarray]] | None = None) -> Localisation:
+    """Each aligned layer's error against `zoo.reference.forward(spec, weights, x)` (or `reference`, given)."""
+    _, ref_layers = reference if reference is not None else forward(spec, weights, x)
+    out = Localisation(alignment.artifact, alignment.format, k=floor.k)
+    for entry in alignment.layers:
+        if entry.tensor is None:
+            out.layers.append(LayerError(entry.layer, entry.layer, None, entry.reason))
+            continue
+        if entry.tensor not in runner_tensors:
+            out.layers.append(LayerError(entry.layer, entry.layer, entry.tensor,
+                                         "the runtime did not hand this tensor back"))
+            continue
+        value = entry.normalise.apply(runner_tensors[entry.tensor]) if entry.normalise else runner_tensors[entry.tensor]
+        out.layers.append(_judge(entry.layer, entry.tensor, value, ref_layers[entry.layer], floor))
+    return out
+
+
+def _judge(layer: str, tensor: str, value: np.ndarray, reference: np.ndarray, floor: NoiseFloor) -> LayerError:
+    if np.shape(value) != np.shape(reference):
+        return LayerError(layer, layer, tensor, f"shape {np.shape(value)} after normalisation, the reference's "
+                                                f"{np.shape(reference)}: not compared", exceeds=True)
+    err = tensor_error(value, reference)
+    if layer not in floor.floors:
+        return LayerError(layer, layer, tensor, "no noise floor measured for this layer: not judged",
+                          err.max_abs, err.rel_l2, err.rmse)
+    ratio = floor.ratio(layer, err)
+    return LayerError(layer, layer, tensor, "", err.max_abs, err.rel_l2, err.rmse, floor.floor(layer),
+                      ratio if math.isfinite(ratio) else math.inf, floor.exceeds(layer, err))

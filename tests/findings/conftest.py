@@ -1,0 +1,128 @@
+"""LeNet-5 trained briefly on real MNIST (PyTorch), with its noise floor, exported to ONNX (torch.onnx, dynamo);
+the same weights in Keras, with Keras's noise floor, converted to a float32 `.tflite` (the `keras.tflite` edge)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from dlcompat.data.batching import to_float
+
+#: training images (one epoch) and the images the layers are compared on
+TRAIN, IMAGES = 500, 32
+
+
+@dataclass
+class Source:
+    spec: Any
+    weights: dict[str, np.ndarray]
+    x: np.ndarray
+    floor: Any  # the source model's NoiseFloor
+    path: Path  # the derived artifact
+    input_layout: str
+    native: Path | None = None  # the source model's own file, where a converter made the artifact
+
+
+@pytest.fixture(scope="session")
+def torch_lenet5(mnist_small, tmp_path_factory):
+    from dlcompat.frameworks.base import TrainSettings
+    from dlcompat.frameworks.registry import make_adapter
+    from dlcompat.metrics.noise import measure_noise_floor
+    from dlcompat.zoo.registry import build_spec
+
+    adapter = make_adapter("pytorch", threads=1)
+    spec = build_spec("lenet5", mnist_small.input_shape, mnist_small.num_classes)
+    model = adapter.build(spec, seed=0)
+    settings = TrainSettings(epochs=1, batch_size=32, optimizer="sgd", lr=0.02, momentum=0.9, seed=0)
+    adapter.train(model, spec, (to_float(mnist_small.train.x[:TRAIN]), mnist_small.train.y[:TRAIN]),
+                  (to_float(mnist_small.val.x[:50]), mnist_small.val.y[:50]), settings)
+    weights = adapter.get_weights(model)
+    x = to_float(mnist_small.test.x[:IMAGES])
+    floor = measure_noise_floor(adapter, model, spec, weights, x)
+    path = tmp_path_factory.mktemp("findings") / "lenet5.onnx"
+    facts = adapter.export(model, spec, "onnx", path, variant="dynamo")
+    return Source(spec, weights, x, floor, path, facts["input_layout"])
+
+
+@pytest.fixture(scope="session")
+def keras_lenet5_tflite(torch_lenet5, tmp_path_factory):
+    from dlcompat.converters.graph import convert_file, converter
+    from dlcompat.frameworks.registry import make_adapter
+    from dlcompat.metrics.noise import measure_noise_floor
+
+    spec, weights, x = torch_lenet5.spec, torch_lenet5.weights, torch_lenet5.x
+    adapter = make_adapter("tensorflow", threads=1)
+    model = adapter.build(spec, seed=0)
+    adapter.set_weights(model, weights)
+    floor = measure_noise_floor(adapter, model, spec, weights, x, threads=())
+    root = tmp_path_factory.mktemp("findings-keras")
+    source = root / f"lenet5{adapter.native_suffix}"
+    adapter.save(model, source)
+    target = root / "lenet5-fp32.tflite"
+    facts = convert_file(converter("keras.tflite"), source, target, spec=spec, variant="fp32", threads=1)
+    return Source(spec, weights, x, floor, target, facts["input_layout"], source)
+
+
+@pytest.fixture(scope="session")
+def keras_lenet5_tflite_fp16(keras_lenet5_tflite):
+    """The same Keras model as a `.tflite` with float16 weights (DEQUANTIZE operators before the kernels)."""
+    from dlcompat.converters.graph import convert_file, converter
+
+    source = keras_lenet5_tflite
+    target = source.native.parent / "lenet5-fp16.tflite"
+    facts = convert_file(converter("keras.tflite"), source.native, target, spec=source.spec, variant="fp16",
+                         threads=1)
+    return Source(source.spec, source.weights, source.x, source.floor, target, facts["input_layout"], source.native)
+
+
+@pytest.fixture(scope="session")
+def keras_lenet5_onnx(keras_lenet5_tflite):
+    """The same Keras model exported to ONNX by Keras (tf2onnx): NHWC input, MatMul + Add dense layers."""
+    from dlcompat.frameworks.registry import make_adapter
+
+    source = keras_lenet5_tflite
+    adapter = make_adapter("tensorflow", threads=1)
+    model = adapter.load(source.spec, source.native)
+    target = source.native.parent / "lenet5-keras.onnx"
+    facts = adapter.export(model, source.spec, "onnx", target)
+    return Source(source.spec, source.weights, source.x, source.floor, target, facts["input_layout"], source.native)
+
+
+@pytest.fixture(scope="session")
+def keras_lenet5_tflite_int8(keras_lenet5_tflite, mnist_small):
+    """The same Keras model as a full-integer `.tflite` (int8 tensors, 100 calibration images)."""
+    from dlcompat.converters.graph import convert_file, converter
+    from dlcompat.data.calibration import calibration_images
+
+    source = keras_lenet5_tflite
+    target = source.native.parent / "lenet5-int8.tflite"
+    facts = convert_file(converter("keras.tflite"), source.native, target, spec=source.spec, variant="int8-full",
+                         threads=1, calibration=calibration_images(mnist_small, 100, seed=0))
+    return Source(source.spec, source.weights, source.x, source.floor, target, facts["input_layout"], source.native)
+
+
+@pytest.fixture(scope="session")
+def torch_resnet20(shared_data_dir, tmp_path_factory):
+    """ResNet-20 in PyTorch with random weights and non-trivial batch-norm statistics, its floor on 8 real CIFAR-10
+    test images, exported to ONNX by torch.onnx (dynamo, which folds each batch norm into its convolution)."""
+    from dlcompat.data.registry import load_dataset
+    from dlcompat.frameworks.registry import make_adapter
+    from dlcompat.metrics.noise import measure_noise_floor
+    from dlcompat.zoo.registry import build_spec
+    from tests.frameworks.weights import random_weights
+
+    data = load_dataset("cifar10", shared_data_dir, limit_train=10, limit_test=8, download=False)
+    adapter = make_adapter("pytorch", threads=1)
+    spec = build_spec("resnet20", data.input_shape, data.num_classes)
+    model = adapter.build(spec, seed=0)
+    weights = random_weights(spec, 3)
+    adapter.set_weights(model, weights)
+    x = to_float(data.test.x[:8])
+    floor = measure_noise_floor(adapter, model, spec, weights, x)
+    path = tmp_path_factory.mktemp("findings-resnet") / "resnet20.onnx"
+    facts = adapter.export(model, spec, "onnx", path, variant="dynamo")
+    return Source(spec, weights, x, floor, path, facts["input_layout"])

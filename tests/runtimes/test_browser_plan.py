@@ -46,6 +46,11 @@ def test_no_path_to_tfjs_is_a_recorded_reason_and_server_runtimes_keep_their_key
     assert set(server_only.jobs) <= set(plan.jobs)  # adding web runtimes re-runs nothing that was already done
     kinds = Counter(j.kind for j in plan.jobs.values())
     assert kinds["evaluate"] == 1 + 1 + 4  # native, onnxruntime, ortweb's four backends
+    assert kinds["convert"] == 1  # one ONNX export for both ONNX runtimes; no migration edge without migration
+    with_migration = build_plan(parse_config(WEB + 'frameworks = ["pytorch", "tensorflow"]\n'
+                                                    'migration = ["converters"]'))
+    landing = [j for j in with_migration.jobs.values() if j.kind == "convert" and j.params["converter"] == "onnx2tf"]
+    assert len(landing) == 1 and set(plan.jobs) < set(with_migration.jobs)  # the web's jobs keep their keys
 
 
 def test_quantization_variants_of_the_tfjs_edge_multiply_the_tfjs_cells():

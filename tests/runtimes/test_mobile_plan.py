@@ -24,6 +24,9 @@ def test_mobile_runtimes_are_registered_for_the_mobile_platform():
     assert [e.name for e in find_path("jax", "tflite")] == ["jax.tflite"]
     assert [e.name for e in find_path("pytorch", "tflite")] == ["torch.tflite"]  # litert-torch, not via ONNX
     assert converter("onnx2tf.tflite").env == "onnx2tf" and converter("keras.tflite").calibrated == ("int8-full",)
+    # the onnx2tf environment holds two ONNX edges: LiteRT for phones, and the SavedModel of the migration into TF
+    assert converter("onnx2tf").env == "onnx2tf" and converter("onnx2tf").target == "savedmodel"
+    assert [e.name for e in find_path("pytorch", "savedmodel")] == ["torch.onnx", "onnx2tf"]
 
 
 def test_the_quick_preset_plans_every_framework_to_every_mobile_variant():
@@ -44,6 +47,11 @@ def test_the_quick_preset_plans_every_framework_to_every_mobile_variant():
                 if j.kind == "compare" and j.params["cell"]["framework"] == "tensorflow"
                 and j.params["cell"]["target"] == "litert"}
     assert variants == {f"keras.tflite ({v})" for v in ("fp32", "fp16", "int8-dynamic", "int8-full")}
+    # every mobile evaluation reads a file of the format its runtime accepts, never a migration edge's
+    for job in plan.jobs.values():
+        if job.kind == "evaluate" and job.params["runtime"] in MOBILE:
+            step, accepts = plan.jobs[job.deps["model"]], runtime_entry(job.params["runtime"]).accepts
+            assert step.kind == "convert" and step.params["cell"]["target"] == accepts
 
 
 def test_only_calibrating_variants_carry_the_calibration_set():

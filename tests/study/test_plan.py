@@ -80,8 +80,29 @@ def test_migration_plans_both_routes_for_every_ordered_pair():
                if j.kind == "unavailable"}
     assert missing == {("pytorch", "jax"), ("tensorflow", "jax")}  # nothing converts into JAX
     # shared conversions are planned once: both routes into pytorch from tensorflow reuse one export
-    exports = [j for j in plan.jobs.values() if j.kind == "convert" and j.params["cell"]["framework"] == "pytorch"]
+    exports = [j for j in plan.jobs.values() if j.kind == "convert" and j.params["cell"]["framework"] == "pytorch"
+               and j.params["converter"] == "torch.onnx"]
     assert len(exports) == 2  # dynamo and torchscript, each once
+
+
+def test_a_converter_migration_converts_in_its_landing_environment_then_evaluates_that_file():
+    config = parse_config('models = ["lenet5"]\nframeworks = ["pytorch", "tensorflow", "jax"]\n'
+                          'migration = ["converters"]\n[converters]\n"torch.onnx" = ["dynamo", "torchscript"]')
+    plan = build_plan(config)
+    moves = [j for j in plan.jobs.values() if j.kind == "evaluate" and j.params["runtime"] in ("onnx2torch", "onnx2tf")]
+    assert len(moves) == 2 + 1 + 2  # pytorch's two ONNX exports into TF, tensorflow's one into PyTorch, jax's into both
+    for move in moves:
+        runtime, cell = move.params["runtime"], move.params["cell"]
+        landing = plan.jobs[move.deps["model"]]  # the edge named as the runtime, run where the runtime runs
+        assert landing.kind == "convert" and landing.params["converter"] == runtime and landing.env == move.env
+        assert landing.params["cell"] == {**cell, "target": {"onnx2torch": "pt2", "onnx2tf": "savedmodel"}[runtime]}
+        assert plan.jobs[landing.deps["model"]].params["converter"].endswith(".onnx")
+        # the cell is the one of the in-memory conversion before: the ONNX route, then the runtime it lands in
+        assert cell["variant"] == f"{plan.jobs[landing.deps['model']].params['cell']['variant']} → {runtime}"
+        assert cell["target"] == {"onnx2torch": "pytorch", "onnx2tf": "tensorflow"}[runtime] != cell["framework"]
+    landings = [j for j in plan.jobs.values() if j.kind == "convert" and j.params["converter"] in ("onnx2torch",
+                                                                                                    "onnx2tf")]
+    assert len(landings) == len(moves)  # one conversion per move: no ONNX file lands twice in one framework
 
 
 def test_each_model_trains_with_its_own_settings_where_the_config_gives_them():

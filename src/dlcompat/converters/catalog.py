@@ -9,6 +9,9 @@ register_format(ModelFormat(name="tflite", title="TensorFlow Lite"))
 register_format(ModelFormat(name="pte", title="ExecuTorch program"))
 register_format(ModelFormat(name="coreml", title="Core ML"))
 register_format(ModelFormat(name="tfjs", title="TensorFlow.js"))
+#: what the migration edges write: a program that loads in the target framework without unpickling anything
+register_format(ModelFormat(name="pt2", title="PyTorch program (torch.export)"))
+register_format(ModelFormat(name="savedmodel", title="TensorFlow SavedModel"))
 #: a framework's weights in the canonical layout (.npz), which the `weights` runtime loads into another framework
 register_format(ModelFormat(name="weights", title="weights"))
 
@@ -53,6 +56,33 @@ register_converter(
         module="tf2onnx",
         variants=("tflite-tf2onnx", "tf2onnx"),
         suffix=".onnx",
+    )
+)
+
+# Migration: ONNX into a framework. Each edge is named as the runtime that runs what it writes there
+# (`dlcompat.runtimes.catalog`), so that a route reads `torch.onnx (torchscript) → onnx2torch`.
+register_converter(
+    Converter(
+        name="onnx2torch",
+        source="onnx",
+        target="pt2",
+        env="onnx2torch",
+        function="dlcompat.converters.onnx_torch:convert",
+        tool="onnx2torch + torch.export",
+        module="onnx2torch",
+        suffix=".pt2",
+    )
+)
+register_converter(
+    Converter(
+        name="onnx2tf",
+        source="onnx",
+        target="savedmodel",
+        env="onnx2tf",
+        function="dlcompat.converters.onnx_keras:convert",
+        tool="onnx2tf (tf_keras model) + tf.saved_model.save",
+        module="onnx2tf",
+        suffix=".savedmodel.zip",
     )
 )
 

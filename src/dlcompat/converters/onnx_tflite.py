@@ -22,23 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from dlcompat.converters.onnx_layout import nhwc_inputs
 from dlcompat.converters.tflite_variants import check_variant
 from dlcompat.zoo.spec import ModelSpec
 
 #: variant -> the suffix of the file onnx2tf writes for it
 _OUTPUTS = {"fp32": "float32", "fp16": "float16", "int8-dynamic": "dynamic_range_quant",
             "int8-full": "full_integer_quant"}
-
-
-def _nhwc_inputs(model: Any, spec: ModelSpec) -> list[str]:
-    """Inputs already in NHWC (a Keras or jax export): onnx2tf must keep them as they are, not transpose them."""
-    h, w, c = spec.input_shape
-    out = []
-    for value in model.graph.input:
-        dims = [d.dim_value for d in value.type.tensor_type.shape.dim]
-        if len(dims) == 4 and dims[1:] == [h, w, c] and dims[1] != c:
-            out.append(value.name)
-    return out
 
 
 def convert(source: Path, target: Path, *, spec: ModelSpec, variant: str = "fp32", threads: int = 1,
@@ -57,7 +47,7 @@ def convert(source: Path, target: Path, *, spec: ModelSpec, variant: str = "fp32
         shutil.copyfile(source, model_path)  # onnx2tf rewrites its input file
         model = onnx.load(str(model_path))
         options: dict[str, Any] = {"tflite_backend": "tf_converter", "non_verbose": True}
-        keep = _nhwc_inputs(model, spec)
+        keep = nhwc_inputs(model, spec)  # a Keras or jax export: onnx2tf keeps them as they are
         if keep:
             options["keep_nwc_or_nhwc_or_ndhwc_input_names"] = keep
         if variant == "int8-dynamic":

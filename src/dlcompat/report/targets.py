@@ -39,11 +39,19 @@ def runtime_platforms() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def migration_landings() -> dict[str, tuple[str, str]]:
-    """Migration runtime (a converter landing in a framework) -> (the format it accepts, that framework)."""
+    """Migration runtime (a converter landing in a framework) -> (the format a route leaves for it, that framework):
+    the source of its landing edge (the converter named as it, which writes the file it runs), else what it accepts."""
+    from dlcompat.converters.graph import CONVERTERS
     from dlcompat.runtimes.base import runtime_entry, runtime_names
 
-    return {name: (runtime_entry(name).accepts, runtime_entry(name).framework)
-            for name in runtime_names() if runtime_entry(name).framework}
+    edges = {edge.name: edge for edge in CONVERTERS}
+    out = {}
+    for name in runtime_names():
+        entry, edge = runtime_entry(name), edges.get(name)
+        if entry.framework:
+            leaves = edge.source if edge is not None and edge.target == entry.accepts else entry.accepts
+            out[name] = (leaves, entry.framework)
+    return out
 
 
 def is_framework(name: str) -> bool:

@@ -54,12 +54,13 @@ register_runtime(
         title="onnx2torch",
         runner="dlcompat.runtimes.onnx2torch:OnnxToTorchRunner",
         env="onnx2torch",
-        accepts="onnx",
+        accepts="pt2",
         module="onnx2torch",
         package="onnx2torch",
         install="`dlcompat env sync onnx2torch`",
         platform="migration",
-        description="ONNX -> PyTorch with onnx2torch, run in PyTorch",
+        description="ONNX -> PyTorch with onnx2torch: the torch.export program its converter edge wrote, run in "
+        "PyTorch",
         framework="pytorch",
     )
 )
@@ -69,12 +70,13 @@ register_runtime(
         title="onnx2tf",
         runner="dlcompat.runtimes.onnx2tf:OnnxToTfRunner",
         env="onnx2tf",
-        accepts="onnx",
+        accepts="savedmodel",
         module="onnx2tf",
         package="onnx2tf",
         install="`dlcompat env sync onnx2tf` (needs Python 3.12)",
         platform="migration",
-        description="ONNX -> TensorFlow with onnx2tf (tf_keras model, NHWC), run as a tf.function",
+        description="ONNX -> TensorFlow with onnx2tf: the SavedModel its converter edge wrote (NHWC), run as its "
+        "traced function",
         framework="tensorflow",
     )
 )

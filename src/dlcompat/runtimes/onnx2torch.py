@@ -1,11 +1,13 @@
-"""Migration into PyTorch through ONNX: the `torch.fx.GraphModule` onnx2torch makes (`converters/onnx_torch.py`),
-run in PyTorch.
+"""Migration into PyTorch through ONNX: the program the `onnx2torch` edge wrote (`converters/onnx_torch.py`), run
+in PyTorch.
 
-The loader converts (the conversion is part of the load time); the runner runs the module with
-PyTorch's fastest idiom, a forward under `torch.inference_mode()`. Intermediate tensors are the
-results of the module's graph nodes (fx node names, which onnx2torch derives from the ONNX node
-names), recorded by an `fx.Interpreter` run apart from the forward. Runs in the `onnx2torch`
-toolchain environment (torch 2.14.1 + torchvision 0.29.1).
+The loader reads the torch.export archive (`torch.export.load`, no unpickling) and takes its module;
+an artifact whose module torch.export could not export holds the ONNX file instead, which the loader
+converts with onnx2torch (that model's old path: its conversion is part of the load time). The runner
+runs the module with PyTorch's fastest idiom, a forward under `torch.inference_mode()`. Intermediate
+tensors are the results of the module's graph nodes (fx node names: the exported program's, or those
+onnx2torch derives from the ONNX node names), recorded by an `fx.Interpreter` run apart from the
+forward. Runs in the `onnx2torch` toolchain environment (torch 2.14.1 + torchvision 0.29.1).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dlcompat.converters.onnx_torch import to_torch
+from dlcompat.converters.onnx_torch import deferred_onnx, is_deferred, to_torch
 from dlcompat.runtimes.base import Loader, Runner, require_tensors, to_layout
 
 #: the fx node kinds that compute a tensor (placeholders and the output node do not)
@@ -25,9 +27,9 @@ _COMPUTING = ("call_module", "call_function", "call_method")
 
 
 @dataclass(frozen=True)
-class ModuleFromOnnx(Loader):
-    """The ONNX file at `path` converted by onnx2torch into a `GraphModule` in eval mode; torch's intra-op
-    threads set to `threads`."""
+class ProgramModule(Loader):
+    """The module of the program at `path` (a torch.export archive, or the ONNX file onnx2torch converts
+    where torch.export failed) as a `GraphModule`; torch's intra-op threads set to `threads`."""
 
     path: Path
     threads: int = 1
@@ -36,7 +38,9 @@ class ModuleFromOnnx(Loader):
         import torch
 
         torch.set_num_threads(self.threads)
-        return to_torch(self.path)
+        if is_deferred(self.path):
+            return to_torch(deferred_onnx(self.path))
+        return torch.export.load(self.path).module()
 
 
 def record_nodes(module: Any, x: Any, names: set[str]) -> dict[str, Any]:
@@ -59,8 +63,8 @@ def record_nodes(module: Any, x: Any, names: set[str]) -> dict[str, Any]:
 class OnnxToTorchRunner(Runner):
     name = "onnx2torch"
 
-    def loader(self) -> ModuleFromOnnx:
-        return ModuleFromOnnx(self.path, self.threads)
+    def loader(self) -> ProgramModule:
+        return ProgramModule(self.path, self.threads)
 
     def activate(self) -> None:
         import torch
@@ -91,8 +95,12 @@ class OnnxToTorchRunner(Runner):
         return np.concatenate(out).astype(np.float32)
 
     def tensor_names(self) -> list[str]:
-        """The converted module's computing graph nodes (fx names, graph order)."""
-        return [node.name for node in self.module.graph.nodes if node.op in _COMPUTING]
+        """The module's computing graph nodes (fx names, graph order); of an exported program's, those whose value
+        is a tensor (its nodes carry their values' metadata: the input guards compute none)."""
+        nodes = [node for node in self.module.graph.nodes if node.op in _COMPUTING]
+        if any("val" in node.meta for node in nodes):
+            nodes = [node for node in nodes if isinstance(node.meta.get("val"), self.torch.Tensor)]
+        return [node.name for node in nodes]
 
     def intermediates(self, x: np.ndarray, names: list[str], batch_size: int = 256) -> dict[str, np.ndarray]:
         require_tensors(self, names, self.tensor_names())
@@ -112,4 +120,5 @@ class OnnxToTorchRunner(Runner):
                 "torch": self.torch.__version__, "threads": self.threads,
                 "intra_op_threads": self.torch.get_num_threads(),
                 "inter_op_threads": self.torch.get_num_interop_threads(), "delegate": "none",
-                "api": "onnx2torch.convert(model) forward under torch.inference_mode()"}
+                "api": ("onnx2torch.convert(model) at load (torch.export failed)" if is_deferred(self.path)
+                        else "torch.export.load(program).module()") + " forward under torch.inference_mode()"}

@@ -3,9 +3,9 @@
 The study runs a model's transfer job right after its evaluation, on the same worker where it can (the
 runner submits it next, and the pool hands back the worker that just finished: `study/runner.py`), so the
 transfer job takes the runner already active instead of loading the model again (for ONNX Runtime Web, a
-page and its WebAssembly; for onnx2tf, a whole conversion). At most one runner is parked, only in a job
-worker (`DLCOMPAT_JOB_WORKER=1`), and every other job releases it before it starts (`jobs/base.run_job`), so
-no job's memory figures carry another job's model.
+page and its WebAssembly; for onnx2tf, unzipping and loading a SavedModel). At most one runner is parked,
+only in a job worker (`DLCOMPAT_JOB_WORKER=1`), and every other job releases it before it starts
+(`jobs/base.run_job`), so no job's memory figures carry another job's model.
 
 Standard library only: the worker imports it for every job.
 """

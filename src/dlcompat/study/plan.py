@@ -40,6 +40,13 @@ def _describe(chain: list[tuple[Converter, str]]) -> str:
     return " → ".join(f"{edge.name} ({variant})" if variant else edge.name for edge, variant in chain)
 
 
+def _route(chain: list[tuple[Converter, str]], runtime: str) -> str:
+    """A migration's route: its converter chain, then the runtime that runs the result in the target framework
+    (a chain that ends in the edge named as that runtime, its landing edge, already names it)."""
+    steps = _describe(chain)
+    return steps if chain and chain[-1][0].name == runtime else f"{steps} → {runtime}"
+
+
 def _plan_conversions(plan: Plan, native: dict[str, Any], chain: list[tuple[Converter, str]], data: str,
                       trained: str, limits: dict[str, Any]) -> str:
     """One convert job per step of `chain`, from the model of train job `trained`; the key of the last one."""
@@ -160,7 +167,7 @@ def _plan_migrations(plan: Plan, config: StudyConfig, data: str, native: dict[st
                     continue
                 for chain in _chains(config, path):
                     upstream = _plan_conversions(plan, native, chain, data, trained, limits)
-                    cell = _cell(dataset, model, framework, seed, target, f"{_describe(chain)} → {runtime}")
+                    cell = _cell(dataset, model, framework, seed, target, _route(chain, runtime))
                     key = plan.add(Job("evaluate", entry.env, {"cell": cell, "runtime": runtime, "latency": latency,
                                                                "threads": threads},
                                        {"data": data, "model": upstream}, f"evaluate {where} in {target} via {runtime}",

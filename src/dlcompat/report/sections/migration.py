@@ -160,7 +160,8 @@ def moves(rows: Sequence[Mapping[str, Any]]) -> list[Move]:
         if move.is_weight_transfer or move.chain == NO_CONVERTER:
             continue
         where = move.key[:4]
-        move.steps = [converts.get((*where, prefix), {}) for prefix in chain_prefixes(move.chain)]
+        landing = [move.variant] if (*where, move.variant) in converts else []  # the landing edge's own step
+        move.steps = [converts.get((*where, prefix), {}) for prefix in [*chain_prefixes(move.chain), *landing]]
         failed = next((r for rows in move.steps for r in rows.values() if r["status"] != "ok"), None)
         if failed is not None and move.problem is None and not move.figures:
             move.problem = failed
@@ -186,10 +187,16 @@ def _add_moves_a_failed_conversion_stopped(found: dict[Key, Move], converts: Map
         problem = next((r for r in rows.values() if r["status"] != "ok"), None)
         if problem is None or (dataset, model, source, seed) not in moved:
             continue
-        for runtime, (accepts, framework) in migration_landings().items():
-            if accepts != problem["target"] or framework == source:
+        for runtime, (leaves, framework) in migration_landings().items():
+            if framework == source:
                 continue
-            key: Key = (dataset, model, source, seed, framework, f"{variant}{STEP_SEPARATOR}{runtime}")
+            if problem["target"] == leaves:  # a step before the landing failed: the route goes on to the runtime
+                route = f"{variant}{STEP_SEPARATOR}{runtime}"
+            elif last_step(variant) == runtime:  # the landing edge itself failed: its variant is the route
+                route = variant
+            else:
+                continue
+            key: Key = (dataset, model, source, seed, framework, route)
             if key not in found:
                 found[key] = Move(key, problem=problem, steps=[dict(rows)])
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 
 from dlcompat.study.config import load_preset, parse_config
@@ -127,21 +126,5 @@ def test_jobs_that_unblock_the_most_run_first_and_every_job_still_after_its_inpu
     first_leaf = min(i for i, kind in enumerate(kinds) if kind in ("compare", "reproduce", "unavailable"))
     assert last_train < first_leaf  # every training is asked for before any job that nothing waits on
     position = {key: i for i, key in enumerate(order)}
-    for key, job in plan.jobs.items():
-        assert all(position[dep] < position[key] for dep in job.deps.values())
-
-
-def test_jobs_that_unblock_as_many_others_run_grouped_by_the_workers_they_may_use():
-    from dlcompat.study.runner import _worker_group
-
-    plan = build_plan(load_preset("quick"))
-    grouped = plan.by_priority(list(plan.jobs), group=_worker_group)
-
-    def switches(order: list[str]) -> int:
-        groups = [_worker_group(plan.jobs[key]) for key in order]
-        return sum(a != b for a, b in itertools.pairwise(groups))
-
-    assert switches(grouped) < switches(plan.by_priority(list(plan.jobs))) / 2
-    position = {key: i for i, key in enumerate(grouped)}
     for key, job in plan.jobs.items():
         assert all(position[dep] < position[key] for dep in job.deps.values())

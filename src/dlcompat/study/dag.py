@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -82,20 +81,13 @@ class Plan:
     def envs(self) -> set[str]:
         return {job.env for job in self.jobs.values()}
 
-    def by_priority(self, keys: list[str], group: Callable[[Job], Any] | None = None) -> list[str]:
+    def by_priority(self, keys: list[str]) -> list[str]:
         """`keys` with the jobs that unblock the most others first (every job downstream of a job, counted
         once), then in plan order: a train job starts before the evaluations of models already trained, so
-        that both slots have work until the end instead of one waiting on a late training. With `group`,
-        jobs that unblock as many others are ordered by their group first (the runner groups by the workers
-        a job may use, so that a worker's jobs run one after another instead of each starting a worker)."""
+        that both slots have work until the end instead of one waiting on a late training."""
         below: dict[str, set[str]] = {}
         dependents = self.dependents()
         for key in reversed(self.jobs):  # the plan is in topological order: dependents come later
             below[key] = set(dependents[key]).union(*(below[d] for d in dependents[key]))
         order = {key: i for i, key in enumerate(self.jobs)}
-        groups: dict[Any, int] = {}  # a group's rank: where its first job stands in plan order
-        for key in self.jobs:
-            if group is not None:
-                groups.setdefault(group(self.jobs[key]), len(groups))
-        rank = {key: groups[group(self.jobs[key])] if group is not None else 0 for key in keys}
-        return sorted(keys, key=lambda k: (-len(below[k]), rank[k], order[k]))
+        return sorted(keys, key=lambda k: (-len(below[k]), order[k]))

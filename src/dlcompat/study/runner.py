@@ -228,11 +228,6 @@ def _followers(plan: Plan, keys: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def _worker_group(job: Job) -> tuple[str, str]:
-    """The workers a job may run in: its environment and its family (`worker_family`)."""
-    return job.env, worker_family(job.kind, job.params)
-
-
 def _promote(pending: list[str], keys: list[str]) -> None:
     """Move `keys` that are still pending to the front of `pending`."""
     for key in keys:
@@ -248,7 +243,7 @@ def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, execu
     status = store.job_statuses(list(done))
     summary.total, summary.cached = len(jobs), len(done)
     view.start(len(jobs), len(done))
-    pending = plan.by_priority([k for k in jobs if k not in done], group=_worker_group)
+    pending = plan.by_priority([k for k in jobs if k not in done])
     followers = _followers(plan, pending)
     running: dict[Future[JobOutcome], str] = {}
     last_beat = time.monotonic()

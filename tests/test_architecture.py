@@ -1,10 +1,10 @@
-"""The map holds: each layer imports only the layers below it, no import cycle but self-registration, short functions.
+"""The map holds: each layer imports only the layers below it, no import cycle, short functions.
 
 The layers, bottom up, are the folders of `src/dlcompat/` (`../shared/DESIGN.md`, "Layers"); the modules at the
 package root (`errors`, `versions`, `registry`) sit under every layer, `cli` above all. Imports are read from the
 source with `ast` (top-level and inside functions alike: a lazy import is still a dependency), so nothing is
-imported. A cycle is allowed only as self-registration: a registry whose `_load_builtin()` imports the modules that
-register themselves into it (`dlcompat.registry.Registry` names its built-in modules as strings, which makes none).
+imported. There is no cycle at all: registries (`dlcompat.registry.Registry`) name the modules that register
+into them as strings, so self-registration needs none.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ LAYERS = ("errors", "registry", "versions", "envs", "data", "zoo", "frameworks",
           "attacks", "findings", "store", "study", "report", "compare", "cli")
 #: the longest function the codebase allows (issue 17)
 MAX_FUNCTION_LINES = 80
-#: the function a registry loads its built-in entries with (the one allowed way back into a module that imports it)
-REGISTRATION = "_load_builtin"
 
 
 def _modules() -> dict[str, Path]:
@@ -37,27 +35,20 @@ def _modules() -> dict[str, Path]:
 MODULES = _modules()
 
 
-def _imports(module: str, path: Path) -> Iterator[tuple[str, str]]:
-    """(imported dlcompat module, name of the function the import is in, or "" at module level)."""
-    tree = ast.parse(path.read_text())
+def _imports(module: str, path: Path) -> Iterator[str]:
+    """The dlcompat modules `module` imports, at module level or inside a function."""
     package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
-
-    def visit(node: ast.AST, function: str) -> Iterator[tuple[str, str]]:
-        for child in ast.iter_child_nodes(node):
-            inside = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
-            if isinstance(child, ast.Import):
-                yield from ((alias.name, function) for alias in child.names)
-            elif isinstance(child, ast.ImportFrom):
-                base = child.module or ""
-                if child.level:
-                    base = ".".join(package[: len(package) - child.level + 1] + ([base] if base else []))
-                yield base, function
-                yield from ((f"{base}.{alias.name}", function) for alias in child.names)
-            yield from visit(child, inside)
-
-    for target, function in visit(tree, ""):
-        if target in MODULES and target != module:
-            yield target, function
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package[: len(package) - node.level + 1] + ([base] if base else []))
+            targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        yield from (target for target in targets if target in MODULES and target != module)
 
 
 EDGES = {module: set(_imports(module, path)) for module, path in MODULES.items()}
@@ -73,7 +64,7 @@ def test_every_folder_has_a_place_in_the_layers():
 
 
 def test_no_module_imports_a_layer_above_its_own():
-    upward = sorted(f"{module} -> {target}" for module, targets in EDGES.items() for target, _ in targets
+    upward = sorted(f"{module} -> {target}" for module, targets in EDGES.items() for target in targets
                     if LAYERS.index(_layer(target)) > LAYERS.index(_layer(module)))
     assert not upward, "upward imports:\n" + "\n".join(upward)
 
@@ -120,11 +111,8 @@ def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_no_import_cycle_but_self_registration():
-    edges = {module: {target for target, function in targets if function != REGISTRATION}
-             for module, targets in EDGES.items()}
-    assert not _cycles(edges), "import cycles (other than a registry's _load_builtin):\n" + "\n".join(
-        " <-> ".join(cycle) for cycle in _cycles(edges))
+def test_no_import_cycle():
+    assert not _cycles(EDGES), "import cycles:\n" + "\n".join(" <-> ".join(cycle) for cycle in _cycles(EDGES))
 
 
 def test_no_function_is_longer_than_the_limit():

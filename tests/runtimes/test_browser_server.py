@@ -9,7 +9,7 @@ import urllib.request
 import psutil
 import pytest
 
-from dlcompat.runtimes.browser.server import ISOLATION_HEADERS, LOOPBACK, StaticServer
+from dlcompat.runtimes.browser.server import CACHEABLE, ISOLATION_HEADERS, LOOPBACK, StaticServer
 
 
 @pytest.fixture
@@ -65,3 +65,19 @@ def test_close_releases_the_port_even_when_the_block_fails(folders):
     with pytest.raises(ConnectionRefusedError), socket.create_connection((LOOPBACK, port), timeout=2):
         pass
     server.close()  # idempotent
+
+
+def test_only_the_cacheable_prefixes_may_be_cached_and_a_mounted_folder_is_served_until_unmounted(folders, tmp_path):
+    other = tmp_path / "other-model"
+    other.mkdir()
+    (other / "model.onnx").write_bytes(b"\x01" * 10)
+    with StaticServer({"/": folders["/"]}, cacheable=("/",)) as server:  # a worker's kept server: the page only
+        assert get(f"{server.url}/index.html")[1]["Cache-Control"] == CACHEABLE
+        assert get(f"{server.url}/model/model.onnx")[0] == 404
+        server.mount("/model", folders["/model"])
+        status, headers, body = get(f"{server.url}/model/model.onnx")
+        assert status == 200 and len(body) == 1000 and headers["Cache-Control"] == "no-store"  # a download
+        server.mount("/model", other)  # the next job's model
+        assert get(f"{server.url}/model/model.onnx")[2] == b"\x01" * 10 and server.bytes_served("/model") == 10
+        server.mount("/model", None)
+        assert get(f"{server.url}/model/model.onnx")[0] == 404

@@ -1,5 +1,6 @@
-"""A job worker keeps its browser for all its jobs (a fresh context per job); a page error ends only the
-job's context, a browser cut by the watchdog is ended.
+"""A job worker keeps its browser and its static server for all its jobs (a fresh page per job, the runtime files
+from the browser's cache after the first); a page error ends only the job's page, a browser cut by the watchdog is
+ended.
 
 Runs the real ORT-web runner on a real LeNet-5 (PyTorch, one epoch on real MNIST, torch.onnx) in
 Debian's Chromium, with DLCOMPAT_JOB_WORKER=1 as the study's workers have it.
@@ -25,18 +26,22 @@ def keeping(monkeypatch):
     close_kept_browsers()
 
 
-def _run(lenet5_onnx, x: np.ndarray) -> tuple[int, bool, np.ndarray]:
+def _run(lenet5_onnx, x: np.ndarray, served: list[int] | None = None) -> tuple[int, bool, np.ndarray]:
     with OrtWebRunner(lenet5_onnx["path"], input_layout=lenet5_onnx["input_layout"], variant="wasm") as runner:
         logits = runner.infer(x)
         assert runner.session.chromium is not None
+        if served is not None:  # bytes of ONNX Runtime Web's files the server sent for this job's model load
+            served.append(runner.session.server.bytes_served("/ort"))
         return runner.session.chromium.pid, runner.info()["browser_reused"], logits
 
 
 def test_two_jobs_share_one_browser_and_compute_the_same(keeping, lenet5_onnx, mnist_test):
     x = mnist_test[0][:50]
-    pid_1, reused_1, first = _run(lenet5_onnx, x)
-    pid_2, reused_2, second = _run(lenet5_onnx, x)
+    served: list[int] = []
+    pid_1, reused_1, first = _run(lenet5_onnx, x, served)
+    pid_2, reused_2, second = _run(lenet5_onnx, x, served)
     assert (reused_1, reused_2) == (False, True)
+    assert served[0] > 1_000_000 and served[1] == 0  # the second page had the runtime from the browser's cache
     assert pid_1 == pid_2 and group_alive(pid_1)
     np.testing.assert_array_equal(first, second)
     np.testing.assert_allclose(first, lenet5_onnx["logits"][:50], rtol=1e-4, atol=1e-4)
@@ -44,15 +49,15 @@ def test_two_jobs_share_one_browser_and_compute_the_same(keeping, lenet5_onnx, m
     assert not chromium_module._KEPT
 
 
-def test_a_failed_call_closes_its_context_and_the_next_job_reuses_the_browser(keeping, lenet5_onnx, mnist_test):
+def test_a_failed_call_closes_its_page_and_the_next_job_reuses_the_browser(keeping, lenet5_onnx, mnist_test):
     runner = OrtWebRunner(lenet5_onnx["path"], input_layout=lenet5_onnx["input_layout"], variant="wasm")
     with pytest.raises(RuntimeError, match="input"), runner:
         failed_pid = runner.session.chromium.pid
-        failed_context, browser = runner.session.page.context, runner.session.chromium.browser
+        failed_page = runner.session.page
         runner.infer(np.zeros((2, 5, 5, 1), dtype=np.float32))  # wrong image size: the page raises
+    assert failed_page.is_closed()  # the page's error died with its page
     pid, reused, logits = _run(lenet5_onnx, mnist_test[0][:10])
-    assert pid == failed_pid and reused is True  # the page's error died with its context
-    assert failed_context not in browser.contexts
+    assert pid == failed_pid and reused is True
     np.testing.assert_allclose(logits, lenet5_onnx["logits"][:10], rtol=1e-4, atol=1e-4)
 
 

@@ -44,9 +44,9 @@ def test_cpu_and_gpu_jobs_alternate_without_restarting_either_browser(keeping, l
     gpu_browser = next(b for args, b in chromium_module._KEPT.items() if "--disable-gpu" not in args)
     assert gpu_browser.lacks == {("ortweb", "webgpu"): first.split(": ", 1)[1]}
 
-    pages_before = len(gpu_browser.browser.contexts)
+    pages_before = sum(len(context.pages) for context in gpu_browser.browser.contexts)
     assert _webgpu_reason(lenet5_onnx) == first  # the same sentence, answered without a page
-    assert len(gpu_browser.browser.contexts) == pages_before
+    assert sum(len(context.pages) for context in gpu_browser.browser.contexts) == pages_before
 
     cpu_pid_again, reused = _wasm_pid(lenet5_onnx, x)
     assert cpu_pid_again == cpu_pid and reused is True

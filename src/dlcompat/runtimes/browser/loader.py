@@ -5,12 +5,17 @@ only) and the browser (`chromium.py`; a job worker's kept one, `chromium.keeping
 page (`page/`) and has it load the model with the asked backend. A load that fails ends what it
 started; a backend the browser does not offer (WebGPU without an adapter) raises `Unavailable` with
 the page's reason, and keeps a kept browser for the next job, which is answered without a page.
-`PageSession.close` always ends the server and the work folder, and the browser unless it is kept
-and still healthy (then only the job's page and context close, a failed call's too).
+`PageSession.close` always ends the work folder, and the server and the browser unless they are kept and
+the browser still healthy (then only the job's page closes, a failed call's too).
+
+A job worker keeps one static server (`kept_server`) beside its browsers: every page of the worker comes from
+one origin, where the page and the runtime files are cacheable (never the model or the inputs), so each job's
+page loads them as a site's returning visitor would, from the browser's cache with their compiled code.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -57,6 +62,20 @@ def runtime_routes() -> dict[str, Path]:
     return routes
 
 
+#: a job worker's kept static server (`kept_server`)
+_KEPT_SERVER: list[StaticServer] = []
+
+
+def kept_server(routes: dict[str, Path]) -> StaticServer:
+    """This process's long-lived server of the page and the runtime files (cacheable), started on first use;
+    each job mounts its model and input folders on it (`/model`, `/data`)."""
+    if not _KEPT_SERVER:
+        server = StaticServer({"/": page_dir(), **routes}, cacheable=("/", *RUNTIME_ROUTES)).start()
+        atexit.register(server.close)
+        _KEPT_SERVER.append(server)
+    return _KEPT_SERVER[0]
+
+
 @dataclass
 class PageSession:
     """A model loaded in a page: the work folder, server, browser and page, and what the page reported."""
@@ -68,7 +87,7 @@ class PageSession:
     server: StaticServer | None = None
     chromium: Chromium | None = None
     page: Any = None
-    #: the browser is this worker's kept one (`chromium.keeping_browsers`), and was running before this job
+    #: the browser and the server are this worker's kept ones (`chromium.keeping_browsers`, `kept_server`)
     kept: bool = False
     browser_reused: bool = False
     #: a call or the load failed: the runner is not reused (a kept browser stays while it is healthy)
@@ -102,16 +121,17 @@ class PageSession:
 
     def close(self) -> None:
         """End the server, remove the work folder and end the browser, whatever state they are in; a kept
-        browser only closes this job's context (if it opened one) while it is healthy: a page's error (a failed
-        call) dies with its context, a browser cut by the watchdog or crashed is ended."""
+        browser only closes this job's page (if it opened one) while it is healthy: a page's error (a failed
+        call) dies with its page, a browser cut by the watchdog or crashed is ended; a kept server unmounts the
+        job's folders."""
         chromium, server, workdir, page = self.chromium, self.server, self.workdir, self.page
         self.chromium = self.server = self.workdir = self.page = None
         try:
             if chromium is not None and self.kept and chromium.healthy():
                 try:
                     if page is not None:
-                        page.context.close()
-                except Exception:  # a context that will not close: the browser goes too
+                        page.close()
+                except Exception:  # a page that will not close: the browser goes too
                     release_chromium(chromium)
             elif chromium is not None and self.kept:
                 release_chromium(chromium)
@@ -119,7 +139,10 @@ class PageSession:
                 chromium.close()
         finally:
             try:
-                if server is not None:
+                if server is not None and self.kept:
+                    server.mount("/model", None)
+                    server.mount("/data", None)
+                elif server is not None:
                     server.close()
             finally:
                 if workdir is not None:
@@ -159,22 +182,25 @@ class PageLoader(Loader):
         (workdir / "model").mkdir()
         (workdir / "data").mkdir()
         model = self.prepare_model(workdir / "model")
-        session.server = server = StaticServer({"/": page_dir(), **routes, "/model": workdir / "model",
-                                                "/data": workdir / "data"})
-        server.start()
         start = time.perf_counter()
         args = () if self.gpu else NO_GPU_ARGS
-        if keeping_browsers():  # a job worker: one browser for all its jobs, a fresh context per job
-            session.chromium, session.browser_reused = kept_chromium(args)
+        if keeping_browsers():  # a job worker: one server and browser for all its jobs, a fresh page per job
             session.kept = True
+            session.server = server = kept_server(routes)
+            server.mount("/model", workdir / "model")
+            server.mount("/data", workdir / "data")
+            session.chromium, session.browser_reused = kept_chromium(args)
         else:
+            session.server = server = StaticServer({"/": page_dir(), **routes, "/model": workdir / "model",
+                                                    "/data": workdir / "data"})
+            server.start()
             session.chromium = Chromium(args)  # held before it starts: close ends it
             session.chromium.start()
         chromium = session.chromium
         lacking = chromium.lacks.get((self.runtime, self.backend))
         if lacking:  # this browser's page said so for an earlier job: the same answer, without a page
             raise session.unavailable(lacking)
-        session.page = page = chromium.new_page(isolated=session.kept)
+        session.page = page = chromium.new_page()
         page.set_default_timeout(self.call_timeout_s * 1000)
         page.goto(f"{server.url}/index.html", wait_until="load")
         page.wait_for_function("window.dlcompatReady === true")

@@ -5,7 +5,9 @@ It serves the page, the runtime files from `web/node_modules` (never a CDN) and 
 path that leaves its folder is a 404. Every response carries the cross-origin isolation headers
 (COOP `same-origin`, COEP `require-corp`), which give the page `SharedArrayBuffer` (so WebAssembly
 threads) and a 5 µs `performance.now()`; and `Cache-Control: no-store`, so a model's download is a
-download. The server counts the bytes it sends under each prefix: the model's size *as served*.
+download, except under the prefixes named `cacheable` (the page and the runtime files, fixed for the server's
+life), which a browser may keep as a site's returning visitor does. The server counts the bytes it sends under
+each prefix: the model's size *as served*. A long-lived server takes each job's folders with `mount`.
 
 Standard library only. Use it as a context manager, or `start()` and then `close()` in a `finally`.
 """
@@ -39,6 +41,8 @@ ISOLATION_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+#: the caching of a `cacheable` prefix's files: they do not change while the server runs
+CACHEABLE = "max-age=86400, immutable"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -63,7 +67,8 @@ class _Handler(BaseHTTPRequestHandler):
                          or "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))
         for name, value in ISOLATION_HEADERS.items():
-            self.send_header(name, value)
+            self.send_header(name, CACHEABLE if name == "Cache-Control" and prefix in self.server.owner.cacheable
+                             else value)
         self.end_headers()
         if body:  # counted before the write: once the client holds the bytes, the count already says so
             self.server.owner.count(prefix, len(data))
@@ -86,17 +91,30 @@ class _Server(ThreadingHTTPServer):
 class StaticServer:
     """Serve `routes` (URL prefix -> folder) on 127.0.0.1 at a free port; `url` is its root once started."""
 
-    def __init__(self, routes: dict[str, Path]) -> None:
+    def __init__(self, routes: dict[str, Path], cacheable: tuple[str, ...] = ()) -> None:
         self.routes = {"/" + prefix.strip("/"): Path(folder).resolve() for prefix, folder in routes.items()}
+        self.cacheable = frozenset("/" + prefix.strip("/") for prefix in cacheable)
         self.served: dict[str, int] = dict.fromkeys(self.routes, 0)  # prefix -> bytes sent
         self._lock = threading.Lock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
 
+    def mount(self, prefix: str, folder: Path | None) -> None:
+        """Serve `folder` under `prefix` from now on (None: nothing), its byte count from zero."""
+        prefix = "/" + prefix.strip("/")
+        with self._lock:
+            if folder is None:
+                self.routes.pop(prefix, None)
+            else:
+                self.routes[prefix] = Path(folder).resolve()
+            self.served[prefix] = 0
+
     def resolve(self, url_path: str) -> tuple[str, Path] | None:
         """The file behind a URL path, or None (outside every folder, missing, or not a plain file)."""
         path = unquote(url_path)
-        for prefix, folder in sorted(self.routes.items(), key=lambda item: -len(item[0])):
+        with self._lock:
+            routes = sorted(self.routes.items(), key=lambda item: -len(item[0]))
+        for prefix, folder in routes:
             if path == prefix or not path.startswith(prefix.rstrip("/") + "/"):
                 continue
             relative = path[len(prefix.rstrip("/")) + 1:]
@@ -108,11 +126,11 @@ class StaticServer:
 
     def count(self, prefix: str, size: int) -> None:
         with self._lock:
-            self.served[prefix] += size
+            self.served[prefix] = self.served.get(prefix, 0) + size
 
     def bytes_served(self, prefix: str) -> int:
         with self._lock:
-            return self.served["/" + prefix.strip("/")]
+            return self.served.get("/" + prefix.strip("/"), 0)
 
     def reset_counts(self) -> None:
         with self._lock:

@@ -61,3 +61,23 @@ def test_the_pool_keeps_families_apart_and_reuses_a_familys_worker(tmp_path):
         assert pytensor != tensorflow
         assert _pid(executor, "tensorflow") == tensorflow
         assert _pid(executor, "pytensor") == pytensor
+
+
+def test_the_pool_keeps_one_idle_worker_of_each_kind_the_study_needs_as_far_as_memory_holds():
+    from dlcompat.study.executors.local import IDLE_WORKER_MB, idle_workers_for
+
+    plenty = 100 * IDLE_WORKER_MB
+    assert idle_workers_for(18, slots=2, available_mb=plenty) == 18
+    assert idle_workers_for(1, slots=2, available_mb=plenty) == 1
+    assert idle_workers_for(18, slots=2, available_mb=10 * IDLE_WORKER_MB) == 8  # 2 running, 8 idle fit
+    assert idle_workers_for(18, slots=2, available_mb=IDLE_WORKER_MB) == 0
+
+
+def test_the_quick_study_needs_a_worker_kind_per_environment_and_family(tmp_path):
+    from dlcompat.store.db import ResultStore
+    from dlcompat.study.runner import worker_kinds
+
+    plan = build_plan(load_preset("quick"))
+    store = ResultStore(f"sqlite:///{tmp_path / 'results.sqlite'}")
+    kinds = {(job.env, job.threads, worker_family(job.kind, job.params)) for job in plan.jobs.values()}
+    assert worker_kinds(plan, store) == len(kinds) > len(plan.envs())

@@ -309,6 +309,13 @@ def execute_plan(plan: Plan, store: ResultStore, artifacts: ArtifactStore, execu
             view.job_done(job.label, outcome.status)
 
 
+def worker_kinds(plan: Plan, store: ResultStore) -> int:
+    """How many kinds of worker (`executors.local.pool_key`) the plan's jobs not yet stored need."""
+    stored = store.finished_keys(list(plan.jobs))
+    return len({(job.env, job.threads, worker_family(job.kind, job.params))
+                for key, job in plan.jobs.items() if key not in stored})
+
+
 def default_local_slots(threads: int) -> int:
     """Jobs at once on this machine by default: as many as its cores hold at `threads` each. Each running job
     claims cores of its own (executors/cores.py), so no two jobs' figures share a core."""
@@ -318,8 +325,9 @@ def default_local_slots(threads: int) -> int:
 
 
 def make_executor(name: str, jobs: int | None, log_dir: Path, address: str | None = None,
-                  threads: int = 1) -> Executor:
-    """`jobs`: jobs at once (local: default one per `threads` cores; Ray: default every CPU of the cluster)."""
+                  threads: int = 1, worker_kinds: int | None = None) -> Executor:
+    """`jobs`: jobs at once (local: default one per `threads` cores; Ray: default every CPU of the cluster);
+    `worker_kinds`: how many kinds of worker the study's jobs need (local: one of each is kept while memory allows)."""
     if address and name != "ray":
         raise ConfigError("--address names a Ray cluster: use it with --executor ray")
     if name == "inline":
@@ -330,9 +338,11 @@ def make_executor(name: str, jobs: int | None, log_dir: Path, address: str | Non
         from dlcompat.study.executors.ray import RayExecutor
 
         return RayExecutor(address=address, max_slots=jobs, log_dir=log_dir)
-    from dlcompat.study.executors.local import LocalExecutor
+    from dlcompat.study.executors.local import IDLE_WORKERS, LocalExecutor, idle_workers_for
 
-    return LocalExecutor(slots=jobs or default_local_slots(threads), log_dir=log_dir)
+    slots = jobs or default_local_slots(threads)
+    idle = IDLE_WORKERS if worker_kinds is None else idle_workers_for(worker_kinds, slots)
+    return LocalExecutor(slots=slots, log_dir=log_dir, idle_workers=idle)
 
 
 def run_study(config: StudyConfig, out_dir: Path, *, data_dir: str | None = None, executor: str = "local",
@@ -359,7 +369,8 @@ def run_study(config: StudyConfig, out_dir: Path, *, data_dir: str | None = None
     start = time.perf_counter()
     final = "interrupted"
     try:
-        with make_executor(executor, jobs, out_dir / "logs", address, config.threads) as ex, view:
+        with make_executor(executor, jobs, out_dir / "logs", address, config.threads,
+                           worker_kinds(plan, store)) as ex, view:
             store.heartbeat(plan.run_id, executor=f"{executor} {address}" if address else executor)
             execute_plan(plan, store, artifact_store, ex, view, summary)
         final = "complete"

@@ -306,6 +306,7 @@ class WorkerPool:
         self._idle: dict[tuple[Any, ...], list[Worker]] = {}
         self._all: list[Worker] = []
         self._returned: dict[int, float] = {}  # id(worker) -> when it last came back idle
+        self._retiring: list[threading.Thread] = []  # workers being stopped to make room
         self._lock = threading.Lock()
         self.closed = False
 
@@ -322,8 +323,11 @@ class WorkerPool:
             self._all = [w for w in self._all if w.alive()]
             if len(self._all) >= self.capacity:
                 victim = self._least_recently_used()
-        if victim is not None:
-            victim.stop()
+        if victim is not None:  # it ends beside the new one's start (a worker's exit can take seconds)
+            retiring = threading.Thread(target=victim.stop, name="dlcompat-retire", daemon=True)
+            retiring.start()
+            with self._lock:
+                self._retiring = [t for t in self._retiring if t.is_alive()] + [retiring]
         worker = Worker(env, threads, self.log_dir, variables, family)
         with self._lock:
             self._all.append(worker)
@@ -354,6 +358,8 @@ class WorkerPool:
             workers, self._all, self._idle = self._all, [], {}
         for worker in workers:
             worker.stop(kill=True)
+        for retiring in self._retiring:
+            retiring.join()
 
 
 def run_in_pool(pool: WorkerPool, request: JobRequest, progress: ProgressSink,
@@ -436,11 +442,24 @@ def run_with_retries(pool: WorkerPool, request: JobRequest, progress: ProgressSi
     raise AssertionError("unreachable")
 
 
-#: workers kept alive beyond the running ones, so that a study moving between toolchain environments (six in the
-#: quick study) and worker families (`study.worker_family`: about ten in the main environment) does not restart a
-#: worker, and re-import its frameworks (and restart its browser), at almost every switch; the one retired for a
-#: new one is the one idle longest
+#: workers kept alive beyond the running ones when the study does not say how many kinds of worker it needs
+#: (`idle_workers_for`); the one retired for a new one is the one idle longest
 IDLE_WORKERS = 12
+#: the memory budgeted per kept worker: the mean resident set of the quick study's workers (`peak_rss` of its
+#: evaluate jobs: TensorFlow 850 MB, onnx2torch 730, ExecuTorch 380, JAX and PyTorch 340, PyTensor and Theano
+#: 150, ONNX Runtime 120, LiteRT and the browser jobs' workers 70-90), rounded up
+IDLE_WORKER_MB = 500
+
+
+def idle_workers_for(kinds: int, slots: int, available_mb: float | None = None) -> int:
+    """Idle workers to keep for a study whose jobs need `kinds` kinds of worker (`pool_key`s: toolchain
+    environment x thread budget x family, about 18 in the quick study): one of each kind, so that a study moving
+    between them never retires a worker only to start it again (re-importing its frameworks, restarting its
+    browser), as far as the machine's available memory holds `IDLE_WORKER_MB` for each beyond the running ones."""
+    if available_mb is None:
+        available_mb = psutil.virtual_memory().available / 2**20
+    affordable = int(available_mb // IDLE_WORKER_MB) - slots
+    return max(0, min(kinds, affordable))
 
 
 class LocalExecutor(Executor):

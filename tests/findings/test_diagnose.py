@@ -7,7 +7,8 @@ from onnx import numpy_helper
 
 from dlcompat.findings.align import align_onnx, align_tflite
 from dlcompat.findings.diagnose import FAULT_TYPES, diagnose
-from dlcompat.findings.localise import localise, read_tensors
+from dlcompat.findings.localise import WITHIN, localise, read_tensors
+from dlcompat.metrics.noise import INT8_FLOOR_STEPS, WELL_QUANTISED_STEPS
 from dlcompat.runtimes.litert import LiteRTRunner
 from dlcompat.zoo.reference import forward
 from tests.findings.artifacts import edited_onnx, onnx_localisation, tflite_localisation
@@ -82,8 +83,9 @@ def test_dropped_bias_term_is_operator_semantics(torch_lenet5, tmp_path):
     assert found.fault_type in FAULT_TYPES
 
 
-def test_float16_rounding_in_float32_storage_is_a_weights_fault(torch_lenet5, tmp_path):
-    """conv1's weights rounded to float16 (stored as float32): within their float16 rounding, beyond noise."""
+def test_float16_rounding_in_float32_storage_is_a_quantisation_fault(torch_lenet5, tmp_path):
+    """conv1's weights rounded to float16 (stored as float32): beyond float32's rounding, every one a float16 number
+    within float16's rounding of the canonical weight, so the diagnosis names the rounding."""
     def round_fp16(graph):
         init = _initializer(graph, "Conv", 0)
         _replace(init, numpy_helper.to_array(init).astype(np.float16).astype(np.float32))
@@ -91,22 +93,25 @@ def test_float16_rounding_in_float32_storage_is_a_weights_fault(torch_lenet5, tm
     path = edited_onnx(torch_lenet5, tmp_path, round_fp16)
     found = onnx_diagnosis(torch_lenet5, path)
     assert found.first_divergent_layer == "conv1"
-    assert found.fault_type == "weights"  # stored as float32: a float16 rounding is beyond float32's
+    assert found.fault_type == "quantisation", found.evidence
+    assert "rounded to float16" in found.evidence[0]
     assert 1e-5 < found.parameter_diffs["conv1"]["weight"] < 2.0**-10
 
 
-def test_float16_litert_weights_are_a_quantisation_finding(keras_lenet5_tflite_fp16):
-    """The fp16 variant stores its weights as float16: equal to the canonical ones up to float16's rounding; where
-    that rounding shows beyond the float32 floor, the fault is typed quantisation."""
+def test_float16_litert_weights_are_within_the_float16_floor(keras_lenet5_tflite_fp16):
+    """The fp16 variant stores its weights as float16: equal to the canonical ones up to float16's rounding, and
+    judged against the float16 floor (not the float32 one, which its rounding exceeds ~1000x), within noise."""
     source = keras_lenet5_tflite_fp16
     alignment = align_tflite(source.path, source.spec)
+    assert alignment.precision == "float16"
     assert alignment["relu1"].group == ("conv1", "relu1")
     localisation = tflite_localisation(source, source.path)
+    assert localisation.verdict == WITHIN, [(e.name, e.ratio) for e in localisation.layers]
+    assert localisation["relu1"].unit == "rmse (float16 floor)"
+    assert source.floor.ratio("relu1", localisation["relu1"].rmse) > 20  # over the float32 floor, by far
     found = diagnose(source.spec, source.weights, source.path, alignment, localisation)
+    assert found.fault_type is None
     assert 0 < found.parameter_diffs["relu1"]["weight"] < 2.0**-10
-    assert localisation.first_divergent_layer == "relu1"  # float16's rounding is ~1000x the float32 floor
-    assert found.fault_type == "quantisation", found.evidence
-    assert "float16" in found.evidence[0]
 
 
 def test_keras_onnx_aligns_through_tf2onnx_rewrites(keras_lenet5_onnx):
@@ -124,15 +129,20 @@ def test_keras_onnx_aligns_through_tf2onnx_rewrites(keras_lenet5_onnx):
     assert max(max(d.values()) for d in found.parameter_diffs.values()) < 1e-6
 
 
-def test_int8_litert_is_judged_in_quantisation_steps(keras_lenet5_tflite_int8):
+def test_int8_litert_is_within_noise_in_quantisation_steps(keras_lenet5_tflite_int8):
     source = keras_lenet5_tflite_int8
     alignment = align_tflite(source.path, source.spec)
+    assert alignment.precision == "int8"
     assert alignment["relu1"].normalise.quantisation is not None  # int8 tensors: scale and zero point kept
     with LiteRTRunner(source.path, threads=1) as runner:
         tensors = read_tensors(runner, alignment, source.x)
-    _, reference = forward(source.spec, source.weights, source.x)
     localisation = localise(source.spec, source.weights, source.x, tensors, alignment, source.floor)
+    assert localisation.verdict == WITHIN, [(e.name, e.steps) for e in localisation.layers]
+    judged = [e for e in localisation.layers if e.exceeds is not None]
+    assert judged and all(e.unit == "quantisation steps" for e in judged)
+    # the first tensor carries about its own rounding: under 1/sqrt(12) steps, as a ReLU's zeros are exact
+    assert 0.05 < localisation["relu1"].steps < WELL_QUANTISED_STEPS
+    assert all(e.steps <= INT8_FLOOR_STEPS for e in judged)
+    _, reference = forward(source.spec, source.weights, source.x)
     found = diagnose(source.spec, source.weights, source.path, alignment, localisation, tensors, reference)
-    assert localisation.first_divergent_layer == "relu1"
-    assert found.fault_type == "quantisation", found.evidence
-    assert "quantisation steps" in found.evidence[0]
+    assert found.fault_type is None

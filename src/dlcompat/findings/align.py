@@ -6,7 +6,12 @@ its shortcut, then the block) by operator kind and per-image output shape after 
 size for convolutions). A bias added by its own Add after a MatMul / Conv is part of that layer (the Add's output
 is aligned). When one operator computes a fused group (conv + batch norm + ReLU: LiteRT's fused activations, batch
 norm folded into the convolution by an exporter), its tensor is aligned to the group's *last* canonical layer and
-the others get a reason. A layer no operator computes, or one several could, gets a reason, never a guess.
+the others get a reason. A layer several operators could compute gets a reason, never a guess. A layer no operator
+computes, where the tensor before it already has the layer's shape (an activation, a dropout), is aligned to that
+tensor as *passed on unchanged* (`LayerAlignment.passthrough`): the artifact computes the identity there, and its
+tensor is judged against the layer's reference as such (a dropout is within noise, a dropped ReLU is not).
+Elementwise scalings by a constant (kind ``scale``: an input normalisation, a stray Mul) are walked through like
+neutral operators; the diagnosis reads them back from the graph.
 
 `Normalise` brings an artifact tensor to the canonical layout: NHWC -> NCHW, a flatten of an NHWC tensor (HWC order)
 -> channel-major (CHW) order, integers dequantised with the tensor's scale and zero point.
@@ -70,6 +75,7 @@ class LayerAlignment:
     op: str = ""  # the operator that computes the tensor
     group: tuple[str, ...] = ()  # the canonical layers that operator computes (fused), ending with `layer`
     reason: str = ""
+    passthrough: bool = False  # no operator computes the layer: `tensor` is what the artifact carries on unchanged
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +86,7 @@ class Alignment:
     artifact: str
     format: str
     layers: list[LayerAlignment] = field(default_factory=list)  # in the spec's execution order
+    precision: str = "float32"  # how the artifact stores its numbers (`findings.graph.Graph.precision`)
 
     def __getitem__(self, layer: str) -> LayerAlignment:
         return next(entry for entry in self.layers if entry.layer == layer)
@@ -92,7 +99,8 @@ class Alignment:
         return {e.layer: e.reason for e in self.layers if e.tensor is None}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"artifact": self.artifact, "format": self.format, "layers": [e.to_dict() for e in self.layers]}
+        return {"artifact": self.artifact, "format": self.format, "precision": self.precision,
+                "layers": [e.to_dict() for e in self.layers]}
 
 
 def execution_order(layers: tuple[Layer, ...]) -> list[Layer]:
@@ -127,7 +135,7 @@ def align_graph(graph: Graph, spec: ModelSpec, artifact: str = "") -> Alignment:
     walker = _Walker(graph, spec)
     walker.sequence(spec.layers, graph.input)
     order = [layer.name for layer in execution_order(spec.layers)]
-    return Alignment(artifact, graph.format, [walker.entries[name] for name in order])
+    return Alignment(artifact, graph.format, [walker.entries[name] for name in order], graph.precision)
 
 
 _KINDS = {Conv2D: "conv", Dense: "dense", MaxPool: "maxpool", AvgPool: "avgpool", GlobalAvgPool: "gap",
@@ -162,6 +170,9 @@ class _Walker:
             return tensor
         found, why = self.next_node(tensor, expected_kind(layer), layer)
         if found is None:
+            if why.startswith("not computed") and self.tensor_shape(tensor) == self.shapes[layer.name]:
+                self.passthrough(layer, tensor)
+                return tensor
             if isinstance(layer, Dropout):
                 why = "dropout is the identity at inference: the exporter removed it, no operator computes it"
             self.entries[layer.name] = LayerAlignment(layer.name, reason=why)
@@ -169,6 +180,26 @@ class _Walker:
         found = self.with_bias(found)
         self.claim(layer, found, (layer.name,))
         return found.output
+
+    def tensor_shape(self, tensor: str) -> tuple[int, ...] | None:
+        node = self.graph.producer(tensor)
+        if node is not None:
+            return self.canonical_shape(node)
+        h, w, c = self.spec.input_shape
+        return (c, h, w) if tensor == self.graph.input else None
+
+    def passthrough(self, layer: Layer, tensor: str) -> None:
+        """`layer` computed by no operator: aligned to the tensor the artifact carries on unchanged."""
+        node = self.graph.producer(tensor)
+        normalise = self.normalise(node) if node is not None else Normalise(self.graph.input_layout)
+        owner = self.owner.get(tensor)
+        if owner is not None and self.entries[owner].normalise is not None:
+            normalise = self.entries[owner].normalise
+        what = "dropout is the identity at inference and" if isinstance(layer, Dropout) else "no operator computes " \
+            f"{expected_kind(layer)!r} here:"
+        self.entries[layer.name] = LayerAlignment(
+            layer.name, tensor, normalise, "", (layer.name,),
+            f"{what} the artifact carries {tensor!r} on unchanged (judged as the identity)", passthrough=True)
 
     def with_bias(self, node: GraphNode) -> GraphNode:
         """A conv / dense operator's separate bias addition (tf2onnx's MatMul + Add): the Add, where it is the only
@@ -230,7 +261,7 @@ class _Walker:
                 if node.output in seen:
                     continue
                 seen.add(node.output)
-                if node.kind == "neutral":
+                if node.kind in ("neutral", "scale"):
                     frontier.append(node.output)
                 else:
                     out.append(node)

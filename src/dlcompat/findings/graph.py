@@ -3,13 +3,18 @@
 Each node has a *kind* from a small vocabulary the alignment matches the spec against (``conv``, ``dense``,
 ``relu``, ``tanh``, ``sigmoid``, ``maxpool``, ``avgpool``, ``gap``, ``flatten``, ``add``, ``bn``, ``dropout``),
 ``neutral`` for operators that carry a tensor on unchanged in value (transpose, identity, cast, pad,
-(de)quantisation), ``plumbing`` for the rest (shape arithmetic, constants). Layout is a property of the operator,
+(de)quantisation), ``scale`` for an elementwise Mul / Div / Sub of one data tensor by a constant (it changes values
+but no layer of the spec is one: input normalisation, or an operator a converter should not have put there),
+``plumbing`` for the rest (shape arithmetic, constants). Layout is a property of the operator,
 not a guess: an ONNX Conv / pool computes NCHW by the operator's definition, a LiteRT one NHWC; a Transpose
 permutes the layout of its input (`layout_after`).
 
 A reshape that keeps more than one per-image axis is neutral (not a flatten). ONNX is read with `onnx` (shapes by
 `onnx.shape_inference`), LiteRT from the flatbuffer with `ai_edge_litert.schema_py_generated` (operator options
 hold the fused activation, strides and padding; tensors their quantisation).
+
+`Graph.precision` is how the artifact stores its numbers: ``int8`` where any computed tensor is an integer one
+(full-integer quantisation), else ``float16`` where any weight is stored as float16, else ``float32``.
 """
 
 from __future__ import annotations
@@ -25,13 +30,16 @@ _ONNX_KINDS = {
     "MaxPool": "maxpool", "AveragePool": "avgpool", "GlobalAveragePool": "gap", "ReduceMean": "gap",
     "Flatten": "flatten", "Reshape": "flatten", "Add": "add", "BatchNormalization": "bn", "Dropout": "dropout",
     "Transpose": "neutral", "Identity": "neutral", "Cast": "neutral", "Pad": "neutral",
-    "QuantizeLinear": "neutral", "DequantizeLinear": "neutral",
+    "QuantizeLinear": "neutral", "DequantizeLinear": "neutral", "Mul": "scale", "Div": "scale", "Sub": "scale",
 }
 _TFLITE_KINDS = {
     "CONV_2D": "conv", "FULLY_CONNECTED": "dense", "RELU": "relu", "TANH": "tanh", "LOGISTIC": "sigmoid",
     "MAX_POOL_2D": "maxpool", "AVERAGE_POOL_2D": "avgpool", "MEAN": "gap", "RESHAPE": "flatten", "ADD": "add",
     "TRANSPOSE": "neutral", "QUANTIZE": "neutral", "DEQUANTIZE": "neutral", "PAD": "neutral",
+    "MUL": "scale", "DIV": "scale", "SUB": "scale",
 }
+#: ONNX TensorProto / LiteRT TensorType codes of float16, LiteRT's of 8-bit integers (uint8, int8)
+_ONNX_FLOAT16, _TFLITE_FLOAT16, _TFLITE_INT8 = 10, 1, (3, 9)
 #: LiteRT's ActivationFunctionType -> the spec's activation (None: no fused activation)
 _TFLITE_ACTIVATIONS = {0: None, 1: "relu", 2: "relu_n1_to_1", 3: "relu6", 4: "tanh", 5: "sign_bit"}
 
@@ -60,6 +68,7 @@ class Graph:
     input: str
     input_layout: str
     nodes: list[GraphNode]
+    precision: str = "float32"  # int8 | float16 | float32 (see the module's docstring)
 
     def consumers(self, tensor: str) -> list[GraphNode]:
         return [node for node in self.nodes if tensor in node.inputs]
@@ -103,13 +112,18 @@ def read_onnx(path: Path, spec_input: tuple[int, int, int]) -> Graph:
         shape = shapes.get(node.output[0])
         if kind == "flatten" and shape is not None and len(shape) > 1:
             kind = "neutral"  # a reshape that keeps the image's axes (tf2onnx's NHWC -> NCHW of one channel)
+        if kind == "scale" and sum(i not in constants for i in node.input if i) != 1:
+            kind = "plumbing"  # an elementwise product of two computed tensors: no scaling by a constant
         nodes.append(GraphNode(
             op=node.op_type, kind=kind,
             inputs=[i for i in node.input if i and i not in constants],
             output=node.output[0], shape=shape, kernel=kernel,
             constants=[i for i in node.input if i in constants], operands=list(node.input), attributes=attrs))
     _onnx_layouts(nodes, first.name, layout)
-    return Graph("onnx", first.name, layout, nodes)
+    types = {init.data_type for init in graph.initializer}
+    quantised = any(n.op_type in ("QuantizeLinear", "QLinearConv", "QLinearMatMul") for n in graph.node)
+    precision = "int8" if quantised else ("float16" if _ONNX_FLOAT16 in types else "float32")
+    return Graph("onnx", first.name, layout, nodes, precision)
 
 
 def _onnx_layouts(nodes: list[GraphNode], source: str, layout: str) -> None:
@@ -149,8 +163,11 @@ def read_tflite(path: Path) -> Graph:
         out = int(op.OutputsAsNumpy()[0])
         shape = _tflite_shape(tensors[out])
         weight = tensors[ins[1]] if name == "CONV_2D" and len(ins) > 1 else None
+        kind = _TFLITE_KINDS.get(name, "plumbing")
+        if kind == "scale" and sum(t not in constant for t in ins) != 1:
+            kind = "plumbing"
         nodes.append(GraphNode(
-            op=name, kind=_TFLITE_KINDS.get(name, "plumbing"),
+            op=name, kind=kind,
             inputs=[_tname(tensors[t]) for t in ins if t not in constant],
             output=_tname(tensors[out]), shape=shape, layout="NHWC" if shape and len(shape) == 3 else "",
             fused=_fused_activation(schema, op, name),
@@ -159,7 +176,9 @@ def read_tflite(path: Path) -> Graph:
             operands=[_tname(tensors[t]) for t in ins], attributes=_options(schema, op, name),
             quantisation=_quantisation(tensors[out])))
     source = _tname(tensors[int(sub.InputsAsNumpy()[0])])
-    return Graph("tflite", source, "NHWC", nodes)
+    computed_int8 = any(t.Type() in _TFLITE_INT8 for i, t in enumerate(tensors) if i not in constant)
+    float16 = any(t.Type() == _TFLITE_FLOAT16 for i, t in enumerate(tensors) if i in constant)
+    return Graph("tflite", source, "NHWC", nodes, "int8" if computed_int8 else ("float16" if float16 else "float32"))
 
 
 def _tname(tensor: Any) -> str:

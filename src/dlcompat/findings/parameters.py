@@ -92,9 +92,10 @@ def artifact_parameters(node: GraphNode, constants: Mapping[str, Constant], fmt:
     return out
 
 
-def expected_parameters(spec: ModelSpec, weights: Mapping[str, np.ndarray],
-                        entry: LayerAlignment) -> dict[str, np.ndarray]:
-    """The canonical weight and bias the group's operator should hold (a batch norm in the group folded in)."""
+def expected_parameters(spec: ModelSpec, weights: Mapping[str, np.ndarray], entry: LayerAlignment, *,
+                        eps: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
+    """The canonical weight and bias the group's operator should hold (a batch norm in the group folded in, with
+    its spec's epsilon or the one `eps` gives for it by name)."""
     layers = {layer.name: layer for layer in spec.iter_layers()}
     main = next((layers[n] for n in entry.group if isinstance(layers[n], (Conv2D, Dense))), None)
     if main is None:
@@ -105,7 +106,7 @@ def expected_parameters(spec: ModelSpec, weights: Mapping[str, np.ndarray],
         layer = layers[name]
         if isinstance(layer, BatchNorm):
             p = {k: np.asarray(weights[f"{name}.{k}"], np.float64) for k in ("gamma", "beta", "mean", "var")}
-            factor = p["gamma"] / np.sqrt(p["var"] + layer.eps)
+            factor = p["gamma"] / np.sqrt(p["var"] + (eps or {}).get(name, layer.eps))
             w = w * factor.reshape((-1,) + (1,) * (w.ndim - 1))
             b = (b - p["mean"]) * factor + p["beta"]
     return {"weight": w, "bias": b}
@@ -122,6 +123,8 @@ def layer_parameters(path: Path, alignment: Alignment, nodes: list[GraphNode]) -
                 if e.normalise is not None and e.normalise.flatten_order == "HWC"), None)
     out = {}
     for entry in alignment.layers:
+        if entry.passthrough:
+            continue  # no operator computes the layer: the tensor's operator is another layer's
         found = by_output.get(entry.tensor or "")
         node = operator_of(found, by_output) if found is not None else None
         if node is not None and node.kind in ("conv", "dense"):

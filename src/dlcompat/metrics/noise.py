@@ -49,10 +49,44 @@ absolute slack of 1e-5 exceeds the floor of most of these layers (1e-7 to 2e-5),
 than that. Here the floor is the largest error over several honest executions, the multiplier is read off measured
 benign hops, and the only absolute guard is float32's rounding of the reference (``FP32_EPS x rms``).
 
-Quantised tensors are judged in quantisation steps (`quantisation_steps`: the rmse divided by the tensor's
-scale): a tensor rounded to its grid has an rmse of ``1/sqrt(12) ~ 0.289`` steps (`WELL_QUANTISED_STEPS`), the
-figure TFLite's quantisation debugger reads as "well quantised". Label-level verdicts (top-1 flips) keep the
-binomial rule of `dlcompat.metrics.statistics`; this module judges tensors only.
+Quantised hops have floors of their own, because their storage rounds more than float32 does:
+
+- **float16** (a hop that stores weights as float16 and computes in float32, LiteRT's fp16 variant): the floor is
+  *measured* by rounding the source's weights to float16 and re-executing the float64 reference
+  (`float16_floor`): ``weights-fp16`` rounds every canonical parameter, ``weights-fp16-folded`` rounds each
+  convolution's weights and bias *after* folding the batch norm that follows it (what a converter that folds
+  stores), ``input-fp16`` also rounds the images. The hop's floor per layer is the largest of those and of the
+  float32 executions; a tensor exceeds noise over ``k`` x that floor, the same ``k``. A float16 hop is thus
+  judged in float16's rounding units: its honest tensors sit near 1x the float16 floor (about 1000x the float32
+  one), a fault in it sits far above.
+- **int8** (full-integer quantisation: integer tensors with a scale and zero point): a tensor is judged in its
+  quantisation steps (`quantisation_steps`: the rmse against the float64 reference divided by the tensor's own
+  scale). A tensor rounded to its grid has an rmse of ``1/sqrt(12) ~ 0.289`` steps (`WELL_QUANTISED_STEPS`), the
+  figure TFLite's quantisation debugger reads as "well quantised"; deeper tensors carry the rounding of the layers
+  before them too. The int8 floor is `INT8_FLOOR_STEPS`, the largest step count measured on honest full-integer
+  conversions (``benchmarks/localisation.py``: LeNet-5 on MNIST and ResNet-20 on CIFAR-10 through
+  ``keras.tflite``, every aligned tensor); a tensor exceeds noise over ``k`` x that many steps
+  (`int8_judgement`).
+
+Measured by ``benchmarks/localisation.py`` (2 shared CPU cores, load 5-10; LeNet-5 trained 1 epoch on 2,000 MNIST
+images, 32 test images; ResNet-20 trained 1 epoch on 2,000 CIFAR-10 images, 16 test images; LiteRT through the
+``keras.tflite`` edge, int8 calibrated on 100 training images with two calibration draws):
+
+=========================  ====================================  ==============================================
+hop                        honest, in the hop's own unit         honest against the float32 floor
+=========================  ====================================  ==============================================
+LeNet-5 LiteRT fp16        rmse / fp16 floor: max 0.99, med 0.96  max 1455x, median 1179x (floor ratio 1231x)
+ResNet-20 LiteRT fp16      rmse / fp16 floor: max 0.67, med 0.58  max 2062x, median 1636x (floor ratio 2975x)
+LeNet-5 LiteRT int8 (x2)   0.18-0.45 steps (relu1 ... logits)
+ResNet-20 LiteRT int8 (x2) 0.28-1.19 steps (deeper tensors more)
+=========================  ====================================  ==============================================
+
+So ``INT8_MEASURED_MAX_STEPS = 1.19`` and the int8 floor is 1.2 steps (exceeds over 2.5 x 1.2 = 3 steps); the
+injected faults in those hops (a transposed kernel, a permuted flatten order, a dropped ReLU, an int8 scale x1.5,
+x0.6 or x0.25) sit far above (the benchmark prints each one's ratio).
+
+Label-level verdicts (top-1 flips) keep the binomial rule of `dlcompat.metrics.statistics`; this module judges
+tensors only.
 
 NumPy only at import time; frameworks are reached only through the adapter objects passed in (and PyTorch's
 mkldnn switch, when the adapter passed in is PyTorch's and has therefore imported torch already).
@@ -61,6 +95,7 @@ mkldnn switch, when the adapter passed in is PyTorch's and has therefore importe
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import platform
 import sys
@@ -81,6 +116,11 @@ MEASURED_MAX_RATIO = 1.246
 MARGIN = 2.0
 #: a candidate exceeds noise when its error is over K_NOISE x the layer's floor
 K_NOISE = 2.5
+#: the largest rmse in quantisation steps of any aligned tensor of the honest full-integer conversions measured by
+#: benchmarks/localisation.py (see the module's docstring and the benchmark's output): the int8 floor
+INT8_MEASURED_MAX_STEPS = 1.19
+#: the int8 floor, in quantisation steps: that maximum rounded up to a tenth (a tensor exceeds over k x this)
+INT8_FLOOR_STEPS = 1.2
 #: the key under which the logits' floor is kept
 LOGITS = "logits"
 METRICS = ("rmse", "max_abs", "rel_l2")
@@ -334,6 +374,69 @@ def measure_noise_floor(adapter: Any, model: Any, spec: Any, weights: Mapping[st
         "machine": platform.machine(),
     }
     return NoiseFloor(floors=largest_errors(executions), method=method, executions=executions, k=k)
+
+
+def int8_judgement(steps: float, k: float = K_NOISE,
+                   floor_steps: float = INT8_FLOOR_STEPS) -> tuple[float, bool]:
+    """(ratio to the int8 floor, exceeds) of an integer tensor's error in its quantisation steps."""
+    ratio = steps / floor_steps
+    return ratio, not math.isfinite(ratio) or ratio > k
+
+
+def rounded_to_float16(spec: Any, weights: Mapping[str, np.ndarray], folded: bool = False) -> dict[str, np.ndarray]:
+    """The canonical weights as a float16 store holds them (float64 arrays). With `folded`, each convolution
+    followed by a batch norm is rounded as the folded pair (weight x gamma / sqrt(var + eps), and its bias) and
+    expressed back in the canonical parameters, the batch norm's kept exact."""
+    out = {name: np.asarray(v, np.float64).astype(np.float16).astype(np.float64) for name, v in weights.items()}
+    if not folded:
+        return out
+    from dlcompat.zoo.spec import BatchNorm, Conv2D
+
+    for conv, bn in _conv_bn_pairs(spec.layers, Conv2D, BatchNorm):
+        p = {k: np.asarray(weights[f"{bn.name}.{k}"], np.float64) for k in ("gamma", "beta", "mean", "var")}
+        factor = p["gamma"] / np.sqrt(p["var"] + bn.eps)
+        w = np.asarray(weights[f"{conv.name}.weight"], np.float64)
+        b = np.asarray(weights.get(f"{conv.name}.bias", np.zeros(len(w))), np.float64)
+        shape = (-1,) + (1,) * (w.ndim - 1)
+        w16 = (w * factor.reshape(shape)).astype(np.float16).astype(np.float64)
+        b16 = ((b - p["mean"]) * factor + p["beta"]).astype(np.float16).astype(np.float64)
+        out[f"{conv.name}.weight"] = w16 / factor.reshape(shape)
+        out[f"{conv.name}.bias"] = (b16 - p["beta"]) / factor + p["mean"]
+        out.update({f"{bn.name}.{k}": np.asarray(weights[f"{bn.name}.{k}"], np.float64)
+                    for k in ("gamma", "beta", "mean", "var")})
+    return out
+
+
+def _conv_bn_pairs(layers: Any, conv_type: type, bn_type: type) -> Iterator[tuple[Any, Any]]:
+    for before, after in itertools.pairwise(layers):
+        if isinstance(before, conv_type) and isinstance(after, bn_type):
+            yield before, after
+    for layer in layers:
+        for inner in (getattr(layer, "body", ()), getattr(layer, "shortcut", ())):
+            yield from _conv_bn_pairs(tuple(inner), conv_type, bn_type)
+
+
+def float16_floor(base: NoiseFloor, spec: Any, weights: Mapping[str, np.ndarray], x: np.ndarray,
+                  reference: tuple[np.ndarray, Mapping[str, np.ndarray]] | None = None) -> NoiseFloor:
+    """The floor of a float16-storage hop: `base` (the float32 floor) widened by re-executions of the float64
+    reference on the source's weights rounded to float16 (as stored, and as stored after batch-norm folding) and
+    on the images rounded to float16 as well (see the module's docstring)."""
+    from dlcompat.zoo.reference import forward
+
+    if reference is None:
+        reference = forward(spec, weights, x)
+    layers = set(base.floors) - {LOGITS}
+    executions = dict(base.executions)
+    x16 = np.asarray(x, np.float32).astype(np.float16).astype(np.float64)
+    for name, w, images in (("weights-fp16", rounded_to_float16(spec, weights), x),
+                            ("weights-fp16-folded", rounded_to_float16(spec, weights, folded=True), x),
+                            ("input-fp16", rounded_to_float16(spec, weights), x16)):
+        logits, acts = forward(spec, w, images)
+        executions[name] = errors_against(reference, logits, {k: v for k, v in acts.items() if k in layers})
+    method = dict(base.method, executions=list(executions), float16=(
+        "float32 executions and the float64 reference re-executed on float16-rounded weights (as stored; as stored "
+        "after batch-norm folding) and images"))
+    return NoiseFloor(floors=largest_errors(executions), method=method, executions=executions, k=base.k)
 
 
 def largest_errors(executions: Mapping[str, Mapping[str, TensorError]]) -> dict[str, TensorError]:

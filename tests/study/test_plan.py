@@ -11,8 +11,10 @@ from dlcompat.study.plan import build_plan
 def test_quick_plan_has_every_cell():
     plan = build_plan(parse_config('models = ["lenet1", "lenet5"]\nframeworks = ["pytorch"]'))
     kinds = Counter(job.kind for job in plan.jobs.values())
-    # 1 dataset; per model: reproducibility, train, native evaluation, ONNX export, ORT evaluation, comparison
-    assert kinds == {"dataset": 1, "reproduce": 2, "train": 2, "evaluate": 4, "convert": 2, "compare": 2}
+    # 1 dataset; per model: reproducibility, train, native evaluation, ONNX export, ORT evaluation, comparison,
+    # the trained model's noise floor and the ONNX file's localisation
+    assert kinds == {"dataset": 1, "reproduce": 2, "train": 2, "evaluate": 4, "convert": 2, "compare": 2,
+                     "noise_floor": 2, "localize": 2}
 
 
 def test_all_frameworks_expand_and_missing_paths_or_frameworks_become_recorded_cells():

@@ -74,18 +74,46 @@ def findings(rows: Sequence[Mapping[str, Any]]) -> list[Finding]:
                            artifacts=artifacts_of(members[group]), method=_merged_method(members[group])))
     comparison_rows = [row for row in rows if row["metric"] in CELL_METRICS and not is_training(row)]
     index = CellIndex.build(comparison_rows, with_seed=True)
+    localised = localisations(rows)
     for key, metrics in index.items():
         flips = ok_value(metrics, "label_flips")
         if flips is None or flips <= 0:
             continue
         dataset, model, framework, target, variant, seed = key
         flips_row = metrics["label_flips"]
+        hop = localised.get((dataset, model, framework, seed, variant.partition(" · ")[0]))
+        if hop is not None and "int8" in variant and hop["method"].get("verdict") == "within noise":
+            continue  # int8's expected flips: the hop is within its measured floor
+        text = inconsistency_text(metrics, framework) + (localisation_text(hop) if hop is not None else "")
         out.append(Finding("inconsistent", flips_row["kind"], dataset, model, framework, target, variant, seed,
-                           ("label_flips",), inconsistency_text(metrics, framework), job=flips_row["job"],
-                           artifacts=artifacts_of([flips_row]), method=_merged_method(list(metrics.values()))))
+                           ("label_flips",), text, job=flips_row["job"],
+                           artifacts=artifacts_of([flips_row, *([hop] if hop else [])]),
+                           method=_merged_method(list(metrics.values()))))
     out.sort(key=lambda f: (STATUS_ORDER.get(f.status, 5),
                             key_sort((f.dataset, f.model, f.framework, f.target, f.variant, f.seed))))
     return out
+
+
+#: the row of a derived artifact's localisation (study/jobs/localize.py): its method holds the verdict against the
+#: source's measured noise floor, the first divergent layer and the fault type
+LOCALISATION_METRIC = "output_noise_ratio"
+
+
+def localisations(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], Mapping[str, Any]]:
+    """Each localised artifact's row, by (dataset, model, framework, seed, converter chain)."""
+    return {(r["dataset"], r["model"], r["framework"], r["seed"], r["variant"]): r for r in rows
+            if r["metric"] == LOCALISATION_METRIC and r["status"] == "ok" and r.get("method")}
+
+
+def localisation_text(row: Mapping[str, Any]) -> str:
+    """` Beyond noise from conv2 (weights).`, or ` Within the measured noise floor at its output.`"""
+    method = row["method"]
+    if method.get("verdict") == "within noise":
+        return " Within the measured noise floor at its output."
+    if method.get("verdict") != "exceeds noise":
+        return ""  # not localised (the artifact did not load: its evaluation says why)
+    fault = method.get("fault_type")
+    return f" Beyond noise from {method.get('first_divergent_layer')}{f' ({fault})' if fault else ''}."
 
 
 #: method fields that name artifacts (store/artifacts.py references)
@@ -125,5 +153,5 @@ def inconsistency_text(metrics: Mapping[str, Mapping[str, Any]], framework: str)
     return text + "."
 
 
-__all__ = ["ARTIFACT_FIELDS", "STATUS_ORDER", "Finding", "artifacts_of", "comparison_total", "findings",
-           "inconsistency_text"]
+__all__ = ["ARTIFACT_FIELDS", "LOCALISATION_METRIC", "STATUS_ORDER", "Finding", "artifacts_of", "comparison_total",
+           "findings", "inconsistency_text", "localisation_text", "localisations"]

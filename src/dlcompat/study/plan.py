@@ -62,6 +62,28 @@ def _plan_conversions(plan: Plan, native: dict[str, Any], chain: list[tuple[Conv
     return upstream
 
 
+#: the test images a derived model's hop is localised on, and its source's noise floor measured on (issue 18)
+LOCALISE_IMAGES = 16
+#: the formats whose per-layer tensors the findings layer aligns
+LOCALISED_FORMATS = ("onnx", "tflite")
+
+
+def _plan_localisation(plan: Plan, native: dict[str, Any], chain: list[tuple[Converter, str]], data: str,
+                       trained: str, artifact: str, limits: dict[str, Any]) -> None:
+    """A `localize` job for the ONNX / LiteRT artifact of convert job `artifact` (one per artifact, whichever
+    runtimes run it), after its trained source's `noise_floor` job (one per trained model)."""
+    if not chain or chain[-1][0].target not in LOCALISED_FORMATS:
+        return
+    where = f"{native['framework']}/{native['model']}/{native['dataset']}/seed{native['seed']}"
+    params = {"cell": native, "images": LOCALISE_IMAGES, "threads": plan.config.threads}
+    floor = plan.add(Job("noise_floor", "main", params, {"data": data, "model": trained}, f"noise floor {where}",
+                         runtime=limits))
+    cell = {**native, "target": chain[-1][0].target, "variant": _describe(chain)}
+    plan.add(Job("localize", "main", {**params, "cell": cell},
+                 {"data": data, "model": trained, "target": artifact, "floor": floor},
+                 f"localize {where} {cell['variant']}", runtime=limits))
+
+
 def planned_frameworks(config: StudyConfig) -> list[str]:
     """The config's frameworks, with ["all"] expanded to every registered framework."""
     return framework_names() if config.frameworks == ["all"] else list(config.frameworks)
@@ -105,6 +127,7 @@ def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: di
                     continue
                 for chain in _chains(config, path):
                     upstream = _plan_conversions(plan, native, chain, data, trained, limits)
+                    _plan_localisation(plan, native, chain, data, trained, upstream, limits)
                     for runtime_variant in entry.variants:  # a browser runtime's backends, one evaluation each
                         how = f"{runtime} {runtime_variant}".strip()
                         described = f"{_describe(chain)} · {runtime_variant}" if runtime_variant else _describe(chain)

@@ -31,6 +31,8 @@ for _kind in (
     JobKind("unavailable", "dlcompat.study.jobs.unavailable:run"),
     JobKind("attack", "dlcompat.study.jobs.attack:run"),
     JobKind("transfer", "dlcompat.study.jobs.transfer:run"),
+    JobKind("noise_floor", "dlcompat.study.jobs.noise_floor:run"),
+    JobKind("localize", "dlcompat.study.jobs.localize:run"),
     # fault injection for the executor tests only (segfault, hang, memory, ...); never planned
     JobKind("fault", "dlcompat.study.jobs.fault:run"),
 ):

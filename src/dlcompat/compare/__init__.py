@@ -16,8 +16,9 @@ Every matched pair ends up as one `Change`:
 - `appeared` / `disappeared`: measured by one run only, with the error that kept the other from it
   when a job upstream of the cell failed (a failed conversion skips its evaluation).
 
-The layer has four modules: `changes` (matching two runs: `compare_runs`), `noise` (each metric's noise
-rule), `document` (the comparison as the report's sections, written as `compare.html` and `compare.md`)
-and `text` (a change in words, and the lines `dlcompat compare` prints). It uses the report's rows,
-formatting and renderers; the report never imports it.
+The layer has five modules: `changes` (matching two runs: `compare_runs`), `noise` (each metric's noise
+rule), `floor` (the measured noise floor of a derived model, from its artifact's localisation rows: the rule
+of its logit differences where both runs localised it), `document` (the comparison as the report's
+sections, written as `compare.html` and `compare.md`) and `text` (a change in words, and the lines
+`dlcompat compare` prints). It uses the report's rows, formatting and renderers; the report never imports it.
 """

@@ -11,6 +11,7 @@ from dlcompat.report.formatting import error_summary
 from dlcompat.report.rows import is_job_problem, is_native, normalize_rows
 from dlcompat.report.run import run_info
 
+from .floor import LocalisationKey, localisation_key, localisation_rows
 from .noise import NOT_COMPARED, Noise, Side, judge
 
 Identity = tuple[str, str, str, str, str, int | None, str]  # dataset, model, framework, target, variant, seed, metric
@@ -52,10 +53,13 @@ class IndexedRun:
     measurements: dict[Identity, list[dict[str, Any]]] = field(default_factory=dict)
     cells: dict[CellKey, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     problems: list[dict[str, Any]] = field(default_factory=list)
+    #: each localised artifact's rows: the measured noise floor of every cell that runs it (`floor.py`)
+    localisations: dict[LocalisationKey, list[dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, info: Mapping[str, Any], rows: Iterable[Mapping[str, Any]], with_seed: bool) -> IndexedRun:
         run = cls(dict(info), [dict(r) for r in rows], with_seed)
+        run.localisations = localisation_rows(run.rows, with_seed)
         for row in run.rows:
             key = run.cell_key(row)
             run.measurements.setdefault((*key, row["metric"]), []).append(row)
@@ -70,7 +74,10 @@ class IndexedRun:
 
     def side(self, identity: Identity) -> Side | None:
         rows = self.measurements.get(identity)
-        return None if rows is None else Side(rows, self.cells.get(identity[:-1], {}))
+        if rows is None:
+            return None
+        return Side(rows, self.cells.get(identity[:-1], {}),
+                    self.localisations.get(localisation_key(rows[0], self.with_seed), []))
 
     def cell_problem(self, cell: CellKey) -> Side | None:
         """The failed (or unavailable) job of a cell: the status of every figure it would have measured."""

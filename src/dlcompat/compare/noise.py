@@ -15,9 +15,13 @@ records beside every verdict:
   contiguous blocks of calls, so that it follows the machine's drift within a run, widened by one
   clock tick on each side); a change exceeds noise when the intervals are disjoint;
 - training time: the spread across seeds, else across epochs (Welch), else a stated tolerance;
+- logit differences of a derived model, and its localisation's output error over the floor: the
+  source's measured noise floor where both runs localised the artifact the cell runs (`floor.py`): the
+  change exceeds noise when the verdict changed (within <-> exceeds) or the output's error over its
+  floor crossed k; the text says which floor judged. Where a run measured no floor, a fixed factor of
+  10 (equally good conversions differ by orders of magnitude), and the text says no floor was measured;
 - everything else: the spread across seeds where both runs have several, else a stated relative
-  (or absolute) tolerance; sizes and bit-reproducibility are exact, logit differences change by
-  orders of magnitude between equally good conversions (a factor of 10 is the tolerance).
+  (or absolute) tolerance; sizes and bit-reproducibility are exact.
 
 Only `SciPy` is used (imported lazily); the Newcombe interval is a formula SciPy lacks.
 """
@@ -30,7 +34,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dlcompat.metrics.statistics import compare_seeds
+from dlcompat.report.findings import LOCALISATION_METRIC
 from dlcompat.report.formatting import format_value, percent, significant
+
+from .floor import changed, floor_state
 
 #: the level of every interval and test
 CONFIDENCE = 0.95
@@ -47,6 +54,8 @@ class Side:
 
     rows: list[dict[str, Any]]
     cell: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
+    #: the localisation rows of the artifact the cell runs (`floor.localisation_rows`): its measured noise floor
+    localisation: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def measured(self) -> list[dict[str, Any]]:
@@ -359,10 +368,40 @@ class Ratio:
         return Noise(exceeds, f"×{self.factor:g}", f"ratio tolerance ×{self.factor:g}")
 
 
+@dataclass(frozen=True)
+class MeasuredFloor:
+    """A derived model's logit differences, judged by its artifact's localisation against the source's measured
+    noise floor where both runs have one (`floor.py`); the fixed ratio only where a run measured no floor."""
+
+    fallback: Ratio = Ratio()
+
+    @property
+    def description(self) -> str:
+        return ("the artifact's localisation against its source's measured noise floor where both runs localised "
+                "it: the change exceeds noise when the verdict changed (within ↔ exceeds) or the output's error "
+                f"over its floor crossed k; where a run measured no floor, a factor of {self.fallback.factor:g}")
+
+    def judge(self, a: Side, b: Side) -> Noise:
+        state_a, state_b = floor_state(a.localisation), floor_state(b.localisation)
+        if state_a is None or state_b is None:
+            missing = " and ".join(run for run, s in (("run A", state_a), ("run B", state_b)) if s is None)
+            fixed = self.fallback.judge(a, b)
+            return Noise(fixed.exceeds, f"{fixed.text} (no noise floor measured in {missing})",
+                         f"{fixed.method}: no noise floor measured")
+        floors = state_a.floor if state_a.floor == state_b.floor else f"{state_a.floor} → {state_b.floor}"
+        k = f"{state_a.k:g}" if state_a.k == state_b.k else f"{state_a.k:g} → {state_b.k:g}"
+        text = (f"{state_a.verdict} → {state_b.verdict}, output {significant(state_a.ratio)}x → "
+                f"{significant(state_b.ratio)}x its floor (k = {k}; {floors})")
+        statement = state_b.statement or state_a.statement
+        return Noise(changed(state_a, state_b), text,
+                     f"measured noise floor ({floors}{f': {statement}' if statement else ''})")
+
+
 PROPORTION = Proportion()
 COUNT = Count()
 EXACT = Exact()
 ROUND_OFF = Ratio()
+FLOOR = MeasuredFloor(ROUND_OFF)
 TIMING = Tolerance(relative=0.25, why="a one-shot timing")
 MEMORY = Tolerance(relative=0.05)
 DEFAULT = Tolerance(relative=0.10)
@@ -385,7 +424,8 @@ RULES: dict[str, NoiseRule] = {
     **dict.fromkeys(("load_time", "conversion_time", "attack_time", "attack_time_per_image"), TIMING),
     **dict.fromkeys(("model_size", "converted_size", "bit_reproducible"), EXACT),
     **dict.fromkeys(("max_abs_logit_diff", "mean_abs_logit_diff", "p99_abs_logit_diff", "min_atol", "min_rtol",
-                     "reproduce_max_weight_diff"), ROUND_OFF),
+                     LOCALISATION_METRIC), FLOOR),
+    "reproduce_max_weight_diff": ROUND_OFF,
 }
 
 #: unit -> the rule of a metric `RULES` does not name
@@ -416,5 +456,5 @@ def judge(a: Side, b: Side) -> Noise:
     return rule_for(a.metric, a.unit).judge(a, b)
 
 
-__all__ = ["ALPHA", "CONFIDENCE", "NOT_COMPARED", "RULES", "Noise", "NoiseRule", "Side", "count_test_p", "judge",
-           "newcombe_interval", "rule_for", "welch", "wilson_interval"]
+__all__ = ["ALPHA", "CONFIDENCE", "FLOOR", "NOT_COMPARED", "RULES", "MeasuredFloor", "Noise", "NoiseRule", "Side",
+           "count_test_p", "judge", "newcombe_interval", "rule_for", "welch", "wilson_interval"]

@@ -21,8 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .findings import STATUS_ORDER, Finding, findings
+from .findings import DIVERGED, STATUS_ORDER, Finding, findings
 from .formatting import display_name, error_summary
+from .layer_kinds import layer_kind
 from .targets import BACKEND_SEPARATOR, STEP_SEPARATOR, WEIGHT_TRANSFER, chain_prefixes, is_framework, last_step
 
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+")
@@ -41,6 +42,8 @@ _LAYERS = (
 #: method fields that record versions of the tools involved
 _VERSION_FIELDS: tuple[str, ...] = ("tool_version", "version", "browser", "npm", "versions")
 INCONSISTENT_PATTERN = "predicted a different label than the source model on some test images"
+#: statuses whose findings are measured results, not errors: their group's pattern is their cause
+MEASURED_STATUSES = ("inconsistent", DIVERGED)
 #: what a transfer job records for an attack that left no adversarial sets (study/jobs/transfer.py)
 MISSING_SETS = "no adversarial sets to transfer: "
 #: the context a job or runner puts around an error, stripped to leave the error underneath
@@ -106,6 +109,8 @@ def tool_of(finding: Finding) -> str:
     A transfer job runs adversarial sets on the model its evaluate job runs, loaded the same way, so its tool is
     that evaluation's; a transfer that got no sets from a failed attack is about that attack.
     """
+    if finding.status == DIVERGED:  # the converter that made the artifact
+        return last_step(finding.variant) or display_name(finding.target)
     if finding.kind == "transfer":
         if finding.error.startswith(MISSING_SETS):
             return str(finding.method.get("attack") or finding.variant.split(" ", 1)[0] or "attack")
@@ -132,6 +137,14 @@ def tool_of(finding: Finding) -> str:
     return tool
 
 
+def divergence_pattern(finding: Finding) -> str:
+    """A divergence's cause, the layer's index and the model aside: `beyond its noise floor from a convolution
+    layer: weights`, so that one converter's one fault in one kind of layer is one group."""
+    kind = layer_kind(finding.model, finding.method.get("first_divergent_layer"))
+    where = "at its output" if kind == "output" else f"from a {kind} layer"
+    return f"beyond its noise floor {where}: {finding.method.get('fault_type') or 'fault type undetermined'}"
+
+
 @dataclass
 class FindingGroup:
     status: str
@@ -153,8 +166,8 @@ class FindingGroup:
 
     @property
     def cause(self) -> str:
-        """Its first cell's underlying error (see `underlying_error`); an inconsistency's pattern."""
-        return self.pattern if self.status == "inconsistent" else underlying_error(self.error)
+        """Its first cell's underlying error (see `underlying_error`); an inconsistency's or a divergence's pattern."""
+        return self.pattern if self.status in MEASURED_STATUSES else underlying_error(self.error)
 
     @property
     def summary(self) -> str:
@@ -231,7 +244,8 @@ def _input_artifact(finding: Finding, upstream: Mapping[tuple[Any, ...], str]) -
     if finding.kind in ("train", "reproduce", "unavailable", "transfer"):
         return ""
     where = (finding.dataset, finding.model, finding.framework, finding.seed)
-    chained = finding.kind in ("convert", "evaluate", "compare") and finding.variant not in ("", WEIGHT_TRANSFER)
+    chained = (finding.kind in ("convert", "evaluate", "compare", "localize")
+               and finding.variant not in ("", WEIGHT_TRANSFER))
     prefixes = chain_prefixes(finding.variant) if chained else []
     if finding.kind == "convert":
         prefixes = prefixes[:-1]  # its own output never came
@@ -264,6 +278,8 @@ def group_findings(rows: Sequence[Mapping[str, Any]], run: Mapping[str, Any] | N
         tool = tool_of(finding)
         if finding.status == "inconsistent":
             pattern, layers = INCONSISTENT_PATTERN, ()
+        elif finding.status == DIVERGED:
+            pattern, layers = divergence_pattern(finding), ()
         else:
             names = {finding.model: "<model>", finding.dataset: "<dataset>", finding.framework: "<framework>"}
             if is_framework(finding.target):
@@ -338,6 +354,6 @@ def group_record(number: int, group: FindingGroup) -> dict[str, Any]:
     }
 
 
-__all__ = ["INCONSISTENT_PATTERN", "MISSING_SETS", "FindingGroup", "cell_label", "group_findings", "group_line",
-           "group_record", "layers_in", "normalise_error", "ordered_groups", "status_counts", "tool_of",
-           "underlying_error"]
+__all__ = ["INCONSISTENT_PATTERN", "MEASURED_STATUSES", "MISSING_SETS", "FindingGroup", "cell_label",
+           "divergence_pattern", "group_findings", "group_line", "group_record", "layers_in", "normalise_error",
+           "ordered_groups", "status_counts", "tool_of", "underlying_error"]

@@ -1,21 +1,27 @@
-"""What the report lists as a finding: every failed or unavailable cell, and every inconsistent one.
+"""What the report lists as a finding: every failed or unavailable cell, every inconsistent one, and every derived
+model beyond its measured noise floor.
 
 DESIGN.md: a conversion or a run that fails is a finding, recorded with its error text; a moved model
-that predicts a different label than its source on some test image is one too (an inconsistency).
+that predicts a different label than its source on some test image is one too (an inconsistency). A derived
+artifact whose localisation (study/jobs/localize.py) says it exceeds its source's measured noise floor is one
+(`diverged`), whether or not a label changed: it names the first divergent layer and the fault type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .formatting import as_int, count, display_name, percent, scientific
+from .formatting import as_int, count, display_name, percent, scientific, significant
+from .layer_kinds import layer_kind
 from .rows import CELL_METRICS, CellIndex, is_training, key_sort, ok_value
 
 #: Findings are listed failures first, then unavailable cells, then any other status a job left
-#: (say, skipped), then inconsistencies.
-STATUS_ORDER = {"failed": 0, "unavailable": 1, "inconsistent": 9}
+#: (say, skipped), then derived models beyond their noise floor, then inconsistencies.
+STATUS_ORDER = {"failed": 0, "unavailable": 1, "diverged": 8, "inconsistent": 9}
+#: the status of a derived artifact beyond its measured noise floor
+DIVERGED = "diverged"
 
 
 def comparison_total(metrics: Mapping[str, Mapping[str, Any]]) -> int | None:
@@ -54,7 +60,8 @@ class Finding:
 
 def findings(rows: Sequence[Mapping[str, Any]]) -> list[Finding]:
     """Every row whose status is not ok: failed, unavailable, or another (grouped when one job's error
-    failed several metrics); then every measured cell whose predictions changed (label flips > 0)."""
+    failed several metrics); every derived artifact beyond its measured noise floor (`divergences`); then every
+    measured cell whose predictions changed (label flips > 0)."""
     groups: dict[tuple[Any, ...], list[str]] = {}
     members: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for row in rows:
@@ -89,6 +96,7 @@ def findings(rows: Sequence[Mapping[str, Any]]) -> list[Finding]:
                            ("label_flips",), text, job=flips_row["job"],
                            artifacts=artifacts_of([flips_row, *([hop] if hop else [])]),
                            method=_merged_method(list(metrics.values()))))
+    out += divergences(localised.values())
     out.sort(key=lambda f: (STATUS_ORDER.get(f.status, 5),
                             key_sort((f.dataset, f.model, f.framework, f.target, f.variant, f.seed))))
     return out
@@ -116,8 +124,37 @@ def localisation_text(row: Mapping[str, Any]) -> str:
     return f" Beyond noise from {method.get('first_divergent_layer')}{f' ({fault})' if fault else ''}."
 
 
-#: method fields that name artifacts (store/artifacts.py references)
-ARTIFACT_FIELDS: tuple[str, ...] = ("artifact", "source_logits", "target_logits", "adversarial_set")
+def divergences(rows: Iterable[Mapping[str, Any]]) -> list[Finding]:
+    """A `diverged` finding for each localisation row whose verdict is "exceeds noise", labels changed or not."""
+    out = []
+    for row in rows:
+        if row["method"].get("verdict") != "exceeds noise":
+            continue
+        out.append(Finding(DIVERGED, row["kind"] or "localize", row["dataset"], row["model"], row["framework"],
+                           row["target"], row["variant"], row["seed"], (row["metric"],), divergence_text(row),
+                           job=row["job"], artifacts=artifacts_of([row]), method=dict(row["method"])))
+    return out
+
+
+def divergence_text(row: Mapping[str, Any]) -> str:
+    """`Beyond its measured noise floor from conv2 (convolution), fault type weights; output 900x its floor
+    (rmse, k = 2.5). Evidence: conv2: parameters differ from the canonical ones ...`"""
+    method = row["method"]
+    layer = method.get("first_divergent_layer")
+    kind = layer_kind(row["model"], layer)
+    where = f"{layer} ({kind})" if layer and kind not in (layer, "output") else (layer or "an unnamed layer")
+    text = f"Beyond its measured noise floor from {where}, fault type {method.get('fault_type') or 'undetermined'}"
+    value, k = row.get("value"), method.get("k")
+    if isinstance(value, int | float):
+        stated = f", k = {k:g}" if isinstance(k, int | float) else ""
+        text += f"; output {significant(value)}x its floor ({method.get('unit') or 'rmse'}{stated})"
+    evidence = [str(e) for e in method.get("evidence") or () if e]
+    return text + "." + (f" Evidence: {evidence[0].rstrip('.')}." if evidence else "")
+
+
+#: method fields that name artifacts (store/artifacts.py references): the localised model among them
+ARTIFACT_FIELDS: tuple[str, ...] = ("artifact", "source_logits", "target_logits", "adversarial_set",
+                                    "artifact_localised")
 
 
 def artifacts_of(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
@@ -153,5 +190,6 @@ def inconsistency_text(metrics: Mapping[str, Mapping[str, Any]], framework: str)
     return text + "."
 
 
-__all__ = ["ARTIFACT_FIELDS", "LOCALISATION_METRIC", "STATUS_ORDER", "Finding", "artifacts_of", "comparison_total",
-           "findings", "inconsistency_text", "localisation_text", "localisations"]
+__all__ = ["ARTIFACT_FIELDS", "DIVERGED", "LOCALISATION_METRIC", "STATUS_ORDER", "Finding", "artifacts_of",
+           "comparison_total", "divergence_text", "divergences", "findings", "inconsistency_text", "localisation_text",
+           "localisations"]

@@ -10,17 +10,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import deployment, environment, findings, migration, other, robustness, summary, training
+from . import deployment, environment, findings, localisation, migration, other, robustness, summary, training
 from .base import RunData, SectionSpec
 
-#: every section, in the order the report shows them: a summary, one per research question, then findings
-#: and the environment ("other" only when the run measured something no other section shows)
+#: every section, in the order the report shows them: a summary, one per research question, the localisation of
+#: derived models (only when the run localised any), then findings and the environment ("other" only when the run
+#: measured something no other section shows)
 SECTIONS: tuple[SectionSpec, ...] = (
     summary.SPEC,
     training.SPEC,
     robustness.SPEC,
     migration.SPEC,
     deployment.SPEC,
+    localisation.SPEC,
     other.SPEC,
     findings.SPEC,
     environment.SPEC,
@@ -30,7 +32,8 @@ SECTION_IDS: tuple[str, ...] = tuple(spec.id for spec in SECTIONS if spec.always
 SECTION_TITLES: dict[str, str] = {spec.id: spec.title for spec in SECTIONS}
 #: the sections a measurement row can belong to, in the order a row is routed: an attack's rows are
 #: robustness's whatever their metric, a native model's evaluation is training's
-_ROUTES: tuple[SectionSpec, ...] = (robustness.SPEC, training.SPEC, migration.SPEC, deployment.SPEC)
+_ROUTES: tuple[SectionSpec, ...] = (localisation.SPEC, robustness.SPEC, training.SPEC, migration.SPEC,
+                                     deployment.SPEC)
 
 
 def section_of(row: Mapping[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..findings import findings
+from ..findings import DIVERGED, findings
 from ..formatting import as_int, display_name, join_words, plural
 from ..model import Section, Table
 from ..rows import CellIndex, distinct, has_several_seeds, is_cell_metric, is_native, ok_value
@@ -53,7 +53,7 @@ def summary_answer(run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) ->
         extras = [f"{jobs[k]} {label}" for k, label in labels if jobs.get(k)]
         parts.append(text + (f"; {join_words(extras)}" if extras else "") + ".")
     parts.append(_agreement_sentence(rows))
-    problems = [f for f in findings(rows) if f.status != "inconsistent"]
+    problems = [f for f in findings(rows) if f.status not in ("inconsistent", DIVERGED)]  # measured, not failed
     if problems:
         parts.append(f"{plural(len(problems), 'cell')} failed or could not run; "
                      f"{'it is' if len(problems) == 1 else 'they are'} listed under Findings.")

@@ -1,4 +1,4 @@
-"""The command line: `dlcompat run | report | export | list | env`.
+"""The command line: `dlcompat run | report | export | localize | list | env`.
 
 Exit codes: 0 the study ran (failed cells are findings, counted in the summary); 1 the study could
 not complete (or, with --fail-on-findings, it had findings); 2 a usage or input error, explained in
@@ -38,6 +38,11 @@ class ExecutorName(StrEnum):
 class ExportFormat(StrEnum):
     csv = "csv"
     parquet = "parquet"
+
+
+class Layout(StrEnum):
+    NCHW = "NCHW"
+    NHWC = "NHWC"
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -258,16 +263,33 @@ def findings(
     database: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results database.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every cause and its cells as JSON.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="List the cells under each cause.")] = False,
+    folder: Annotated[Path | None, typer.Argument(metavar="[DIR]", help="With RUN `verify`: the reproducer "
+                                                  "folder, or a folder of them.")] = None,
+    export: Annotated[Path | None, typer.Option("--export", help="Write a reproducer folder per failure cause "
+                                                "whose failing model is ONNX into this folder.")] = None,
+    newest: Annotated[bool, typer.Option(help="`verify`: also check the tool's newest release.")] = True,
+    venvs: Annotated[Path | None, typer.Option("--venvs", help="`verify`: keep the fresh environments here "
+                                               "(default: a temporary folder, removed after).")] = None,
 ) -> None:
     """A run's findings, one line per cause (same tool, same underlying error, whichever job hit it): status,
-    tool, normalised error and how many cells it hit, numbered G1, G2, … as in the report."""
+    tool, normalised error and how many cells it hit, numbered G1, G2, … as in the report.
+
+    `dlcompat findings verify DIR` runs each reproducer folder at or in DIR in a fresh virtual environment built
+    from its requirements.txt, then against the tool's newest release."""
     import json
 
     from dlcompat.report.finding_groups import cell_label, group_line, group_record
 
+    if run_id == "verify":
+        _verify_reproducers(folder, newest, venvs)
+        return
+    if folder is not None:
+        _fail(f"unexpected argument {folder}: only `dlcompat findings verify DIR` takes a folder")
     store = _open_store(out, database)
     run = store.run(run_id)
     groups = _finding_groups(store, run, out)
+    if export is not None:
+        _export_reproducers(groups, export)
     if as_json:
         typer.echo(json.dumps({"run": run["id"], "name": run["name"], "groups": [
             group_record(number, group) for number, group in enumerate(groups, start=1)]}, indent=2, default=str))
@@ -280,6 +302,62 @@ def findings(
         if verbose:
             for finding in group.members:
                 typer.echo(f"      {cell_label(finding)} [{finding.kind}]")
+
+
+def _verify_reproducers(folder: Path | None, newest: bool, venvs: Path | None) -> None:
+    """`dlcompat findings verify DIR`: exits 1 when a reproducer does not reproduce in its fresh environment."""
+    from dlcompat.findings.verify import verify_all
+
+    if folder is None:
+        _fail("`dlcompat findings verify` needs the reproducer folder (or a folder of them): findings verify DIR")
+    if not folder.is_dir():
+        _fail(f"no folder {folder}: pass a reproducer folder or a folder of them")
+    results = verify_all(folder, newest=newest, venvs=venvs, log=typer.echo)
+    failed = [r for r in results if not r.reproduces]
+    typer.echo(f"{len(results) - len(failed)} of {len(results)} reproducers reproduce in a fresh environment")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _export_reproducers(groups: list[Any], export: Path) -> None:
+    """`findings RUN --export DIR`: the failed causes whose failing model is ONNX, as reproducer folders."""
+    from dlcompat.findings.study_export import StudyCause, export_study_causes
+    from dlcompat.report.finding_groups import cell_label
+
+    causes = [StudyCause(f"G{number} {group.tool}", group.tool, group.cause, list(group.artifacts),
+                         [cell_label(f) for f in group.members])
+              for number, group in enumerate(groups, start=1) if group.status == "failed"]
+    problems = export_study_causes(causes, export, say=lambda m: console.print(m, highlight=False, markup=False))
+    console.print(f"{len(problems)} reproducer folders written to {export}", highlight=False, markup=False)
+
+
+@app.command()
+def conformance(
+    routes: Annotated[str, typer.Option(help="Comma-separated routes: onnxruntime, onnx2torch, onnx2tf.")
+                      ] = "onnxruntime,onnx2torch,onnx2tf",
+    suites: Annotated[str, typer.Option(help="Comma-separated folders of onnx/backend/test/data.")
+                      ] = "simple,pytorch-converted,pytorch-operator,node",
+    export: Annotated[Path | None, typer.Option("--export", help="Write a reproducer folder per cause here.")
+                      ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N cases (a quick look).", min=1)] = None,
+) -> None:
+    """ONNX's backend test cases through each ONNX-consuming route, judged against ONNX Runtime's measured noise;
+    failures grouped by cause, each reduced to its smallest model and (with --export) written as a reproducer."""
+    from dlcompat.findings.conformance_run import ROUTES, run_conformance
+
+    chosen = [r.strip() for r in routes.split(",") if r.strip()]
+    unknown = [r for r in chosen if r not in ROUTES]
+    if unknown or not chosen:
+        _fail(f"unknown route {', '.join(unknown) or '(none)'}: choose from {', '.join(ROUTES)}")
+    result = run_conformance(chosen, [s.strip() for s in suites.split(",") if s.strip()], export, limit=limit,
+                             say=lambda m: console.print(m, highlight=False, markup=False))
+    for route, counts in result.counts().items():
+        typer.echo(f"{route}: {counts['pass']} pass, {counts['error']} errors, {counts['mismatch']} mismatches "
+                   f"of {result.cases} cases")
+    typer.echo(f"{len(result.problems)} causes:")
+    for problem in result.problems:
+        typer.echo(f"  {problem.key}: {problem.title} ({len(problem.cells)} case(s))"
+                   f"{f'; upstream {problem.upstream}' if problem.upstream else ''}")
 
 
 @app.command()
@@ -388,6 +466,70 @@ def export_adversarial(
     store = _open_store(out, database)
     rows = export_adversarial_sets(store, ArtifactStore(artifacts or out / "artifacts"), run_id, output)
     typer.echo(f"{len(rows)} adversarial sets in {output}/ (manifest: {output / 'manifest.csv'})")
+
+
+def _model_argument(value: str, out: Path, database: str | None) -> tuple[Path, dict[str, Any]]:
+    """A model file, or a stored artifact id of a study in `out` (its path `objects/ab/…` or a unique prefix of its
+    hash of 8 or more hex digits), with what the job that stored it recorded (its outputs), when the results database
+    names it."""
+    import re
+
+    from dlcompat.store.artifacts import ARTIFACT_PATH
+
+    if Path(value).is_file() or not (ARTIFACT_PATH.match(value) or re.fullmatch(r"[0-9a-f]{8,64}", value)):
+        return Path(value), {}
+    objects = out / "artifacts" / "objects"
+    found = [objects.parent / value] if ARTIFACT_PATH.match(value) else \
+        sorted(objects.glob(f"{value[:2]}/{value[2:]}*"))
+    found = [p for p in found if p.is_file()]
+    if len(found) != 1:
+        _fail(f"{value} is {'an ambiguous' if found else 'no'} artifact id of the study in {out}: pass a model file, "
+              "or the artifact's objects/… path (and the study's --out)")
+    relative = found[0].relative_to(objects.parent).as_posix()
+    if database is None and not (out / "results.sqlite").exists():
+        return found[0], {}
+    store = _open_store(out, database)
+    for run_record in store.runs():
+        for key in run_record["job_keys"]:
+            job = store.job(key)
+            if job is not None and job["outputs"].get("artifact") == relative:
+                return found[0], job["outputs"]
+    return found[0], {}
+
+
+@app.command()
+def localize(
+    reference: Annotated[str, typer.Argument(help="The reference model: a file (.onnx, .tflite, .npz weights, .pt, "
+                                                   ".keras) or a stored artifact id of the study in --out.")],
+    candidate: Annotated[str, typer.Argument(help="The derived model (those and .pte), or a stored artifact id.")],
+    images: Annotated[Path, typer.Option(help="An .npz with x (N, H, W, C) uint8 or float32 in [0, 1], optionally "
+                                              "y.")],
+    layers: Annotated[bool, typer.Option("--layers", help="Print one line per layer.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    layout: Annotated[
+        Layout | None, typer.Option(help="The candidate's input layout, where its file does not say.")] = None,
+    out: OutOption = DEFAULT_OUT,
+    database: Annotated[
+        str | None, typer.Option("--db", help="SQLAlchemy URL of the study's results database (default: the one "
+                                              "in --out), for what the jobs recorded of stored artifacts.")
+    ] = None,
+) -> None:
+    """Where a derived model starts to differ from its reference, why, and whether it is more than noise: each
+    layer against the reference's float64 evaluation, judged against its measured float32 noise floor."""
+    import json
+
+    from dlcompat.findings.hop import describe_hop, localise_files
+
+    reference_path, stored = _model_argument(reference, out, database)
+    if stored.get("weights"):  # a study's trained model: its canonical weights are the reference
+        reference_path = out / "artifacts" / stored["weights"]
+    candidate_path, facts = _model_argument(candidate, out, database)
+    result = localise_files(reference_path, candidate_path, images, layout=layout.value if layout else None,
+                            candidate_layout=None if layout else facts.get("input_layout"))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), default=str))
+    else:
+        typer.echo("\n".join(describe_hop(result, layers)))
 
 
 @app.command("list")

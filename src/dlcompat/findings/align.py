@@ -19,6 +19,7 @@ neutral operators; the diagnosis reads them back from the graph.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,8 @@ class Alignment:
     format: str
     layers: list[LayerAlignment] = field(default_factory=list)  # in the spec's execution order
     precision: str = "float32"  # how the artifact stores its numbers (`findings.graph.Graph.precision`)
+    #: {conv / dense layer: {"scale", "axis"}} of the weights the artifact stores as integers (int8-dynamic)
+    weight_quantisation: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __getitem__(self, layer: str) -> LayerAlignment:
         return next(entry for entry in self.layers if entry.layer == layer)
@@ -100,7 +103,7 @@ class Alignment:
 
     def to_dict(self) -> dict[str, Any]:
         return {"artifact": self.artifact, "format": self.format, "precision": self.precision,
-                "layers": [e.to_dict() for e in self.layers]}
+                "weight_quantisation": self.weight_quantisation, "layers": [e.to_dict() for e in self.layers]}
 
 
 def execution_order(layers: tuple[Layer, ...]) -> list[Layer]:
@@ -134,8 +137,31 @@ def align_file(path: Path, spec: ModelSpec) -> Alignment:
 def align_graph(graph: Graph, spec: ModelSpec, artifact: str = "") -> Alignment:
     walker = _Walker(graph, spec)
     walker.sequence(spec.layers, graph.input)
+    if graph.precision == "int8":
+        _clipped_to_relu(walker.entries, execution_order(spec.layers))
     order = [layer.name for layer in execution_order(spec.layers)]
-    return Alignment(artifact, graph.format, [walker.entries[name] for name in order], graph.precision)
+    return Alignment(artifact, graph.format, [walker.entries[name] for name in order], graph.precision,
+                     walker.weight_quantisation)
+
+
+#: the zero point of an int8 tensor whose range starts at 0 (its grid holds no negative value)
+INT8_MIN = -128
+
+
+def _clipped_to_relu(entries: dict[str, LayerAlignment], order: list[Layer]) -> None:
+    """An integer tensor before a ReLU whose range the quantiser started at 0 (zero point -128: jax2tf's bias Add
+    before its MAXIMUM) holds the ReLU's output, not the layer's: it is not judged, the ReLU's tensor is."""
+    for before, after in itertools.pairwise(order):
+        entry, following = entries.get(before.name), entries.get(after.name)
+        q = entry.normalise.quantisation if entry is not None and entry.normalise is not None else None
+        if not (isinstance(after, Activation) and after.fn == "relu" and q and entry.tensor and following
+                and following.tensor and following.tensor != entry.tensor):
+            continue
+        if all(int(z) == INT8_MIN for z in q["zero_point"]):
+            entries[before.name] = LayerAlignment(
+                before.name, op=entry.op,
+                reason=f"fused into {after.name!r} by the quantiser: {entry.tensor!r} has zero point {INT8_MIN} "
+                       f"(no negative value), so it holds the ReLU's output, judged at {after.name!r}")
 
 
 _KINDS = {Conv2D: "conv", Dense: "dense", MaxPool: "maxpool", AvgPool: "avgpool", GlobalAvgPool: "gap",
@@ -157,6 +183,7 @@ class _Walker:
         self.entries: dict[str, LayerAlignment] = {}
         self.owner: dict[str, str] = {}  # artifact tensor -> the canonical layer it is aligned to now
         self.pending_fused: dict[str, str] = {}  # tensor -> the activation its operator fused, not yet claimed
+        self.weight_quantisation: dict[str, dict[str, Any]] = {}  # layer -> its integer weights' scales
 
     def sequence(self, layers: tuple[Layer, ...], tensor: str) -> str:
         for layer in layers:
@@ -177,6 +204,8 @@ class _Walker:
                 why = "dropout is the identity at inference: the exporter removed it, no operator computes it"
             self.entries[layer.name] = LayerAlignment(layer.name, reason=why)
             return tensor
+        if found.weight_quantisation:
+            self.weight_quantisation[layer.name] = found.weight_quantisation
         found = self.with_bias(found)
         self.claim(layer, found, (layer.name,))
         return found.output
@@ -202,13 +231,13 @@ class _Walker:
             f"{what} the artifact carries {tensor!r} on unchanged (judged as the identity)", passthrough=True)
 
     def with_bias(self, node: GraphNode) -> GraphNode:
-        """A conv / dense operator's separate bias addition (tf2onnx's MatMul + Add): the Add, where it is the only
-        operator reading the product and adds a constant."""
+        """A conv / dense operator's separate bias addition (tf2onnx's MatMul + Add, jax2tf's Add of a broadcast
+        bias after a neutral reshape): the Add, where it is the only operator reading the product and adds a
+        constant."""
         if node.kind not in ("conv", "dense"):
             return node
-        readers = [n for n in self.graph.consumers(node.output) if n.kind != "plumbing"]
-        if len(readers) == 1 and readers[0].kind == "add" and readers[0].inputs == [node.output] \
-                and readers[0].constants:
+        readers = [n for n in self._reachable(node.output) if n.kind != "plumbing"]
+        if len(readers) == 1 and readers[0].kind == "add" and len(readers[0].inputs) == 1 and readers[0].constants:
             return readers[0]
         return node
 

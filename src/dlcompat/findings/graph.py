@@ -14,7 +14,19 @@ A reshape that keeps more than one per-image axis is neutral (not a flatten). ON
 hold the fused activation, strides and padding; tensors their quantisation).
 
 `Graph.precision` is how the artifact stores its numbers: ``int8`` where any computed tensor is an integer one
-(full-integer quantisation), else ``float16`` where any weight is stored as float16, else ``float32``.
+(full-integer quantisation), else ``int8-dynamic`` where a convolution / dense operator reads an int8 weight and
+computes in float (LiteRT's dynamic-range quantisation: the kernel quantises its input on the fly), else ``float16``
+where any weight is stored as float16, else ``float32``.
+
+LiteRT graphs of other converters are read to the same vocabulary: a ``DEPTHWISE_CONV_2D`` of a one-channel input
+is a convolution (jax2tf and litert-torch emit a 1-input-channel conv that way); a tensor computed from constants and
+shapes only (jax2tf's ``BROADCAST_TO`` of a bias, a ``DEQUANTIZE`` of a float16 weight) counts as a constant of the
+operators that read it; a ``MAXIMUM`` with a constant zero is a ReLU; a ``RESHAPE`` that keeps its input's
+per-image shape (or reshapes a feature vector) is neutral, and one whose output only feeds ``SHAPE`` is plumbing
+(jax2tf's shape computations; the same rules read ONNX's ``Shape``, ``Max`` and ``Reshape``, as tf2onnx emits them
+from a jax2tf LiteRT file);
+a ``TRANSPOSE`` permutes its input's layout by its constant ``perm`` (litert-torch's NHWC -> NCHW before a
+flatten).
 """
 
 from __future__ import annotations
@@ -60,6 +72,7 @@ class GraphNode:
     operands: list[str] = field(default_factory=list)  # every input, in the operator's order
     attributes: dict[str, Any] = field(default_factory=dict)
     quantisation: dict[str, Any] | None = None  # {"scale": [...], "zero_point": [...]} of the output
+    weight_quantisation: dict[str, Any] | None = None  # an integer-stored weight's {"scale", "axis"} (LiteRT)
 
 
 @dataclass
@@ -68,7 +81,7 @@ class Graph:
     input: str
     input_layout: str
     nodes: list[GraphNode]
-    precision: str = "float32"  # int8 | float16 | float32 (see the module's docstring)
+    precision: str = "float32"  # int8 | int8-dynamic | float16 | float32 (see the module's docstring)
 
     def consumers(self, tensor: str) -> list[GraphNode]:
         return [node for node in self.nodes if tensor in node.inputs]
@@ -104,26 +117,56 @@ def read_onnx(path: Path, spec_input: tuple[int, int, int]) -> Graph:
     first = next(i for i in graph.input if i.name not in constants)
     h, w, c = spec_input
     layout = "NHWC" if shapes.get(first.name) == (h, w, c) and (h, w, c) != (c, h, w) else "NCHW"
+    static = _onnx_static(graph, constants)
     nodes = []
     for node in graph.node:
         attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
         kernel = init_dims.get(node.input[1], [None])[-1] if node.op_type == "Conv" and len(node.input) > 1 else None
         kind = _ONNX_KINDS.get(node.op_type, "plumbing")
         shape = shapes.get(node.output[0])
+        data = [i for i in node.input if i and i not in static]
         if kind == "flatten" and shape is not None and len(shape) > 1:
             kind = "neutral"  # a reshape that keeps the image's axes (tf2onnx's NHWC -> NCHW of one channel)
-        if kind == "scale" and sum(i not in constants for i in node.input if i) != 1:
+        if kind == "scale" and len(data) != 1:
             kind = "plumbing"  # an elementwise product of two computed tensors: no scaling by a constant
+        if node.op_type == "Max" and len(data) == 1 and len(node.input) == 2 and _onnx_zero(graph, node, static):
+            kind = "relu"  # max(x, 0) (jax2tf's ReLU through tf2onnx)
         nodes.append(GraphNode(
-            op=node.op_type, kind=kind,
-            inputs=[i for i in node.input if i and i not in constants],
-            output=node.output[0], shape=shape, kernel=kernel,
-            constants=[i for i in node.input if i in constants], operands=list(node.input), attributes=attrs))
+            op=node.op_type, kind=kind, inputs=data, output=node.output[0], shape=shape, kernel=kernel,
+            constants=[i for i in node.input if i in static], operands=list(node.input), attributes=attrs))
+    _refine(nodes, {o.name for o in graph.output})
     _onnx_layouts(nodes, first.name, layout)
     types = {init.data_type for init in graph.initializer}
     quantised = any(n.op_type in ("QuantizeLinear", "QLinearConv", "QLinearMatMul") for n in graph.node)
     precision = "int8" if quantised else ("float16" if _ONNX_FLOAT16 in types else "float32")
     return Graph("onnx", first.name, layout, nodes, precision)
+
+
+def _onnx_static(graph: Any, constants: set[str]) -> set[str]:
+    """Tensors whose values do not depend on the input's values: constants, shapes, and what only they compute."""
+    static = set(constants)
+    for node in graph.node:
+        ins = [i for i in node.input if i]
+        if node.op_type == "Shape" or (ins and all(i in static for i in ins)):
+            static.update(node.output)
+    return static
+
+
+def _onnx_zero(graph: Any, node: Any, static: set[str]) -> bool:
+    """Whether the static operand of `node` holds zeros only: every float constant it is computed from is zero."""
+    from onnx import numpy_helper
+
+    producers = {o: n for n in graph.node for o in n.output}
+    inits = {i.name: i for i in graph.initializer}
+    frontier, values = [i for i in node.input if i in static], []
+    while frontier:
+        tensor = frontier.pop()
+        if tensor in inits:
+            values.append(numpy_helper.to_array(inits[tensor]))
+        elif tensor in producers and producers[tensor].op_type != "Shape":
+            frontier += [i for i in producers[tensor].input if i]
+    floats = [v for v in values if np.issubdtype(v.dtype, np.floating)]
+    return bool(floats) and not any(np.any(v) for v in floats)
 
 
 def _onnx_layouts(nodes: list[GraphNode], source: str, layout: str) -> None:
@@ -155,30 +198,139 @@ def read_tflite(path: Path) -> Graph:
              for i in range(model.OperatorCodesLength())]
     tensors = [sub.Tensors(i) for i in range(sub.TensorsLength())]
     constant = {i for i, t in enumerate(tensors) if _has_data(model, t)}
+    ops = [(names.get(codes[op.OpcodeIndex()], str(codes[op.OpcodeIndex()])), op)
+           for op in (sub.Operators(i) for i in range(sub.OperatorsLength()))]
+    static = _static_tensors(ops, constant)
+    layouts: dict[int, str] = {int(sub.InputsAsNumpy()[0]): "NHWC"}
     nodes = []
-    for i in range(sub.OperatorsLength()):
-        op = sub.Operators(i)
-        name = names.get(codes[op.OpcodeIndex()], str(codes[op.OpcodeIndex()]))
+    for name, op in ops:
         ins = [int(t) for t in op.InputsAsNumpy() if int(t) >= 0]
         out = int(op.OutputsAsNumpy()[0])
         shape = _tflite_shape(tensors[out])
-        weight = tensors[ins[1]] if name == "CONV_2D" and len(ins) > 1 else None
-        kind = _TFLITE_KINDS.get(name, "plumbing")
-        if kind == "scale" and sum(t not in constant for t in ins) != 1:
-            kind = "plumbing"
+        weight = tensors[ins[1]] if name in ("CONV_2D", "DEPTHWISE_CONV_2D") and len(ins) > 1 else None
+        kind = _tflite_kind(model, tensors, name, ins, static)
+        layout = _tflite_layout(model, tensors, name, ins, layouts) if shape and len(shape) == 3 else ""
+        layouts[out] = layout
         nodes.append(GraphNode(
             op=name, kind=kind,
-            inputs=[_tname(tensors[t]) for t in ins if t not in constant],
-            output=_tname(tensors[out]), shape=shape, layout="NHWC" if shape and len(shape) == 3 else "",
+            inputs=[_tname(tensors[t]) for t in ins if t not in static],
+            output=_tname(tensors[out]), shape=shape, layout=layout,
             fused=_fused_activation(schema, op, name),
             kernel=int(weight.ShapeAsNumpy()[1]) if weight is not None else None,
-            constants=[_tname(tensors[t]) for t in ins if t in constant],
+            constants=[_tname(tensors[t]) for t in ins if t in static],
             operands=[_tname(tensors[t]) for t in ins], attributes=_options(schema, op, name),
-            quantisation=_quantisation(tensors[out])))
+            quantisation=_quantisation(tensors[out]),
+            weight_quantisation=_weight_quantisation(tensors, ins, constant) if kind in ("conv", "dense") else None))
+    _refine(nodes, {_tname(tensors[int(t)]) for t in sub.OutputsAsNumpy()})
     source = _tname(tensors[int(sub.InputsAsNumpy()[0])])
-    computed_int8 = any(t.Type() in _TFLITE_INT8 for i, t in enumerate(tensors) if i not in constant)
+    return Graph("tflite", source, "NHWC", nodes, _tflite_precision(tensors, constant, nodes))
+
+
+def _tflite_precision(tensors: list[Any], constant: set[int], nodes: list[GraphNode]) -> str:
+    if any(t.Type() in _TFLITE_INT8 for i, t in enumerate(tensors) if i not in constant):
+        return "int8"
+    if any(n.weight_quantisation for n in nodes):
+        return "int8-dynamic"
     float16 = any(t.Type() == _TFLITE_FLOAT16 for i, t in enumerate(tensors) if i in constant)
-    return Graph("tflite", source, "NHWC", nodes, "int8" if computed_int8 else ("float16" if float16 else "float32"))
+    return "float16" if float16 else "float32"
+
+
+def _static_tensors(ops: list[tuple[str, Any]], constant: set[int]) -> set[int]:
+    """Tensors whose values do not depend on the input's values: constants, shapes, and what only they compute."""
+    static = set(constant)
+    for name, op in ops:
+        ins = [int(t) for t in op.InputsAsNumpy() if int(t) >= 0]
+        if name == "SHAPE" or (ins and all(t in static for t in ins)):
+            static.update(int(t) for t in op.OutputsAsNumpy())
+    return static
+
+
+def _tflite_kind(model: Any, tensors: list[Any], name: str, ins: list[int], static: set[int]) -> str:
+    kind = _TFLITE_KINDS.get(name, "plumbing")
+    data = [t for t in ins if t not in static]
+    if name == "DEPTHWISE_CONV_2D" and data and _channels(tensors[data[0]]) == 1:
+        return "conv"  # one input channel: each output channel is a full convolution of it
+    if name == "MAXIMUM" and len(data) == 1 and len(ins) == 2:
+        other = _constant_value(model, tensors, next(t for t in ins if t in static))
+        return "relu" if other is not None and not np.any(other) else "plumbing"
+    if kind == "scale" and len(data) != 1:
+        return "plumbing"
+    return kind
+
+
+def _channels(tensor: Any) -> int | None:
+    dims = [int(d) for d in np.atleast_1d(tensor.ShapeAsNumpy())] if tensor.ShapeLength() else []
+    return dims[-1] if len(dims) == 4 else None
+
+
+#: LiteRT TensorType -> NumPy dtype of the constants read for their values
+_TFLITE_DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 4: np.int64, 9: np.int8}
+
+
+def _constant_value(model: Any, tensors: list[Any], index: int, depth: int = 8) -> np.ndarray | None:
+    """A constant tensor's values, or None where it has no buffer of a known type (computed, or exotic)."""
+    tensor = tensors[index]
+    buffer = model.Buffers(tensor.Buffer())
+    if buffer is None or buffer.DataLength() == 0 or tensor.Type() not in _TFLITE_DTYPES:
+        return _producer_value(model, tensors, index, depth)
+    value = np.frombuffer(buffer.DataAsNumpy().tobytes(), dtype=_TFLITE_DTYPES[tensor.Type()])
+    q = _quantisation(tensor)
+    if q and tensor.Type() in _TFLITE_INT8 and len(q["scale"]) == 1:  # an integer constant: its real values
+        return (value.astype(np.float64) - q["zero_point"][0]) * q["scale"][0]
+    return value
+
+
+def _producer_value(model: Any, tensors: list[Any], index: int, depth: int) -> np.ndarray | None:
+    """The value a static tensor broadcasts / dequantises (its producer's first input), searched `depth` deep."""
+    if depth <= 0:
+        return None
+    sub = model.Subgraphs(0)
+    for i in range(sub.OperatorsLength()):
+        op = sub.Operators(i)
+        if index in (int(t) for t in op.OutputsAsNumpy()):
+            first = int(op.InputsAsNumpy()[0]) if op.InputsLength() else -1
+            return _constant_value(model, tensors, first, depth - 1) if first >= 0 else None
+    return None
+
+
+def _tflite_layout(model: Any, tensors: list[Any], name: str, ins: list[int], layouts: dict[int, str]) -> str:
+    """NHWC, except a TRANSPOSE's output: its input's layout permuted by its constant `perm`."""
+    if name != "TRANSPOSE" or len(ins) < 2:
+        return "NHWC"
+    perm = _constant_value(model, tensors, ins[1])
+    before = layouts.get(ins[0], "NHWC")
+    return layout_after(before, [int(p) for p in perm]) if perm is not None and before else ""
+
+
+def _weight_quantisation(tensors: list[Any], ins: list[int], constant: set[int]) -> dict[str, Any] | None:
+    """An integer-stored constant weight's scales and their axis (None for float weights)."""
+    if len(ins) < 2 or ins[1] not in constant or tensors[ins[1]].Type() not in _TFLITE_INT8:
+        return None
+    q = tensors[ins[1]].Quantization()
+    if q is None or q.ScaleLength() == 0:
+        return None
+    return {"scale": [float(s) for s in q.ScaleAsNumpy()], "axis": int(q.QuantizedDimension())}
+
+
+def _refine(nodes: list[GraphNode], outputs: set[str]) -> None:
+    """A reshape keeping its input's per-image shape (or of a feature vector) is neutral; an operator only `SHAPE`
+    reads is plumbing."""
+    shapes = {n.output: n.shape for n in nodes}
+    readers: dict[str, list[GraphNode]] = {}
+    for node in nodes:
+        for tensor in node.inputs:
+            readers.setdefault(tensor, []).append(node)
+    kinds = {n.output: n.kind for n in nodes}
+    for node in nodes:
+        before = shapes.get(node.inputs[0]) if node.inputs else None
+        if node.kind == "flatten" and node.inputs and (
+                (node.shape is not None and before == node.shape) or (before is not None and len(before) == 1)
+                or kinds.get(node.inputs[0]) == "dense"):  # a feature vector reshaped to itself (jax2tf)
+            node.kind = "neutral"
+        users = readers.get(node.output, [])
+        if node.kind != "plumbing" and node.output not in outputs and users \
+                and all(u.op in ("SHAPE", "Shape") for u in users):
+            node.kind = "plumbing"
 
 
 def _tname(tensor: Any) -> str:
@@ -200,7 +352,8 @@ def _tflite_shape(tensor: Any) -> tuple[int, ...] | None:
 
 def _fused_activation(schema: Any, op: Any, name: str) -> str | None:
     options = {"CONV_2D": schema.Conv2DOptions, "FULLY_CONNECTED": schema.FullyConnectedOptions,
-               "MAX_POOL_2D": schema.Pool2DOptions, "AVERAGE_POOL_2D": schema.Pool2DOptions,
+               "DEPTHWISE_CONV_2D": schema.DepthwiseConv2DOptions, "MAX_POOL_2D": schema.Pool2DOptions,
+               "AVERAGE_POOL_2D": schema.Pool2DOptions,
                "ADD": schema.AddOptions}.get(name)
     table = op.BuiltinOptions()
     if options is None or table is None:
@@ -212,7 +365,8 @@ def _fused_activation(schema: Any, op: Any, name: str) -> str | None:
 
 def _options(schema: Any, op: Any, name: str) -> dict[str, Any]:
     """Strides, padding and window of a LiteRT convolution or pool (ONNX's attribute names)."""
-    options = {"CONV_2D": schema.Conv2DOptions, "MAX_POOL_2D": schema.Pool2DOptions,
+    options = {"CONV_2D": schema.Conv2DOptions, "DEPTHWISE_CONV_2D": schema.DepthwiseConv2DOptions,
+               "MAX_POOL_2D": schema.Pool2DOptions,
                "AVERAGE_POOL_2D": schema.Pool2DOptions}.get(name)
     table = op.BuiltinOptions()
     if options is None or table is None:
@@ -221,7 +375,7 @@ def _options(schema: Any, op: Any, name: str) -> dict[str, Any]:
     parsed.Init(table.Bytes, table.Pos)
     out: dict[str, Any] = {"strides": [parsed.StrideH(), parsed.StrideW()],
                            "padding": "SAME" if parsed.Padding() == schema.Padding.SAME else "VALID"}
-    if name != "CONV_2D":
+    if name not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         out["kernel_shape"] = [parsed.FilterHeight(), parsed.FilterWidth()]
     return out
 

@@ -28,7 +28,15 @@ from dlcompat.errors import ModelFileError
 from dlcompat.findings.align import Alignment, LayerAlignment, Normalise, align_graph, execution_order
 from dlcompat.findings.diagnose import diagnose
 from dlcompat.findings.images import check_shape, load_images
-from dlcompat.findings.localise import EXCEEDS, WITHIN, LayerError, Localisation, localise, read_tensors
+from dlcompat.findings.localise import (
+    EXCEEDS,
+    WITHIN,
+    LayerError,
+    Localisation,
+    localise,
+    precision_floor,
+    read_tensors,
+)
 from dlcompat.findings.model_files import (
     GRAPH_FORMATS,
     accounts_for,
@@ -269,6 +277,9 @@ def _output_floor(path: Path, fmt: str, spec: ModelSpec, weights: Mapping[str, n
     quantised = getattr(runner, "output_quantization", None)
     if precision == "int8" and quantised is not None:
         return float(quantised.scale)
+    if precision == "int8-dynamic":  # weights rounded as the file stores them, inputs quantised per image
+        alignment = align_graph(read_graph(path, fmt, spec.input_shape), spec, str(path))
+        return precision_floor(floor, spec, weights, x, reference, alignment)
     return float16_floor(floor, spec, weights, x, reference) if precision == "float16" else floor
 
 
@@ -280,7 +291,8 @@ def _output(logits: np.ndarray, ref_logits: np.ndarray, floor: NoiseFloor | floa
     out: dict[str, Any] = {"max_abs": err.max_abs, "rel_l2": err.rel_l2, "rmse": err.rmse, "top1_flips": flips,
                            "images": len(logits)}
     if isinstance(floor, NoiseFloor):
-        unit = "rmse (float16 floor)" if "float16" in floor.method else "rmse"
+        unit = ("rmse (float16 floor)" if "float16" in floor.method else
+                "rmse (int8-dynamic floor)" if "int8_dynamic" in floor.method else "rmse")
         return {**out, "floor": floor.floor(LOGITS), "ratio": floor.ratio(LOGITS, err),
                 "exceeds": floor.exceeds(LOGITS, err), "unit": unit}
     ratio, exceeds = int8_judgement(quantisation_steps(logits, ref_logits, floor))

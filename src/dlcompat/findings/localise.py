@@ -9,9 +9,10 @@ not judged. Errors: `metrics.noise.tensor_error`; the judgement: `NoiseFloor.exc
 
 A quantised hop is judged in its own units (`metrics.noise`): an artifact that stores float16 weights
 (`Alignment.precision == "float16"`) against the float16 floor (`float16_floor`: the float32 floor widened by the
-float64 reference re-executed on float16-rounded weights), an integer tensor of a full-integer artifact in its
+float64 reference re-executed on float16-rounded weights), a dynamic-range int8 artifact (``int8-dynamic``)
+against the int8-dynamic floor (`int8_dynamic_floor`), an integer tensor of a full-integer artifact in its
 quantisation steps (rmse / its scale) against the int8 floor (`int8_judgement`); `LayerError.unit` says which
-(``rmse``, ``rmse (float16 floor)``, ``quantisation steps``).
+(``rmse``, ``rmse (float16 floor)``, ``rmse (int8-dynamic floor)``, ``quantisation steps``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ from typing import Any
 import numpy as np
 
 from dlcompat.findings.align import Alignment
-from dlcompat.metrics.noise import NoiseFloor, float16_floor, int8_judgement, quantisation_steps, tensor_error
+from dlcompat.metrics.noise import (
+    NoiseFloor,
+    float16_floor,
+    int8_dynamic_floor,
+    int8_judgement,
+    quantisation_steps,
+    tensor_error,
+)
 from dlcompat.zoo.reference import forward
 from dlcompat.zoo.spec import ModelSpec
 
@@ -94,8 +102,7 @@ def localise(spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray,
     reference = reference if reference is not None else forward(spec, weights, x)
     ref_layers = reference[1]
     precision = getattr(alignment, "precision", "float32")
-    if precision == "float16":
-        floor = float16_floor(floor, spec, weights, x, reference)
+    floor = precision_floor(floor, spec, weights, x, reference, alignment)
     out = Localisation(alignment.artifact, alignment.format, k=floor.k, precision=precision)
     for entry in alignment.layers:
         if entry.tensor is None:
@@ -110,6 +117,19 @@ def localise(spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray,
         judged = _judge(entry.layer, entry.tensor, value, ref_layers[entry.layer], floor, quantisation)
         out.layers.append(_with_reason(judged, entry.reason) if entry.passthrough else judged)
     return out
+
+
+def precision_floor(floor: NoiseFloor, spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray,
+                    reference: tuple[np.ndarray, Mapping[str, np.ndarray]], alignment: Alignment) -> NoiseFloor:
+    """The floor an artifact of the alignment's precision is judged against: the float16 floor for float16 storage,
+    the int8-dynamic floor (weights rounded as the file stores them, inputs quantised per image) for dynamic-range
+    int8, else `floor` (full-integer tensors are judged in their quantisation steps instead)."""
+    precision = getattr(alignment, "precision", "float32")
+    if precision == "float16":
+        return float16_floor(floor, spec, weights, x, reference)
+    if precision == "int8-dynamic":
+        return int8_dynamic_floor(floor, spec, weights, x, alignment.weight_quantisation, reference)
+    return floor
 
 
 def _with_reason(error: LayerError, reason: str) -> LayerError:
@@ -135,6 +155,7 @@ def _judge(layer: str, tensor: str, value: np.ndarray, reference: np.ndarray, fl
         return LayerError(layer, layer, tensor, "no noise floor measured for this layer: not judged",
                           err.max_abs, err.rel_l2, err.rmse)
     ratio = floor.ratio(layer, err)
-    unit = "rmse (float16 floor)" if "weights-fp16" in floor.executions else "rmse"
+    unit = ("rmse (float16 floor)" if "weights-fp16" in floor.executions else
+            "rmse (int8-dynamic floor)" if "weights-int8" in floor.executions else "rmse")
     return LayerError(layer, layer, tensor, "", err.max_abs, err.rel_l2, err.rmse, floor.floor(layer),
                       ratio if math.isfinite(ratio) else math.inf, floor.exceeds(layer, err), unit)

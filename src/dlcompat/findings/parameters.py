@@ -3,9 +3,10 @@ parameters the artifact should hold (with a batch norm folded into its convoluti
 
 ONNX: the initializers of the layer's operator (Conv weight (O, I, kh, kw) as is; Gemm's B transposed unless
 transB; MatMul's (in, units) transposed). LiteRT: the flatbuffer's buffers (CONV_2D (O, kh, kw, I) -> (O, I, kh, kw);
-FULLY_CONNECTED (units, in) as is), float16 constants through their DEQUANTIZE, integer ones dequantised with their
-scale / zero point (per output channel on axis 0). A dense layer after a flatten of an NHWC tensor holds its columns
-in (H, W, C) order: they are permuted to the canonical (C, H, W).
+FULLY_CONNECTED (units, in) as is; DEPTHWISE_CONV_2D of one input channel (1, kh, kw, O) -> (O, 1, kh, kw)), float16
+constants through their DEQUANTIZE, integer ones dequantised with their scale / zero point (per channel along the
+tensor's quantized dimension: 0, or 3 for a depthwise kernel). A dense layer after a flatten of an NHWC tensor
+holds its columns in (H, W, C) order: they are permuted to the canonical (C, H, W).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def tflite_constants(path: Path) -> dict[str, Constant]:
         value = raw.astype(np.float64)
         if q is not None and q.ScaleLength() and np.issubdtype(raw.dtype, np.integer):
             scale, zero = q.ScaleAsNumpy().astype(np.float64), q.ZeroPointAsNumpy().astype(np.float64)
-            axis_shape = (-1,) + (1,) * (raw.ndim - 1) if scale.size > 1 else ()
+            axis = int(q.QuantizedDimension())  # per-channel scales lie along it (3 for a depthwise kernel)
+            axis_shape = tuple(-1 if d == axis else 1 for d in range(raw.ndim)) if scale.size > 1 else ()
             value = (value - zero.reshape(axis_shape)) * scale.reshape(axis_shape)
             quant = {"scale": scale.tolist(), "zero_point": zero.astype(int).tolist()}
         out[tensor.Name().decode()] = Constant(value, raw.dtype.name, quant)
@@ -81,6 +83,8 @@ def artifact_parameters(node: GraphNode, constants: Mapping[str, Constant], fmt:
     w = weight.value
     if node.op == "CONV_2D":
         w = w.transpose(0, 3, 1, 2)
+    elif node.op == "DEPTHWISE_CONV_2D":  # (1, kh, kw, O) of a one-channel input: the conv's (O, 1, kh, kw)
+        w = w.transpose(3, 0, 1, 2)
     elif node.op == "MatMul" or (node.op == "Gemm" and not node.attributes.get("transB", 0)):
         w = w.T
     if node.kind == "dense" and hwc is not None:

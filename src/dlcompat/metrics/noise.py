@@ -85,6 +85,17 @@ So ``INT8_MEASURED_MAX_STEPS = 1.19`` and the int8 floor is 1.2 steps (exceeds o
 injected faults in those hops (a transposed kernel, a permuted flatten order, a dropped ReLU, an int8 scale x1.5,
 x0.6 or x0.25) sit far above (the benchmark prints each one's ratio).
 
+- **int8-dynamic** (LiteRT's dynamic-range quantisation: conv / dense weights stored as int8, activations float,
+  the kernels quantising each input on the fly): the floor is *measured* like float16's (`int8_dynamic_floor`): the
+  float64 reference re-executed on the weights rounded as the file stores them (per output channel or per tensor as
+  its scales say, symmetric, scale = max|w| / 127; a weight the converter left in float, such as TensorFlow's
+  tensors under 1024 elements, stays unrounded) (``weights-int8``), and again with each such operator's input
+  quantised per image (asymmetric to [-128, 127], as the dynamic-range kernels do: ``inputs-int8-asymmetric``;
+  symmetric, as the builtin kernels do without ``asymmetric_quantize_inputs``: ``inputs-int8-symmetric``). The
+  floor is the largest of those and of the float32 executions, judged with the same ``k``. Per-channel symmetric
+  rounding commutes with a per-channel scaling, so rounding the canonical weights equals rounding a convolution's
+  weights after batch-norm folding.
+
 Label-level verdicts (top-1 flips) keep the binomial rule of `dlcompat.metrics.statistics`; this module judges
 tensors only.
 
@@ -436,6 +447,85 @@ def float16_floor(base: NoiseFloor, spec: Any, weights: Mapping[str, np.ndarray]
     method = dict(base.method, executions=list(executions), float16=(
         "float32 executions and the float64 reference re-executed on float16-rounded weights (as stored; as stored "
         "after batch-norm folding) and images"))
+    return NoiseFloor(floors=largest_errors(executions), method=method, executions=executions, k=base.k)
+
+
+def rounded_to_int8(weights: Mapping[str, np.ndarray],
+                    quantised: Mapping[str, Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The canonical weights (float64) with each layer of `quantised` ({layer: {"scale": [...]}} as the file's
+    integer weights carry them) rounded to symmetric int8: per output channel where the file has one scale per
+    channel, else per tensor, scale = max|w| / 127."""
+    out = {name: np.asarray(v, np.float64) for name, v in weights.items()}
+    for layer, q in quantised.items():
+        w = out.get(f"{layer}.weight")
+        if w is None:
+            continue
+        axes = tuple(range(1, w.ndim)) if len(q.get("scale", ())) > 1 else tuple(range(w.ndim))
+        scale = np.max(np.abs(w), axis=axes, keepdims=True) / 127.0
+        scale = np.where(scale > 0, scale, 1.0)
+        out[f"{layer}.weight"] = np.clip(np.round(w / scale), -127, 127) * scale
+    return out
+
+
+def quantise_per_image(x: np.ndarray, symmetric: bool = False) -> np.ndarray:
+    """`x` (N, ...) quantised to int8 and back, one scale per image (a dynamic-range kernel's input): asymmetric
+    over [min(x, 0), max(x, 0)] -> [-128, 127], or symmetric (max|x| -> 127)."""
+    flat = np.asarray(x, np.float64).reshape(len(x), -1)
+    if symmetric:
+        scale = np.max(np.abs(flat), axis=1, keepdims=True) / 127.0
+        scale = np.where(scale > 0, scale, 1.0)
+        return (np.clip(np.round(flat / scale), -127, 127) * scale).reshape(np.shape(x))
+    lo, hi = np.minimum(flat.min(axis=1, keepdims=True), 0.0), np.maximum(flat.max(axis=1, keepdims=True), 0.0)
+    scale = np.where(hi > lo, (hi - lo) / 255.0, 1.0)
+    zero = np.round(-128.0 - lo / scale)
+    q = np.clip(np.round(flat / scale) + zero, -128, 127)
+    return ((q - zero) * scale).reshape(np.shape(x))
+
+
+def forward_dynamic(spec: Any, weights: Mapping[str, np.ndarray], x: np.ndarray, hybrid: set[str],
+                    symmetric: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The float64 reference with the input of each layer in `hybrid` quantised per image (`quantise_per_image`)."""
+    from dlcompat.zoo import reference
+    from dlcompat.zoo.spec import Residual
+
+    w = {name: np.asarray(v, np.float64) for name, v in weights.items()}
+    seen: dict[str, np.ndarray] = {}
+
+    def run(layers: Any, a: np.ndarray) -> np.ndarray:
+        for layer in layers:
+            if isinstance(layer, Residual):
+                body = run(layer.body, a)
+                a = reference.activation(body + (run(layer.shortcut, a) if layer.shortcut else a), layer.activation)
+            else:
+                a = reference._step(layer, quantise_per_image(a, symmetric) if layer.name in hybrid else a, w, seen)
+            seen[layer.name] = a
+        return a
+
+    logits = run(spec.layers, np.asarray(x, np.float64).transpose(0, 3, 1, 2))
+    return logits, seen
+
+
+def int8_dynamic_floor(base: NoiseFloor, spec: Any, weights: Mapping[str, np.ndarray], x: np.ndarray,
+                       quantised: Mapping[str, Mapping[str, Any]],
+                       reference: tuple[np.ndarray, Mapping[str, np.ndarray]] | None = None) -> NoiseFloor:
+    """The floor of a dynamic-range int8 hop: `base` widened by the float64 reference on the weights rounded as the
+    file stores them (`quantised`: {layer: its integer weights' scales}), with and without each such layer's input
+    quantised per image (see the module's docstring)."""
+    from dlcompat.zoo.reference import forward
+
+    if reference is None:
+        reference = forward(spec, weights, x)
+    layers = set(base.floors) - {LOGITS}
+    executions = dict(base.executions)
+    w8 = rounded_to_int8(weights, quantised)
+    runs = {"weights-int8": forward(spec, w8, x),
+            "inputs-int8-asymmetric": forward_dynamic(spec, w8, x, set(quantised)),
+            "inputs-int8-symmetric": forward_dynamic(spec, w8, x, set(quantised), symmetric=True)}
+    for name, (logits, acts) in runs.items():
+        executions[name] = errors_against(reference, logits, {k: v for k, v in acts.items() if k in layers})
+    method = dict(base.method, executions=list(executions), int8_dynamic=(
+        "float32 executions and the float64 reference re-executed on the weights rounded to int8 as the file stores "
+        f"them ({', '.join(sorted(quantised)) or 'none'}), with their inputs quantised per image and without"))
     return NoiseFloor(floors=largest_errors(executions), method=method, executions=executions, k=base.k)
 
 

@@ -34,13 +34,17 @@ def run(ctx: JobContext) -> None:
         ctx.measure("output_noise_ratio", None, "x floor", method={"verdict": "not localised",
                                                                    "reason": one_line(exc)})
         return
-    data = result.to_dict()
+    # the stored JSON is a pure function of its inputs (a re-run stores the same object): the artifact by its
+    # reference, not this machine's path; the time it took goes into the row's method
+    data = {**result.to_dict(), "candidate": target["artifact"]}
+    seconds = data.pop("seconds")
     with ctx.artifacts.writing(".json") as tmp:
         tmp.write_text(json.dumps(data))
         path = ctx.artifacts.put_file(tmp, ".json")
     summary = {key: data[key] for key in ("verdict", "first_divergent_layer", "fault_type", "evidence")}
     method = {**summary, "floor": ctx.inputs["floor"]["statement"], "k": floor.k, "precision": data["precision"],
               "unit": result.localisation.layers[-1].unit if result.output_judged else result.logits["unit"],
-              "images": result.images, "localisation": path, "artifact_localised": target["artifact"]}
+              "images": result.images, "localisation": path, "artifact_localised": target["artifact"],
+              "localisation_s": seconds}
     ctx.measure("output_noise_ratio", result.output_ratio, "x floor", artifact=path, method=method)
     ctx.outputs.update(summary, localisation=path)

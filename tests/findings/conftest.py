@@ -67,16 +67,20 @@ def keras_lenet5_tflite(torch_lenet5, tmp_path_factory):
     return Source(spec, weights, x, floor, target, facts["input_layout"], source)
 
 
+def keras_tflite_variant(source: Source, variant: str) -> Source:
+    """The Keras model of `source` (a `keras.tflite` Source) converted again with the edge's `variant`."""
+    from dlcompat.converters.graph import convert_file, converter
+
+    target = source.native.parent / f"lenet5-{variant}.tflite"
+    facts = convert_file(converter("keras.tflite"), source.native, target, spec=source.spec, variant=variant,
+                         threads=1)
+    return Source(source.spec, source.weights, source.x, source.floor, target, facts["input_layout"], source.native)
+
+
 @pytest.fixture(scope="session")
 def keras_lenet5_tflite_fp16(keras_lenet5_tflite):
     """The same Keras model as a `.tflite` with float16 weights (DEQUANTIZE operators before the kernels)."""
-    from dlcompat.converters.graph import convert_file, converter
-
-    source = keras_lenet5_tflite
-    target = source.native.parent / "lenet5-fp16.tflite"
-    facts = convert_file(converter("keras.tflite"), source.native, target, spec=source.spec, variant="fp16",
-                         threads=1)
-    return Source(source.spec, source.weights, source.x, source.floor, target, facts["input_layout"], source.native)
+    return keras_tflite_variant(keras_lenet5_tflite, "fp16")
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from dlcompat.findings.graph import read_tflite
 from dlcompat.findings.hop import localise_hop
 from dlcompat.findings.localise import EXCEEDS, WITHIN
 from dlcompat.metrics.noise import int8_dynamic_floor, quantise_per_image, rounded_to_int8
-from tests.findings.conftest import Source
+from tests.findings.conftest import keras_tflite_variant
 from tests.findings.faults import tflite_kernel_transposed, tflite_scale
 
 #: the layers whose weights TensorFlow stores as int8 (conv1's 150 and fc3's 840 weights are under its 1024-element
@@ -23,13 +23,7 @@ INT8_LAYERS = {"conv2", "fc1", "fc2"}
 
 @pytest.fixture(scope="module")
 def keras_dynamic(keras_lenet5_tflite):
-    from dlcompat.converters.graph import convert_file, converter
-
-    source = keras_lenet5_tflite
-    target = source.native.parent / "lenet5-int8-dynamic.tflite"
-    facts = convert_file(converter("keras.tflite"), source.native, target, spec=source.spec, variant="int8-dynamic",
-                         threads=1)
-    return Source(source.spec, source.weights, source.x, source.floor, target, facts["input_layout"], source.native)
+    return keras_tflite_variant(keras_lenet5_tflite, "int8-dynamic")
 
 
 def hop(source, path):

@@ -74,6 +74,10 @@ def test_bad_inputs_exit_2_with_one_sentence(torch_lenet5, images, tmp_path):  #
         path = tmp_path / f"{name}.npz"
         np.savez(path, x=x)
         assert expected[name] in one_sentence(("localize", ref, ref, "--images", str(path)))
+    weights = tmp_path / "lenet5.npz"  # canonical weights as a study's train job stores them
+    np.savez(weights, **torch_lenet5.weights)
+    message = one_sentence(("localize", str(weights), ref, "--images", str(tmp_path / "channels.npz")))
+    assert "3 channel(s)" in message and "takes 1" in message  # the images, not the model, are wrong
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"not a model at all")
     assert "not a readable" in one_sentence(("localize", ref, str(garbage), "--images", images))

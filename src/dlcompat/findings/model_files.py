@@ -225,6 +225,12 @@ def native_weights(path: Path, fmt: str, image_shape: tuple[int, int, int]) -> t
         for spec in zoo_specs(image_shape, classes):
             if {k: tuple(v.shape) for k, v in weights.items()} == spec.weight_shapes():
                 return spec, weights
+        h, w, channels = image_shape
+        for other in {1, 3} - {channels}:  # the right architecture for images of another channel count
+            for spec in zoo_specs((h, w, other), classes):
+                if {k: tuple(v.shape) for k, v in weights.items()} == spec.weight_shapes():
+                    raise ModelFileError(f"the images have {channels} channel(s) and {path} ({spec.name}) takes "
+                                         f"{other}: pass images of {h}x{w}x{other}")
         raise ModelFileError(f"{path} holds no zoo architecture's canonical weights for "
                              f"{'x'.join(map(str, image_shape))} images")
     return _framework_weights(path, fmt, image_shape)

@@ -14,7 +14,7 @@ import pytest
 from tests.converters.mobile_models import mobile_models
 
 from dlcompat.frameworks.base import Unavailable
-from dlcompat.runtimes.browser.runner import OrtWebRunner, TfjsRunner
+from dlcompat.runtimes.browser.runner import TfjsRunner
 from dlcompat.runtimes.coreml import CoreMLRunner
 from dlcompat.runtimes.executorch import ExecuTorchRunner
 from dlcompat.runtimes.litert import LiteRTRunner
@@ -87,7 +87,6 @@ def test_unknown_tensor_names_are_refused(models):
 @pytest.mark.parametrize(("runner", "reason"), [
     (ExecuTorchRunner, "Method.execute returns only the method's outputs"),
     (CoreMLRunner, "declares"),
-    (OrtWebRunner, "page's runtime returns only the model's outputs"),
     (TfjsRunner, "page's runtime returns only the model's outputs"),
 ])
 def test_runtimes_without_intermediates_say_why(tmp_path, runner, reason):

@@ -4,7 +4,7 @@ the source's measured noise floor, and the fault typed where it exceeds noise (i
 `localise_hop` aligns the candidate artifact to the spec (`findings.align`), has the runtime that runs its format
 hand back the aligned tensors (`Runner.intermediates`), judges each against the reference and the floor
 (`findings.localise`) and, beyond noise, types the fault at the first divergent layer (`findings.diagnose`). A
-runtime that cannot expose its intermediate tensors (ExecuTorch, the browsers: `Unavailable`) is compared at its
+runtime that cannot expose its intermediate tensors (ExecuTorch, TF.js: `Unavailable`) is compared at its
 output only (`Runner.infer`) against the logits' floor, and each layer says why it was not compared. The output is
 always compared too (`HopResult.logits`), so a hop whose layers are within noise but whose output is not says so.
 

@@ -36,23 +36,26 @@ class SessionFromOnnx(Loader):
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
-            model = self._with_outputs() if self.extra_outputs else str(self.path)
+            model = with_outputs(self.path, self.extra_outputs) if self.extra_outputs else str(self.path)
             return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise ModelFileError(f"{self.path} is not a loadable ONNX model ({one_line(exc)}): re-export it") from exc
 
-    def _with_outputs(self) -> bytes:
-        """The model, serialized, with `extra_outputs` added to its graph outputs (typed by shape inference)."""
-        import onnx
 
-        model = onnx.shape_inference.infer_shapes(onnx.load(str(self.path)))
-        graph = model.graph
-        typed = {info.name: info for info in (*graph.value_info, *graph.input, *graph.output)}
-        present = {output.name for output in graph.output}
-        for name in self.extra_outputs:
-            if name not in present:
-                graph.output.append(typed[name] if name in typed else onnx.ValueInfoProto(name=name))
-        return model.SerializeToString()
+
+def with_outputs(path: Path, extra_outputs: tuple[str, ...]) -> bytes:
+    """The ONNX model at `path`, serialized, with `extra_outputs` added to its graph outputs (typed by shape
+    inference): what ONNX Runtime and ONNX Runtime Web run to hand back intermediate tensors."""
+    import onnx
+
+    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    graph = model.graph
+    typed = {info.name: info for info in (*graph.value_info, *graph.input, *graph.output)}
+    present = {output.name for output in graph.output}
+    for name in extra_outputs:
+        if name not in present:
+            graph.output.append(typed[name] if name in typed else onnx.ValueInfoProto(name=name))
+    return model.SerializeToString()
 
 
 def onnx_value_names(path: Path) -> list[str]:

@@ -6,6 +6,10 @@ the page as raw float32 files it fetches, logits come back as base64 float32 byt
 browser does not offer (WebGPU without an adapter) raises `Unavailable` with the page's reason, so the
 cell is recorded, not failed.
 
+ONNX Runtime Web hands back intermediate tensors (`OrtWebRunner.intermediates`) as ONNX Runtime does: a copy of the
+model whose graph outputs include the asked values (`onnxruntime.with_outputs`) is laid out beside the job's
+model and loaded in the page as a second session; `infer` and the timings keep the deployed model's. TF.js does not.
+
 The page times its own calls with `performance.now()` (`timings`), by the rules of
 `metrics.latency`; the evaluate job turns those per-call times into the same statistics as every
 other runtime's. `predictor` (one page round trip per call) exists for the protocol, not for figures.
@@ -24,8 +28,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from dlcompat.runtimes.base import Runner, to_layout
+from dlcompat.runtimes.base import Runner, require_tensors, to_layout
 from dlcompat.runtimes.browser.loader import PageLoader, PageSession, web_dir
+from dlcompat.runtimes.onnxruntime import onnx_value_names, with_outputs
 
 #: images per page call when inferring a whole split (keeps one call's tensors small on every backend)
 INFER_CHUNK = 256
@@ -50,7 +55,7 @@ class BrowserRunner(Runner):
     default_variant: ClassVar[str]
     api: ClassVar[str]
     no_intermediates = ("the page's runtime returns only the model's outputs, and dlcompat serves the deployed "
-                        "artifact unchanged")
+                        "artifact unchanged")  # ONNX Runtime Web overrides: it loads a model copy with extra outputs
 
     def __init__(self, path: Path, *, input_layout: str = "NHWC", threads: int = 1, variant: str = "",
                  call_timeout_s: float = 300.0, **options: Any) -> None:
@@ -205,6 +210,38 @@ class OrtWebRunner(BrowserRunner):
         shutil.copyfile(self.path, folder / "model.onnx")
         return {"model": "/model/model.onnx"}
 
+    def activate(self) -> None:
+        super().activate()
+        #: names asked together -> the page's id of the session of a model copy that outputs them
+        self._taps: dict[tuple[str, ...], str] = {}
+
+    def release(self, session: PageSession) -> None:
+        self._taps = {}
+        super().release(session)
+
+    def tensor_names(self) -> list[str]:
+        """The values the graph's nodes compute (ONNX value names, graph order), as for ONNX Runtime."""
+        return onnx_value_names(self.path)
+
+    def intermediates(self, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """The named values, from a second session in the page, of a copy of the model whose graph outputs
+        include them (laid out beside the job's model, built once per set of names): float32, ONNX's layout."""
+        key = tuple(names)
+        if key not in self._taps:
+            require_tensors(self, names, self.tensor_names())
+            workdir = self._page().workdir
+            if workdir is None:
+                raise RuntimeError(f"{self.runtime} runner is not active: call activate() first")
+            tap = f"tap{len(self._taps)}"
+            (workdir / "model" / f"{tap}.onnx").write_bytes(
+                with_outputs(self.path, key))
+            self.call("loadExtra", tap, f"/model/{tap}.onnx", what="loading the model copy with extra outputs")
+            self._taps[key] = tap
+        self._put_input("tap", x)
+        out = self.call("inferAll", self._taps[key], "tap", list(key), INFER_CHUNK,
+                        what=f"inferring {len(x)} images for {len(key)} tensors")
+        return {name: _floats(out[name]) for name in key}
+
 
 class TfjsRunner(BrowserRunner):
     """TensorFlow.js: the cpu backend (plain JavaScript), wasm (XNNPACK), WebGL."""
@@ -235,3 +272,8 @@ class TfjsRunner(BrowserRunner):
 def _logits(out: dict[str, Any]) -> np.ndarray:
     """The page's answer (base64 of little-endian float32 bytes, and a shape) as a float32 array."""
     return np.frombuffer(base64.b64decode(out["logits"]), dtype="<f4").reshape(out["shape"]).astype(np.float32)
+
+
+def _floats(out: dict[str, Any]) -> np.ndarray:
+    """One tensor of the page's answer (base64 of little-endian float32 bytes, and its dims) as a float32 array."""
+    return np.frombuffer(base64.b64decode(out["data"]), dtype="<f4").reshape(out["dims"]).astype(np.float32)

@@ -78,12 +78,13 @@ async function loadOrt(spec) {
   if (!response.ok) throw new Error(`model download failed: HTTP ${response.status} for ${spec.model}`);
   const bytes = new Uint8Array(await response.arrayBuffer());
   const t1 = performance.now();
+  const options = {
+    executionProviders: providers, graphOptimizationLevel: "all", intraOpNumThreads: spec.threads,
+    interOpNumThreads: 1, executionMode: "sequential",
+  };
   let session;
   try {
-    session = await ort.InferenceSession.create(bytes, {
-      executionProviders: providers, graphOptimizationLevel: "all", intraOpNumThreads: spec.threads,
-      interOpNumThreads: 1, executionMode: "sequential",
-    });
+    session = await ort.InferenceSession.create(bytes, options);
   } catch (err) {
     if (spec.backend !== "wasm") return { unavailable: `onnxruntime-web ${spec.backend} backend failed to start: ${err.message || err}` };
     throw err;
@@ -91,6 +92,7 @@ async function loadOrt(spec) {
   const t2 = performance.now();
   state.ort = ort;
   state.session = session;
+  state.options = options;
   // prepare the input once (before any clock), then each call is session.run on it
   state.prepare = (input, shape) => {
     const feeds = { [session.inputNames[0]]: new ort.Tensor("float32", input, shape) };
@@ -224,6 +226,51 @@ export async function infer(name, chunk) {
     if (call.release) call.release();
   }
   return { logits: toBase64(out), shape: [n, classes] };
+}
+
+// ---------------------------------------------------------------- intermediate tensors (ONNX Runtime Web)
+
+// a second session, `id`, of a copy of the model at `url` whose graph outputs include intermediate values, with the
+// options of the deployed model's session (which infer and time keep using)
+export async function loadExtra(id, url) {
+  if (state.runtime !== "ortweb") throw new Error(`${state.runtime} has no model copies with extra outputs`);
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`model copy download failed: HTTP ${response.status} for ${url}`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (!state.extra) state.extra = new Map();
+  state.extra.set(id, await state.ort.InferenceSession.create(bytes, state.options));
+  return state.extra.get(id).outputNames;
+}
+
+// the outputs `names` of session `id` on input `name`, in chunks of `chunk` images: {name: {data, dims}}, data the
+// base64 of float32 bytes (other element types converted), dims with the whole batch first
+export async function inferAll(id, name, names, chunk) {
+  const session = state.extra.get(id);
+  const { data, shape } = state.inputs.get(name);
+  const n = shape[0];
+  const per = data.length / n;
+  const parts = Object.fromEntries(names.map((k) => [k, []]));
+  for (let start = 0; start < n; start += chunk) {
+    const stop = Math.min(n, start + chunk);
+    const input = new state.ort.Tensor("float32", data.subarray(start * per, stop * per), [stop - start, ...shape.slice(1)]);
+    const out = await session.run({ [session.inputNames[0]]: input }, names);
+    for (const k of names) {
+      const tensor = out[k];
+      const values = tensor.data instanceof Float32Array ? tensor.data : Float32Array.from(tensor.data, Number);
+      parts[k].push({ values: values.slice(), dims: tensor.dims });
+      if (tensor.dispose) tensor.dispose();
+    }
+  }
+  const result = {};
+  for (const k of names) {
+    const all = new Float32Array(parts[k].reduce((s, p) => s + p.values.length, 0));
+    let offset = 0;
+    for (const p of parts[k]) { all.set(p.values, offset); offset += p.values.length; }
+    const dims = [...parts[k][0].dims];
+    if (parts[k].length > 1) dims[0] = parts[k].reduce((s, p) => s + p.dims[0], 0);
+    result[k] = { data: toBase64(all), dims };
+  }
+  return result;
 }
 
 // ---------------------------------------------------------------- timing (the rules of metrics.latency)

@@ -49,8 +49,9 @@ def test_floor_once_then_each_artifact_localised(torch_lenet5, mnist_small, tmp_
         ctx = JobContext("localize", {"cell": _cell("onnx"), "images": IMAGES},
                          {**inputs, "floor": floor_ctx.outputs, "target": target}, store)
         localize.run(ctx)
-        (row,) = ctx.measurements
+        row, took = ctx.measurements
         assert row.metric == "output_noise_ratio" and row.method["localisation"] == ctx.outputs["localisation"]
+        assert took.metric == "localisation_time" and took.unit == "s" and took.value > 0
         return row
 
     honest = localise(torch_lenet5.path)

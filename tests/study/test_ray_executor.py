@@ -60,7 +60,7 @@ def test_local_and_ray_executors_give_the_same_results(tmp_path):
 
     local_store, ray_store = ResultStore(database_url(tmp_path / "local")), ResultStore(database_url(tmp_path / "ray"))
     ray_run = ray_store.run("latest")
-    assert ray_run["id"] == local.run_id and ray_run["summary"]["ok"] == local.ok == local.total == 7
+    assert ray_run["id"] == local.run_id and ray_run["summary"]["ok"] == local.ok == local.total == 9
     keys = local_store.run(local.run_id)["job_keys"]
     assert keys == ray_run["job_keys"]
     assert local_store.job_statuses(keys) == ray_store.job_statuses(keys)

@@ -36,7 +36,7 @@ def finished(tmp_path_factory):
 
 def test_every_cell_is_measured(finished):
     out, summary = finished
-    assert summary.failed == 0 and summary.skipped == 0 and summary.ok == summary.total == 13
+    assert summary.failed == 0 and summary.skipped == 0 and summary.ok == summary.total == 17
     rows = ResultStore(database_url(out)).rows(summary.run_id)
     metrics = {(r["model"], r["target"], r["metric"]) for r in rows}
     for model in ("lenet1", "lenet5"):
@@ -93,7 +93,7 @@ def test_a_failing_job_is_a_finding_and_its_dependents_are_skipped(tmp_path, mon
 
     monkeypatch.setattr(pytorch.PyTorchAdapter, "export", broken_export)
     summary = run_study(parse_config(SMALL.replace('["lenet1", "lenet5"]', '["lenet1"]')), tmp_path, executor="inline")
-    assert summary.failed == 1 and summary.skipped == 2  # ORT evaluation and comparison
+    assert summary.failed == 1 and summary.skipped == 3  # ORT evaluation, comparison, localisation
     rows = ResultStore(database_url(tmp_path)).rows(summary.run_id)
     failed = [r for r in rows if r["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["metric"] == "convert"

@@ -34,6 +34,11 @@ def shows(row: Mapping[str, Any]) -> bool:
     return row["metric"] == LOCALISATION_METRIC
 
 
+def accounts_for(row: Mapping[str, Any]) -> bool:
+    """A row this section stands for: a localisation, or the time it took (kept out of "Other measurements")."""
+    return row["metric"] in (LOCALISATION_METRIC, "localisation_time")
+
+
 def _number(value: Any) -> float | None:
     """A stored figure as a float: JSON keeps non-finite numbers as "inf" / "nan"."""
     if isinstance(value, bool) or value is None:
@@ -201,7 +206,7 @@ def build(run: RunData) -> Section | None:
 
 
 SPEC = SectionSpec("localisation", "Localisation: where derived models leave their noise floor", build,
-                   always=False, shows=shows)
+                   always=False, shows=accounts_for)
 
-__all__ = ["SPEC", "build", "localisation_answer", "localisation_table", "max_ratio", "profile", "profile_chart",
-           "shows"]
+__all__ = ["SPEC", "accounts_for", "build", "localisation_answer", "localisation_table", "max_ratio", "profile",
+           "profile_chart", "shows"]

@@ -9,7 +9,7 @@ from ..model import Column, Section, Table
 from ..rows import CellIndex, has_several_seeds, is_other, key_sort
 from ..tables import cell_fields, compact, key_cells, key_columns, metric_cell, text_cell
 from .base import RunData, SectionSpec
-from .localisation import shows as is_localisation
+from .localisation import accounts_for as is_localisation
 from .robustness import is_robustness
 
 

@@ -35,7 +35,7 @@ def run(ctx: JobContext) -> None:
                                                                    "reason": one_line(exc)})
         return
     # the stored JSON is a pure function of its inputs (a re-run stores the same object): the artifact by its
-    # reference, not this machine's path; the time it took goes into the row's method
+    # reference, not this machine's path; the time it took is a row of its own
     data = {**result.to_dict(), "candidate": target["artifact"]}
     seconds = data.pop("seconds")
     with ctx.artifacts.writing(".json") as tmp:
@@ -44,7 +44,8 @@ def run(ctx: JobContext) -> None:
     summary = {key: data[key] for key in ("verdict", "first_divergent_layer", "fault_type", "evidence")}
     method = {**summary, "floor": ctx.inputs["floor"]["statement"], "k": floor.k, "precision": data["precision"],
               "unit": result.localisation.layers[-1].unit if result.output_judged else result.logits["unit"],
-              "images": result.images, "localisation": path, "artifact_localised": target["artifact"],
-              "localisation_s": seconds}
+              "images": result.images, "localisation": path, "artifact_localised": target["artifact"]}
     ctx.measure("output_noise_ratio", result.output_ratio, "x floor", artifact=path, method=method)
+    ctx.measure("localisation_time", seconds, "s", artifact=path,
+                method={"scope": "align, read the runtime's tensors, localise, diagnose", "images": result.images})
     ctx.outputs.update(summary, localisation=path)

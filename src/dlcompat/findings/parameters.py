@@ -20,6 +20,7 @@ import numpy as np
 
 from dlcompat.findings.align import Alignment, LayerAlignment
 from dlcompat.findings.graph import GraphNode
+from dlcompat.zoo.reference import fold_batch_norm
 from dlcompat.zoo.spec import BatchNorm, Conv2D, Dense, ModelSpec
 
 _TFLITE_DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16, 9: np.int8}
@@ -109,10 +110,7 @@ def expected_parameters(spec: ModelSpec, weights: Mapping[str, np.ndarray], entr
     for name in entry.group:
         layer = layers[name]
         if isinstance(layer, BatchNorm):
-            p = {k: np.asarray(weights[f"{name}.{k}"], np.float64) for k in ("gamma", "beta", "mean", "var")}
-            factor = p["gamma"] / np.sqrt(p["var"] + (eps or {}).get(name, layer.eps))
-            w = w * factor.reshape((-1,) + (1,) * (w.ndim - 1))
-            b = (b - p["mean"]) * factor + p["beta"]
+            w, b, _ = fold_batch_norm(w, b, weights, name, (eps or {}).get(name, layer.eps))
     return {"weight": w, "bias": b}
 
 

@@ -401,18 +401,17 @@ def rounded_to_float16(spec: Any, weights: Mapping[str, np.ndarray], folded: boo
     out = {name: np.asarray(v, np.float64).astype(np.float16).astype(np.float64) for name, v in weights.items()}
     if not folded:
         return out
+    from dlcompat.zoo.reference import fold_batch_norm
     from dlcompat.zoo.spec import BatchNorm, Conv2D
 
     for conv, bn in _conv_bn_pairs(spec.layers, Conv2D, BatchNorm):
-        p = {k: np.asarray(weights[f"{bn.name}.{k}"], np.float64) for k in ("gamma", "beta", "mean", "var")}
-        factor = p["gamma"] / np.sqrt(p["var"] + bn.eps)
         w = np.asarray(weights[f"{conv.name}.weight"], np.float64)
         b = np.asarray(weights.get(f"{conv.name}.bias", np.zeros(len(w))), np.float64)
-        shape = (-1,) + (1,) * (w.ndim - 1)
-        w16 = (w * factor.reshape(shape)).astype(np.float16).astype(np.float64)
-        b16 = ((b - p["mean"]) * factor + p["beta"]).astype(np.float16).astype(np.float64)
-        out[f"{conv.name}.weight"] = w16 / factor.reshape(shape)
-        out[f"{conv.name}.bias"] = (b16 - p["beta"]) / factor + p["mean"]
+        folded_w, folded_b, factor = fold_batch_norm(w, b, weights, bn.name, bn.eps)
+        w16, b16 = (v.astype(np.float16).astype(np.float64) for v in (folded_w, folded_b))
+        beta, mean = (np.asarray(weights[f"{bn.name}.{k}"], np.float64) for k in ("beta", "mean"))
+        out[f"{conv.name}.weight"] = w16 / factor.reshape((-1,) + (1,) * (w.ndim - 1))
+        out[f"{conv.name}.bias"] = (b16 - beta) / factor + mean
         out.update({f"{bn.name}.{k}": np.asarray(weights[f"{bn.name}.{k}"], np.float64)
                     for k in ("gamma", "beta", "mean", "var")})
     return out

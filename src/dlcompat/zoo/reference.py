@@ -108,6 +108,16 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None, stride: i
     return out.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
 
 
+def fold_batch_norm(weight: np.ndarray, bias: np.ndarray, weights: Mapping[str, np.ndarray], norm: str,
+                    eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weight, bias, factor) of a convolution or dense layer with the batch norm `norm` that follows it folded in
+    (float64): factor = gamma / sqrt(var + eps) per output channel, weight x factor, (bias - mean) x factor + beta;
+    what a converter that folds batch norms stores."""
+    gamma, beta, mean, var = (np.asarray(weights[f"{norm}.{k}"], np.float64) for k in ("gamma", "beta", "mean", "var"))
+    factor = gamma / np.sqrt(var + eps)
+    return weight * factor.reshape((-1,) + (1,) * (weight.ndim - 1)), (bias - mean) * factor + beta, factor
+
+
 def _windows(x: np.ndarray, size: int, stride: int) -> np.ndarray:
     """(N, C, Ho, Wo, size, size) views of floor-mode windows."""
     return sliding_window_view(x, (size, size), axis=(2, 3))[:, :, ::stride, ::stride]

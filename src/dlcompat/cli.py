@@ -1,4 +1,4 @@
-"""The command line: `dlcompat run | report | export | localize | list | env`.
+"""The command line: `dlcompat run | check | report | export | localize | list | env`.
 
 Exit codes: 0 the study ran (failed cells are findings, counted in the summary); 1 the study could
 not complete (or, with --fail-on-findings, it had findings); 2 a usage or input error, explained in
@@ -208,6 +208,13 @@ def run(
     except KeyboardInterrupt:
         console.print("interrupted: run the same command again to resume")
         raise typer.Exit(1) from None
+    _finish(summary, out, database, verbose)
+    if fail_on_findings and (summary.failed or summary.skipped or summary.lost):
+        raise typer.Exit(1)
+
+
+def _finish(summary: Any, out: Path, database: str | None, verbose: bool) -> None:
+    """After a study or a check: its report (unless no job ran), the closing lines, and where everything is."""
     store = _open_store(out, database)
     html, markdown = _report_paths(out, summary.run_id)
     unchanged = not summary.ran and html.is_file() and markdown.is_file()  # every job was stored: same figures
@@ -220,8 +227,90 @@ def run(
     typer.echo(f"report:   {html}{' (unchanged: no job ran; `dlcompat report` rebuilds it)' if unchanged else ''}")
     typer.echo(f"markdown: {markdown}")
     typer.echo(f"database: {summary.database}")
-    if fail_on_findings and (summary.failed or summary.skipped or summary.lost):
-        raise typer.Exit(1)
+
+
+def _torchscript_shape(model: Path, images: Path) -> tuple[int, int, int] | None:
+    """A TorchScript file does not record its input's size: it is taken from the images (an .npz's x)."""
+    from dlcompat.data.user_images import read_npz
+    from dlcompat.errors import DataError
+    from dlcompat.frameworks.imported import file_kind
+
+    if file_kind(model)[1] != "torchscript":
+        return None
+    if not images.is_file():
+        raise DataError(f"{model} is TorchScript, which does not record its input's size: pass the images as an "
+                        ".npz whose x (N, H, W, C) is at the model's size")
+    x = read_npz(images).get("x")
+    if x is None or x.ndim != 4:
+        raise DataError(f"--images {images} holds no array x (N, H, W, C): save them with numpy.savez(path, x=...)")
+    return (int(x.shape[1]), int(x.shape[2]), int(x.shape[3]))
+
+
+class Scale(StrEnum):
+    unit = "0-1"
+    byte = "0-255"
+    symmetric = "symmetric"
+    imagenet = "imagenet"
+
+
+@app.command()
+def check(
+    model: Annotated[Path, typer.Argument(help="The model: .onnx, .keras, .tflite, or a PyTorch .pt2 (torch.export) "
+                                               "or TorchScript file.")],
+    images: Annotated[Path, typer.Option(help="An .npz (x: N,H,W,C images, optional y: labels) or a folder with one "
+                                              "subfolder of images per class.")],
+    labels: Annotated[Path | None, typer.Option(help="Labels, one per image (.npy or .txt), instead of the "
+                                                     "images' own.")] = None,
+    runtimes: Annotated[str | None, typer.Option(help="Comma-separated runtimes (default: every one; "
+                                                      "`dlcompat list` names them).")] = None,
+    layout: Annotated[Layout | None, typer.Option(help="The model's input layout, where the model does not "
+                                                       "say.")] = None,
+    scale: Annotated[Scale | None, typer.Option(help="How pixels become the model's input: 0-1 (x/255, the "
+                                                     "default), 0-255, symmetric ([-1, 1]) or imagenet "
+                                                     "(mean/std).")] = None,
+    resize: Annotated[bool, typer.Option(help="Resize the images bilinearly to the model's input size.")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use only the first N images.")] = None,
+    calibration_images: Annotated[int, typer.Option(min=1, help="Images (the first ones, at most a quarter) that "
+                                                                "calibrate int8 conversions instead of being "
+                                                                "evaluated.")] = 32,
+    out: OutOption = DEFAULT_OUT,
+    jobs: Annotated[int | None, typer.Option(min=1, help="Jobs run at once (default: one per core).")] = None,
+    database: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results database (default: SQLite "
+                                                      "in --out).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="One line per failed job.")] = False,
+) -> None:
+    """Check your own model: convert it to every runtime reachable from its format, run each on your images, and
+    measure what each route loses (agreement or accuracy, latency, size, memory) against its measured noise floor."""
+    from dlcompat.data.user_images import read_user_images
+    from dlcompat.frameworks.imported import inspect_model
+    from dlcompat.runtimes.base import runtime_names
+    from dlcompat.study.check_config import check_config
+    from dlcompat.study.progress import ProgressView
+    from dlcompat.study.runner import run_study
+
+    chosen = [r.strip() for r in runtimes.split(",") if r.strip()] if runtimes else None
+    unknown = [r for r in chosen or [] if r not in runtime_names()]
+    if unknown:
+        _fail(f"--runtimes names {', '.join(unknown)}, which dlcompat does not know; choose from "
+              f"{', '.join(runtime_names())}")
+    imported = inspect_model(model, layout.value if layout else None, _torchscript_shape(model, images))
+    read = read_user_images(images, shape=imported.input_shape, num_classes=imported.num_classes, resize=resize,
+                            labels=labels, limit=limit)  # every problem with the images is found before any job
+    config = check_config(imported, images, read.sha256, runtimes=chosen, scale=scale.value if scale else None,
+                          resize=resize, labels=labels, limit=limit, calibration_images=calibration_images)
+    how = "given" if scale else "the default: pass --scale if the model takes 0-255, [-1, 1] or ImageNet's mean/std"
+    console.print(f"check [bold]{imported.name}[/] ({imported.kind}, input {imported.input_layout} "
+                  f"{'x'.join(map(str, imported.input_shape))}, {imported.num_classes} classes) on "
+                  f"{len(read.x)} images, scaled {config.check.scale} ({how}): results in {out}/",  # type: ignore[union-attr]
+                  highlight=False, soft_wrap=True)
+    view = ProgressView(enabled=not quiet, console=console)
+    try:
+        summary = run_study(config, out, jobs=jobs, view=view, database=database)
+    except KeyboardInterrupt:
+        console.print("interrupted: run the same command again to resume")
+        raise typer.Exit(1) from None
+    _finish(summary, out, database, verbose)
 
 
 @app.command()

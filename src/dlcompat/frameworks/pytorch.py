@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -163,6 +164,17 @@ class _TorchLoop(EpochLoop):
         return self.adapter.predict(self.model, x)
 
 
+def _imported_module(model: Any, spec: zs.ModelSpec) -> Any:
+    """A loaded user model as the adapter and the converters use it. A `torch.export` program's module refuses
+    `train()`/`eval()` (its mode is the one it was exported in): they become no-ops on it, which keeps that mode."""
+    if isinstance(model, _torch().fx.GraphModule):
+        model.train = lambda mode=True: model  # type: ignore[method-assign]
+        model.eval = lambda: model  # type: ignore[method-assign]
+    with contextlib.suppress(AttributeError, RuntimeError):  # a TorchScript module takes no new attributes
+        model.spec = spec
+    return model
+
+
 class PyTorchAdapter(FrameworkAdapter):
     name = "pytorch"
     module = "torch"
@@ -276,6 +288,10 @@ class PyTorchAdapter(FrameworkAdapter):
 
     def load(self, spec: zs.ModelSpec, path: Path) -> Any:
         torch = _torch()
+        if spec.imported:  # a user's .pt2 or TorchScript file (dlcompat check): the file is the model
+            from dlcompat.frameworks.imported import load_torch
+
+            return _imported_module(load_torch(path), spec)
         model = self.build(spec, seed=0)
         try:
             check_zip(path)  # a zip bomb is refused before torch reads a member

@@ -534,6 +534,10 @@ class KerasAdapter(FrameworkAdapter):
         _, keras = _runtime()
         path = Path(path)
         plan = _plan(spec)
+        if spec.imported:  # a user's .keras file (dlcompat check): the file is the model, read under safe mode
+            from dlcompat.frameworks.imported import load_keras
+
+            return _attach(load_keras(path), plan)
         try:
             check_zip(path)  # a zip bomb is refused before Keras unpacks a member
             with tempfile.TemporaryDirectory() as tmp:

@@ -121,7 +121,9 @@ class LiteRTRunner(Runner):
     name = "litert"
 
     def loader(self) -> InterpreterFromTflite:
-        return InterpreterFromTflite(self.path, self.threads)
+        """`kernels="reference"` (an option): the builtin kernels, without the XNNPACK delegate."""
+        return InterpreterFromTflite(self.path, self.threads,
+                                     preserve_all_tensors=self.options.get("kernels") == "reference")
 
     def activate(self) -> None:
         super().activate()

@@ -27,6 +27,9 @@ class SessionFromOnnx(Loader):
     path: Path
     threads: int = 1
     extra_outputs: tuple[str, ...] = ()
+    #: False: no graph optimisation (ORT_DISABLE_ALL: no fusions, no layout changes), one honest re-execution of a
+    #: noise floor (`study/jobs/check_floor.py`)
+    optimized: bool = True
 
     def __call__(self) -> Any:
         import onnxruntime as ort
@@ -35,6 +38,8 @@ class SessionFromOnnx(Loader):
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if not self.optimized:
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
         try:
             model = with_outputs(self.path, self.extra_outputs) if self.extra_outputs else str(self.path)
             return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
@@ -70,7 +75,8 @@ class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
 
     def loader(self) -> SessionFromOnnx:
-        return SessionFromOnnx(self.path, self.threads)
+        """`kernels="reference"` (an option): the session without graph optimisations."""
+        return SessionFromOnnx(self.path, self.threads, optimized=self.options.get("kernels") != "reference")
 
     def activate(self) -> None:
         super().activate()

@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from dlcompat.errors import ConfigError
 from dlcompat.study.request import DEFAULT_RETRIES, DEFAULT_TIMEOUT_S
@@ -176,7 +176,34 @@ class AttackSettingsConfig(_Strict):
         return value
 
 
+class CheckSource(_Strict):
+    """A `dlcompat check`: the user's model file and images stand where a study trains and loads its own.
+
+    The hashes make the plan's job keys functions of the files' contents: a changed file is a new check."""
+
+    model: str  # absolute path of the model file
+    model_sha256: str
+    #: the study's format name of the file ("onnx", "tflite", "tensorflow" for .keras, "pytorch"), and its kind
+    format: str
+    kind: str
+    model_name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)]
+    input_layout: Literal["NCHW", "NHWC"]
+    input_shape: list[Annotated[int, Field(ge=1)]]  # (H, W, C)
+    num_classes: Annotated[int, Field(ge=1)]
+    images: str  # absolute path of the .npz or folder
+    images_sha256: str
+    resize: bool = False
+    labels: str | None = None
+    limit: Annotated[int, Field(ge=1)] | None = None
+    #: how pixels become the model's input (`dlcompat.data.scaling.SCALES`)
+    scale: Literal["0-1", "0-255", "symmetric", "imagenet"] = "0-1"
+    #: where the --scale came from: "given" (the user's option) or "default"
+    scale_from: Literal["given", "default"] = "default"
+
+
 class StudyConfig(_Strict):
+    #: set by `dlcompat check`: the planner starts from this model file instead of training (`study.check_plan`)
+    check: CheckSource | None = None
     name: Annotated[str, Field(min_length=1, max_length=MAX_NAME)] = "custom"
     description: str = ""
     datasets: list[str] = ["digits"]
@@ -218,8 +245,8 @@ class StudyConfig(_Strict):
 
     @field_validator("datasets", "models", "frameworks", "seeds")
     @classmethod
-    def _non_empty(cls, value: list) -> list:
-        if not value:
+    def _non_empty(cls, value: list, info: ValidationInfo) -> list:
+        if not value and info.data.get("check") is None:  # a check trains nothing: its lists may be empty
             raise ValueError("must list at least one entry")
         if len(set(value)) != len(value):
             raise ValueError("lists an entry twice")
@@ -457,6 +484,8 @@ def config_to_toml(config: StudyConfig) -> str:
     lines: list[str] = []
     nested: dict[str, dict] = {}
     for key, value in config.model_dump().items():
+        if value is None:  # an unset optional section (a study's `check`): TOML has no null
+            continue
         if isinstance(value, dict):
             nested[key] = value
         else:

@@ -84,13 +84,56 @@ def _plan_localisation(plan: Plan, native: dict[str, Any], chain: list[tuple[Con
                  f"localize {where} {cell['variant']}", runtime=limits))
 
 
+def plan_deployments(plan: Plan, native: dict[str, Any], data: str, model: str, source: str,
+                     limits: dict[str, Any], skip: str = "", localise: bool = True, floor: str = "") -> None:
+    """Every runtime of the config for the model of job `model` (format: `native["framework"]`): the converter chain
+    to it, the derived model's localisation, then per runtime variant an evaluation and a comparison against the
+    evaluation `source`. `skip`: a runtime not to plan (a check's own source runtime, already evaluated);
+    `localise`: plan the per-layer localisation of each ONNX / LiteRT artifact (zoo models only); `floor`: a job
+    whose measured floor each comparison judges the target's logits by (a check's `check_floor`)."""
+    config = plan.config
+    dataset, name, framework, seed = native["dataset"], native["model"], native["framework"], native["seed"]
+    where = f"{framework}/{name}/{dataset}/seed{seed}"
+    threads, latency = config.threads, config.latency.model_dump()
+    for runtime in config.runtimes:
+        entry = runtime_entry(runtime)
+        try:
+            path = find_path(framework, entry.accepts)
+        except ConfigError as exc:  # no converter chain exists: a finding, not an error
+            cell = _cell(dataset, name, framework, seed, runtime)
+            plan.add(Job("unavailable", "main", {"cell": cell, "reason": f"{exc} (needed by {runtime})"},
+                         {}, f"{where} in {runtime} (not run here)", runtime=limits))
+            continue
+        if runtime == skip and not path:
+            continue
+        for chain in _chains(config, path):
+            upstream = _plan_conversions(plan, native, chain, data, model, limits)
+            if localise:
+                _plan_localisation(plan, native, chain, data, model, upstream, limits)
+            for runtime_variant in entry.variants:  # a browser runtime's backends, one evaluation each
+                how = f"{runtime} {runtime_variant}".strip()
+                described = f"{_describe(chain)} · {runtime_variant}" if runtime_variant else _describe(chain)
+                cell = _cell(dataset, name, framework, seed, runtime, described)
+                params = {"cell": cell, "runtime": runtime, "latency": latency, "threads": threads}
+                if runtime_variant:
+                    params["runtime_variant"] = runtime_variant
+                target = plan.add(Job("evaluate", entry.env, params, {"data": data, "model": upstream},
+                                      f"evaluate {where} in {how}", runtime=limits))
+                deps = {"source": source, "target": target, "data": data, **({"floor": floor} if floor else {})}
+                plan.add(Job("compare", "main", {"cell": cell}, deps,
+                             f"compare {where} {how} against {framework}", runtime=limits))
+
+
 def planned_frameworks(config: StudyConfig) -> list[str]:
     """The config's frameworks, with ["all"] expanded to every registered framework."""
     return framework_names() if config.frameworks == ["all"] else list(config.frameworks)
 
 
 def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: dict[str, str] | None = None) -> Plan:
-    """The study's DAG. `unavailable` maps framework -> reason (not installed here): its cells are recorded."""
+    """The study's DAG. `unavailable` maps framework -> reason (not installed here): its cells are recorded.
+    (A check, `config.check`, is planned from its model file instead: `study.check_plan.build_check_plan`.)"""
+    if config.check is not None:
+        raise ValueError("a check's config is planned by study.check_plan.build_check_plan")
     plan = Plan(config)
     unavailable = unavailable or {}
     threads = config.threads
@@ -116,30 +159,7 @@ def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: di
             source = plan.add(Job("evaluate", fw_env,
                                   {"cell": native, "runtime": "native", "latency": latency, "threads": threads},
                                   {"data": data, "model": trained}, f"evaluate {where} natively", runtime=limits))
-            for runtime in config.runtimes:
-                entry = runtime_entry(runtime)
-                try:
-                    path = find_path(framework, entry.accepts)
-                except ConfigError as exc:  # no converter chain exists: a finding, not an error
-                    cell = _cell(dataset, model, framework, seed, runtime)
-                    plan.add(Job("unavailable", "main", {"cell": cell, "reason": f"{exc} (needed by {runtime})"},
-                                 {}, f"{where} in {runtime} (not run here)", runtime=limits))
-                    continue
-                for chain in _chains(config, path):
-                    upstream = _plan_conversions(plan, native, chain, data, trained, limits)
-                    _plan_localisation(plan, native, chain, data, trained, upstream, limits)
-                    for runtime_variant in entry.variants:  # a browser runtime's backends, one evaluation each
-                        how = f"{runtime} {runtime_variant}".strip()
-                        described = f"{_describe(chain)} · {runtime_variant}" if runtime_variant else _describe(chain)
-                        cell = _cell(dataset, model, framework, seed, runtime, described)
-                        params = {"cell": cell, "runtime": runtime, "latency": latency, "threads": threads}
-                        if runtime_variant:
-                            params["runtime_variant"] = runtime_variant
-                        target = plan.add(Job("evaluate", entry.env, params, {"data": data, "model": upstream},
-                                              f"evaluate {where} in {how}", runtime=limits))
-                        plan.add(Job("compare", "main", {"cell": cell},
-                                     {"source": source, "target": target, "data": data},
-                                     f"compare {where} {how} against {framework}", runtime=limits))
+            plan_deployments(plan, native, data, trained, source, limits)
             if config.migration:
                 _plan_migrations(plan, config, data, native, trained, source, unavailable, limits)
     plan_attacks(plan, config, limits)  # after every derived model is planned: each gets its transfer jobs

@@ -31,6 +31,7 @@ from dlcompat.frameworks.registry import framework_entry
 from dlcompat.runtimes.base import runtime_entry
 from dlcompat.store.artifacts import ArtifactStore
 from dlcompat.store.db import ResultStore, database_url
+from dlcompat.study.check_plan import build_check_plan
 from dlcompat.study.config import StudyConfig, config_to_toml
 from dlcompat.study.dag import Job, Plan
 from dlcompat.study.executors.base import Executor
@@ -355,7 +356,7 @@ def run_study(config: StudyConfig, out_dir: Path, *, data_dir: str | None = None
     log = out_dir / "env-sync.log"
     sync_envs(needed_envs(config), log, view.say)  # every missing one at once; a failure is judged below
     unavailable = resolve_frameworks(config, log, view.say)
-    plan = build_plan(config, data_dir, unavailable)
+    plan = build_check_plan(config) if config.check is not None else build_plan(config, data_dir, unavailable)
     preflight(config, plan, log, view.say)
     url = database or database_url(out_dir)
     store = ResultStore(url)

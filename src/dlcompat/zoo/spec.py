@@ -111,6 +111,11 @@ class ModelSpec:
     notes: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def imported(self) -> bool:
+        """A model dlcompat did not build (`imported_spec`): its file is the model, it has no layers here."""
+        return IMPORTED in self.tags
+
     def iter_layers(self) -> Iterator[Layer]:
         """Every layer, depth first (residual blocks, then their body and shortcut layers)."""
         yield from _walk(self.layers)
@@ -130,6 +135,17 @@ class ModelSpec:
         shapes = self.weight_shapes()
         names = self.trainable_weight_names() if trainable_only else list(shapes)
         return int(sum(int(np.prod(shapes[n])) for n in names))
+
+
+#: the tag of a spec that stands for a user's model file (`dlcompat check`)
+IMPORTED = "imported"
+
+
+def imported_spec(name: str, input_shape: tuple[int, int, int], num_classes: int) -> ModelSpec:
+    """The spec of a model file dlcompat did not build: only its name, input (H, W, C) and number of classes, which
+    is what converters and runtimes need from a spec; adapters load such a model from its file as it is."""
+    return ModelSpec(name, tuple(int(v) for v in input_shape), int(num_classes), layers=(),  # type: ignore[arg-type]
+                     notes="a user's model file (dlcompat check)", tags=(IMPORTED,))
 
 
 def _walk(layers: tuple[Layer, ...]) -> Iterator[Layer]:
@@ -205,6 +221,8 @@ def _infer(spec: ModelSpec) -> tuple[dict[str, tuple[int, ...]], dict[str, tuple
         raise TypeError(f"unknown layer type {type(layer).__name__}")
 
     final = run(spec.layers, (c, h, w))
+    if spec.imported:  # a user's file: its layers are its own, not declared here
+        return weights, outputs
     if final != (spec.num_classes,):
         raise ValueError(f"model {spec.name!r} ends with shape {final}, expected ({spec.num_classes},)")
     return weights, outputs

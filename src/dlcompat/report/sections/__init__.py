@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import deployment, environment, findings, localisation, migration, other, robustness, summary, training
+from . import check, deployment, environment, findings, localisation, migration, other, robustness, summary, training
 from .base import RunData, SectionSpec
 
 #: every section, in the order the report shows them: a summary, one per research question, the localisation of
@@ -18,6 +18,7 @@ from .base import RunData, SectionSpec
 #: measured something no other section shows)
 SECTIONS: tuple[SectionSpec, ...] = (
     summary.SPEC,
+    check.SPEC,  # a check's report only: the user's model on every runtime
     training.SPEC,
     robustness.SPEC,
     migration.SPEC,

@@ -37,7 +37,9 @@ def summary_answer(run: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) ->
         sentence += f" ({join_words(models)})"
     if datasets:
         sentence += f" on {join_words(datasets)}"
-    if frameworks:
+    if frameworks and "[check]" in str(run.get("config_toml") or ""):  # a check trains nothing: a user's file
+        sentence += f", given as a {join_words(frameworks)} file"
+    elif frameworks:
         sentence += f", trained in {join_words(frameworks)}"
     if into:
         sentence += f", moved into {join_words(into)}"

@@ -33,6 +33,10 @@ for _kind in (
     JobKind("transfer", "dlcompat.study.jobs.transfer:run"),
     JobKind("noise_floor", "dlcompat.study.jobs.noise_floor:run"),
     JobKind("localize", "dlcompat.study.jobs.localize:run"),
+    # dlcompat check: the user's images and model file, and the source's own noise floor
+    JobKind("images", "dlcompat.study.jobs.images:run"),
+    JobKind("import", "dlcompat.study.jobs.import_model:run"),
+    JobKind("check_floor", "dlcompat.study.jobs.check_floor:run"),
     # fault injection for the executor tests only (segfault, hang, memory, ...); never planned
     JobKind("fault", "dlcompat.study.jobs.fault:run"),
 ):

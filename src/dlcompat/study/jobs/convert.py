@@ -7,6 +7,7 @@ from typing import Any
 
 from dlcompat.converters.graph import convert_file, converter
 from dlcompat.data.calibration import calibration_images
+from dlcompat.data.scaling import scale_images
 from dlcompat.metrics.size import artifact_size_bytes
 from dlcompat.study.jobs.base import JobContext
 from dlcompat.study.jobs.common import dataset_of, spec_of
@@ -17,7 +18,8 @@ def _calibration(ctx: JobContext) -> dict[str, Any]:
     wanted = ctx.params.get("calibration")
     if not wanted:
         return {}
-    return {"calibration": calibration_images(dataset_of(ctx), int(wanted["images"]), int(wanted.get("seed", 0)))}
+    images = calibration_images(dataset_of(ctx), int(wanted["images"]), int(wanted.get("seed", 0)))
+    return {"calibration": scale_images(images, str(ctx.inputs["data"].get("input_scale", "0-1")))}
 
 
 def run(ctx: JobContext) -> None:

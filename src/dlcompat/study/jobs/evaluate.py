@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from dlcompat.data.batching import to_float
 from dlcompat.metrics.accuracy import top1_accuracy
 from dlcompat.metrics.latency import LatencyMethod, LatencyStats, measure_latency, summarize
 from dlcompat.metrics.memory import peak_rss_bytes, reset_peak_rss
@@ -23,7 +22,7 @@ from dlcompat.metrics.size import artifact_size_bytes
 from dlcompat.runtimes import parking
 from dlcompat.runtimes.base import Runner
 from dlcompat.study.jobs.base import JobContext
-from dlcompat.study.jobs.common import dataset_of, model_runner
+from dlcompat.study.jobs.common import dataset_of, labelled, model_inputs, model_runner
 
 #: steady-state statistics recorded as `latency_<name>` rows (ms per call at the method's batch size)
 LATENCY_STATS = ("p10", "p50", "p90", "p99", "mean", "std", "min", "median_ci_low", "median_ci_high")
@@ -36,7 +35,7 @@ def run(ctx: JobContext) -> None:
     runner, parking_key = model_runner(ctx)
     method = LatencyMethod.from_dict(ctx.params.get("latency", {}))
 
-    x_test = to_float(data.test.x)
+    x_test = model_inputs(ctx, data.test.x)
     x_batch = x_test[np.arange(method.batch_size) % len(x_test)]  # the batch, repeating images if the split is small
     memory_reset = reset_peak_rss()
     start = time.perf_counter()
@@ -60,8 +59,9 @@ def run(ctx: JobContext) -> None:
 
     logits_path = ctx.artifacts.put_array(logits.astype(np.float32))
     ctx.outputs.update(logits=logits_path, runtime=info)
-    ctx.measure("accuracy", top1_accuracy(logits, data.test.y), "fraction", artifact=logits_path,
-                method={"images": len(data.test.y), "split": "test", **info})
+    if labelled(ctx):  # a check's unlabelled images: agreement with the source is the compare job's
+        ctx.measure("accuracy", top1_accuracy(logits, data.test.y), "fraction", artifact=logits_path,
+                    method={"images": len(data.test.y), "split": "test", **info})
     ctx.measure("model_size", artifact_size_bytes(path), "bytes", artifact=artifact)
     ctx.measure("load_time", load_time, "s", method={**info, "scope": "runner.activate(): load and session creation"})
     for metric, value, unit in extra:

@@ -1,0 +1,126 @@
+"""Your model: for a `dlcompat check`, what each route to each runtime does to the user's model.
+
+One row per route (converter chain and runtime backend) the check planned: whether it ran, its agreement with the
+source model on the user's images (and the accuracy change when the images have labels), its logits against the
+source's measured noise floor (`jobs/check_floor.py`: a multiple of the floor and the verdict at k), its latency and
+size; a route that failed or has no tool says so. The answer counts the routes within noise, beyond it and failed,
+and names the floor it judged by. Only a check's report has this section; it opens the report.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..formatting import display_name, error_summary, format_value, human_bytes, percent, plural, significant
+from ..model import Cell, Column, Section, Table
+from ..rows import CellIndex, is_ok
+from ..tables import text_cell
+from .base import RunData, SectionSpec
+
+
+def check_source(info: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The `[check]` table of the run's config, or None for a study."""
+    try:
+        return tomllib.loads(str(info.get("config_toml") or "")).get("check")
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+_COLUMNS = [Column("runtime", "Runtime"), Column("route", "Route"), Column("status", "Status"),
+            Column("agreement", "Agreement", numeric=True), Column("accuracy", "Accuracy change", numeric=True),
+            Column("noise", "Logits vs floor", numeric=True), Column("latency", "Latency p50", numeric=True),
+            Column("size", "Size", numeric=True), Column("error", "Why", detail=True)]
+
+
+def _value(metrics: Mapping[str, Mapping[str, Any]], metric: str) -> float | None:
+    row = metrics.get(metric)
+    return row["value"] if row is not None and is_ok(row) and row.get("value") is not None else None
+
+
+def _problem(metrics: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    return next((row for row in metrics.values() if row.get("status") not in ("ok", "", None)), None)
+
+
+def _route_row(target: str, variant: str, metrics: Mapping[str, Mapping[str, Any]]) -> dict[str, Cell]:
+    problem = _problem(metrics)
+    agreement, change = _value(metrics, "label_flip_rate"), _value(metrics, "accuracy_change")
+    ratio, latency = _value(metrics, "output_noise_ratio"), _value(metrics, "latency_p50")
+    size = _value(metrics, "model_size")
+    verdict = (metrics.get("output_noise_ratio") or {}).get("method", {}).get("verdict", "")
+    row = {"runtime": text_cell(display_name(target)), "route": text_cell(variant or "as it is"),
+           "status": Cell(problem["status"] if problem else (verdict or "ok"),
+                          status="bad" if problem or verdict == "exceeds noise" else "good")}
+    if agreement is not None:
+        row["agreement"] = Cell(percent(1.0 - agreement), 1.0 - agreement)
+    if change is not None:
+        row["accuracy"] = Cell(f"{change * 100:+.2f} pp", change)
+    if ratio is not None:
+        row["noise"] = Cell(f"{significant(ratio)}x", ratio, status="bad" if verdict == "exceeds noise" else "")
+    if latency is not None:
+        row["latency"] = Cell(format_value(latency, "ms"), latency)
+    if size is not None:
+        row["size"] = Cell(human_bytes(size), size)
+    if problem:
+        row["error"] = text_cell(error_summary(str(problem.get("error") or "")))
+    return row
+
+
+def routes_table(rows: Sequence[Mapping[str, Any]], source_format: str) -> tuple[Table, dict[str, list[str]]]:
+    """The routes, and {outcome: [route]} for the answer (within / beyond noise, failed, unavailable)."""
+    index = CellIndex.build([r for r in rows if r["target"] != source_format or r["variant"]], with_seed=False)
+    table = Table("check-routes", "Every route to every runtime", list(_COLUMNS))
+    outcomes: dict[str, list[str]] = {}
+    for (_, _, _, target, variant, _), metrics in index.items():
+        if target in ("onnx", "tflite", "pte", "coreml", "tfjs", "pt2", "savedmodel") and not _problem(metrics):
+            continue  # a conversion that worked: its runtime's row shows it
+        row = _route_row(target, variant, metrics)
+        table.rows.append(row)
+        status = row["status"].text
+        outcomes.setdefault(status, []).append(f"{display_name(target)} ({variant or 'as it is'})")
+    return table, outcomes
+
+
+def check_answer(source: Mapping[str, Any], outcomes: Mapping[str, list[str]], floor: Mapping[str, Any] | None,
+                 labelled: bool) -> str:
+    name, kind = source.get("model_name", "the model"), source.get("kind", "")
+    total = sum(len(v) for v in outcomes.values())
+    counts = [(len(outcomes.get("within noise", [])), "within the source's noise floor"),
+              (len(outcomes.get("exceeds noise", [])), "beyond it"),
+              (len(outcomes.get("quantised: not judged", [])), "quantised (compared, not judged against a float "
+                                                                "floor)"),
+              (len(outcomes.get("failed", [])), "failed"),
+              (len(outcomes.get("unavailable", [])), "with no tool or runtime here")]
+    said = ", ".join(f"{n} {what}" for n, what in counts if n)
+    parts = [f"{name} ({kind}) took {plural(total, 'route')}: {said or 'none ran'}."]
+    beyond = outcomes.get("exceeds noise", [])
+    if beyond:
+        parts.append(f"Beyond noise: {', '.join(beyond[:6])}{' …' if len(beyond) > 6 else ''}.")
+    if floor is not None:
+        method = floor["method"]
+        runs = ", ".join(str(v) for v in (method.get("executions") or {}).values())
+        parts.append(f"The floor ({significant(floor['value'])} rmse of the logits) is the largest error of honest "
+                     f"float32 executions of the file ({runs}) against {method.get('reference', 'a reference')}; "
+                     f"a route exceeds it when its logits' rmse is over k = {method.get('k', 2.5):g} x the floor "
+                     "(a float16 route: over k x the float16 floor, the weights rounded to float16).")
+    scale = source.get("scale", "0-1")
+    parts.append(f"Images scaled {scale} ({'given' if source.get('scale_from') == 'given' else 'the default'}); "
+                 f"{'accuracy is against the given labels' if labelled else 'no labels: agreement with the source'}.")
+    return " ".join(parts)
+
+
+def build(run: RunData) -> Section | None:
+    source = check_source(run.info)
+    if source is None:
+        return None
+    table, outcomes = routes_table(run.rows, str(source.get("format", "")))
+    floor = next((r for r in run.rows if r["metric"] == "source_noise_floor" and is_ok(r)), None)
+    labelled = any(r["metric"] == "accuracy" for r in run.rows)
+    return Section(SPEC.id, SPEC.title, check_answer(source, outcomes, floor, labelled), tables=[table],
+                   headline_sentences=2)
+
+
+SPEC = SectionSpec("check", "Your model on every runtime", build, always=False)
+
+__all__ = ["SPEC", "build", "check_answer", "check_source", "routes_table"]

@@ -130,3 +130,32 @@ def torch_resnet20(shared_data_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("findings-resnet") / "resnet20.onnx"
     facts = adapter.export(model, spec, "onnx", path, variant="dynamo")
     return Source(spec, weights, x, floor, path, facts["input_layout"])
+
+
+def torch_pte(source: Source, variant: str, calibration: np.ndarray | None = None) -> Source:
+    """The PyTorch model of `source` (its weights), saved and lowered to an ExecuTorch `.pte` (`variant`)."""
+    from dlcompat.converters.torch_pte import convert
+    from dlcompat.frameworks.registry import make_adapter
+
+    adapter = make_adapter("pytorch", threads=1)
+    model = adapter.build(source.spec, seed=0)
+    adapter.set_weights(model, source.weights)
+    native = source.path.parent / "lenet5.pt"
+    adapter.save(model, native)
+    target = source.path.parent / f"lenet5-{variant}.pte"
+    facts = convert(native, target, spec=source.spec, variant=variant, calibration=calibration)
+    return Source(source.spec, source.weights, source.x, source.floor, target, facts["input_layout"], native)
+
+
+@pytest.fixture(scope="session")
+def torch_lenet5_pte(torch_lenet5):
+    """The trained PyTorch LeNet-5 lowered to a float32 `.pte` delegated to XNNPACK (two partitions)."""
+    return torch_pte(torch_lenet5, "fp32")
+
+
+@pytest.fixture(scope="session")
+def torch_lenet5_pte_int8(torch_lenet5, mnist_small):
+    """The same model quantised to int8 (XNNPACK's quantizer, 100 calibration images) and lowered to XNNPACK."""
+    from dlcompat.data.calibration import calibration_images
+
+    return torch_pte(torch_lenet5, "int8", calibration_images(mnist_small, 100, seed=0))

@@ -379,3 +379,52 @@ def tflite_faults(model: str, label: str, spec: Any, weights: Mapping[str, np.nd
             ("kernel-transposed", "s3b1.conv2", "layout/transpose", tflite_kernel_transposed(at("s3b1.conv2"))),
             ("relu-dropped", "s1b1.relu1", "operator semantics", tflite_activation_dropped(at("s1b1.relu1"))),
             ("weights-fp16", "s2b2.conv1", "quantisation", tflite_weights_fp16(at("s2b2.conv1")))]
+
+
+# --- ExecuTorch (.pte) --------------------------------------------------------------------------------------------
+
+
+def pte_relu_dropped(tensor: str) -> Edit:
+    """The ReLU an XNNPACK node computes as its output clamp [0, inf), dropped (the clamp widened to (-inf, inf)):
+    `tensor` is the node's output (``xnnpack<d>/<id>``, the fused ReLU's aligned tensor)."""
+    from dlcompat.runtimes.pte_program import read_program, write_program
+
+    infinity = int(np.float32(np.inf).view(np.uint32))
+    d, vid = (int(part) for part in tensor.removeprefix("xnnpack").split("/"))
+
+    def edit(source: Path, target: Path) -> Path:
+        program = read_program(source)
+        graph = program.partitions[d].graph
+        node = next(n for n in graph["xnodes"] if n["xnode_union"].get("output_id") == vid)
+        node["output_min_max"] = {"output_min": infinity | 0x80000000, "output_max": infinity}
+        target.write_bytes(write_program(program))
+        return target
+
+    return edit
+
+
+def pte_conv_channel_scaled(tensor: str, factor: float) -> Edit:
+    """The first output channel of the XNNPACK convolution / fully connected node whose output is `tensor` scaled by
+    `factor` in a float32 program (its filter in the program's named data)."""
+    from dlcompat.runtimes.pte_program import read_program
+
+    d, vid = (int(part) for part in tensor.removeprefix("xnnpack").split("/"))
+
+    def edit(source: Path, target: Path) -> Path:
+        from executorch.exir._serialize._program import serialize_pte_binary
+
+        program = read_program(source)
+        partition = program.partitions[d]
+        node = next(n for n in partition.graph["xnodes"] if n["xnode_union"].get("output_id") == vid)
+        filter_id = int(node["xnode_union"]["filter_id"])
+        index = int(partition.values()[filter_id]["constant_buffer_idx"])
+        store = program.pte.named_data
+        entry = store.pte_data[partition.graph["constant_data"][index]["named_key"]]
+        weights = np.frombuffer(bytes(store.buffers[entry.buffer_index]), np.float32).copy()
+        per_channel = len(weights) // int(partition.values()[filter_id]["dims"][0])
+        weights[:per_channel] *= np.float32(factor)  # the filter's first output channel (O leads its dims)
+        store.buffers[entry.buffer_index] = weights.tobytes()
+        target.write_bytes(bytes(serialize_pte_binary(program.pte)))
+        return target
+
+    return edit

@@ -58,21 +58,18 @@ def test_a_scaled_conv_channel_is_found_at_its_layer_as_weights(torch_lenet5, tm
     assert result.diagnosis["parameter_diffs"]["conv2"]["weight"] > 0.04
 
 
-@pytest.mark.slow  # ExecuTorch's export of the program: about 25 s on 2 cores
-def test_a_runtime_without_intermediates_is_compared_at_its_output(torch_lenet5, tmp_path):
-    """ExecuTorch hands back only the method's outputs: every layer but the last says why it was not compared."""
-    pytest.importorskip("executorch")
-    from dlcompat.converters.graph import convert_file, converter
-    from dlcompat.frameworks.registry import make_adapter
+def test_a_runtime_without_intermediates_is_compared_at_its_output(torch_lenet5_pte, monkeypatch):
+    """A runtime that cannot hand back the aligned tensors (here ExecuTorch, made to refuse): every layer but the last
+    says why it was not compared, and the output is judged against the logits' floor."""
+    from dlcompat.frameworks.base import Unavailable
+    from dlcompat.runtimes.executorch import ExecuTorchRunner
 
-    adapter = make_adapter("pytorch", threads=1)
-    model = adapter.build(torch_lenet5.spec, seed=0)
-    adapter.set_weights(model, torch_lenet5.weights)
-    adapter.save(model, tmp_path / "lenet5.pt")
-    facts = convert_file(converter("torch.pte"), tmp_path / "lenet5.pt", tmp_path / "lenet5.pte",
-                         spec=torch_lenet5.spec, variant="fp32", threads=1)
-    result = localise_hop(torch_lenet5.spec, torch_lenet5.weights, torch_lenet5.x, tmp_path / "lenet5.pte", "pte",
-                          torch_lenet5.floor, input_layout=facts["input_layout"])
+    def refuse(self, x, names):
+        raise Unavailable(f"{self.name}: {self.no_intermediates}")
+
+    monkeypatch.setattr(ExecuTorchRunner, "intermediates", refuse)
+    source = torch_lenet5_pte
+    result = hop(source, source.path, "pte")
     layers = result.localisation.layers
     assert [e.name for e in layers] == [*LENET5, "logits"]
     assert all(e.candidate_tensor is None and "ExecuTorch" in e.reason for e in layers[:-1])

@@ -14,9 +14,7 @@ import pytest
 from tests.converters.mobile_models import mobile_models
 
 from dlcompat.frameworks.base import Unavailable
-from dlcompat.runtimes.browser.runner import TfjsRunner
 from dlcompat.runtimes.coreml import CoreMLRunner
-from dlcompat.runtimes.executorch import ExecuTorchRunner
 from dlcompat.runtimes.litert import LiteRTRunner
 from dlcompat.runtimes.native import NativeRunner
 from dlcompat.runtimes.onnxruntime import OnnxRuntimeRunner
@@ -85,9 +83,7 @@ def test_unknown_tensor_names_are_refused(models):
 
 
 @pytest.mark.parametrize(("runner", "reason"), [
-    (ExecuTorchRunner, "Method.execute returns only the method's outputs"),
     (CoreMLRunner, "declares"),
-    (TfjsRunner, "page's runtime returns only the model's outputs"),
 ])
 def test_runtimes_without_intermediates_say_why(tmp_path, runner, reason):
     made = runner(tmp_path / "model")

@@ -124,14 +124,20 @@ def align_tflite(path: Path, spec: ModelSpec) -> Alignment:
     return align_graph(read_tflite(Path(path)), spec, str(path))
 
 
+def align_pte(path: Path, spec: ModelSpec) -> Alignment:
+    from dlcompat.findings.pte_graph import read_pte
+
+    return align_graph(read_pte(Path(path)), spec, str(path))
+
+
 def align_file(path: Path, spec: ModelSpec) -> Alignment:
-    """By the file's suffix: .onnx or .tflite; other formats raise ValueError (no reader yet)."""
+    """By the file's suffix: .onnx, .tflite or .pte; other formats raise ValueError (no reader yet)."""
     suffix = Path(path).suffix
-    if suffix == ".onnx":
-        return align_onnx(path, spec)
-    if suffix == ".tflite":
-        return align_tflite(path, spec)
-    raise ValueError(f"no per-layer alignment for {suffix or 'suffix-less'} files yet (ONNX and .tflite only)")
+    readers = {".onnx": align_onnx, ".tflite": align_tflite, ".pte": align_pte}
+    if suffix not in readers:
+        raise ValueError(f"no per-layer alignment for {suffix or 'suffix-less'} files yet (ONNX, .tflite and .pte "
+                         "only)")
+    return readers[suffix](path, spec)
 
 
 def align_graph(graph: Graph, spec: ModelSpec, artifact: str = "") -> Alignment:

@@ -72,8 +72,8 @@ def diagnose(spec: ModelSpec, weights: Mapping[str, np.ndarray], path: Path, ali
              reference: Mapping[str, np.ndarray] | None = None) -> Diagnosis:
     """The fault at `localisation`'s first divergent layer. `runner_tensors` and `reference` (the fp64 layer outputs)
     let an integer tensor be judged in its quantisation steps."""
-    graph = read_onnx(Path(path), spec.input_shape) if alignment.format == "onnx" else read_tflite(Path(path))
-    params = layer_parameters(Path(path), alignment, graph.nodes)
+    graph = _read(Path(path), alignment.format, spec)
+    params = _parameters(Path(path), alignment, graph)
     out = Diagnosis(localisation.first_divergent_layer, None,
                     profile=[(e.name, e.ratio) for e in localisation.layers])
     for entry in alignment.layers:
@@ -97,7 +97,26 @@ def diagnose(spec: ModelSpec, weights: Mapping[str, np.ndarray], path: Path, ali
     out.fault_type = _decide(spec, weights, entry, node, params.get(entry.layer, {}), out,
                              steps if steps is not None else _steps(entry, node, runner_tensors, reference),
                              scalings)
+    if graph.format == "pte" and not params.get(entry.layer):
+        out.evidence.append(f"{entry.layer}: parameters not compared (an ExecuTorch program's portable kernels' "
+                            "constants are not read back)")
     return out
+
+
+def _parameters(path: Path, alignment: Alignment, graph: Graph) -> dict[str, dict[str, Constant]]:
+    if graph.format == "pte":
+        from dlcompat.findings.pte_parameters import pte_parameters
+
+        return pte_parameters(path, alignment, graph.nodes)
+    return layer_parameters(path, alignment, graph.nodes)
+
+
+def _read(path: Path, fmt: str, spec: ModelSpec) -> Graph:
+    if fmt == "pte":
+        from dlcompat.findings.pte_graph import read_pte
+
+        return read_pte(path)
+    return read_onnx(path, spec.input_shape) if fmt == "onnx" else read_tflite(path)
 
 
 def _decide(spec: ModelSpec, weights: Mapping[str, np.ndarray], entry: LayerAlignment, node: GraphNode | None,
@@ -316,7 +335,7 @@ def hyper_parameter_diffs(spec: ModelSpec, entry: LayerAlignment, node: GraphNod
     if main is None:
         return {}
     want = _wanted(main, spec, graph.format, node)
-    defaults = _ONNX_DEFAULTS if graph.format == "onnx" else {}
+    defaults = _ONNX_DEFAULTS if graph.format in ("onnx", "pte") else {}
     got = {k: node.attributes.get(k, defaults.get(k)) for k in want}
     return {k: (got[k], v) for k, v in want.items() if _differs(got[k], v)}
 
@@ -330,7 +349,7 @@ def _wanted(layer: Any, spec: ModelSpec, fmt: str, node: GraphNode) -> dict[str,
     want: dict[str, Any] = {"strides": [stride, stride]}
     if not isinstance(layer, Conv2D):
         want["kernel_shape"] = [size, size]
-    if fmt == "onnx":
+    if fmt in ("onnx", "pte"):  # an ExecuTorch program's attributes are read with ONNX's names
         want["pads"] = [pad] * 4
         if isinstance(layer, Conv2D):
             want["kernel_shape"] = [size, size]

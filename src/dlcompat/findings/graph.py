@@ -13,6 +13,8 @@ A reshape that keeps more than one per-image axis is neutral (not a flatten). ON
 `onnx.shape_inference`), LiteRT from the flatbuffer with `ai_edge_litert.schema_py_generated` (operator options
 hold the fused activation, strides and padding; tensors their quantisation).
 
+ExecuTorch programs are read to the same vocabulary by `findings.pte_graph`.
+
 `Graph.precision` is how the artifact stores its numbers: ``int8`` where any computed tensor is an integer one
 (full-integer quantisation), else ``int8-dynamic`` where a convolution / dense operator reads an int8 weight and
 computes in float (LiteRT's dynamic-range quantisation: the kernel quantises its input on the fly), else ``float16``
@@ -77,7 +79,7 @@ class GraphNode:
 
 @dataclass
 class Graph:
-    format: str  # "onnx" | "tflite"
+    format: str  # "onnx" | "tflite" | "pte"
     input: str
     input_layout: str
     nodes: list[GraphNode]
@@ -134,7 +136,7 @@ def read_onnx(path: Path, spec_input: tuple[int, int, int]) -> Graph:
         nodes.append(GraphNode(
             op=node.op_type, kind=kind, inputs=data, output=node.output[0], shape=shape, kernel=kernel,
             constants=[i for i in node.input if i in static], operands=list(node.input), attributes=attrs))
-    _refine(nodes, {o.name for o in graph.output})
+    refine(nodes, {o.name for o in graph.output})
     _onnx_layouts(nodes, first.name, layout)
     types = {init.data_type for init in graph.initializer}
     quantised = any(n.op_type in ("QuantizeLinear", "QLinearConv", "QLinearMatMul") for n in graph.node)
@@ -221,7 +223,7 @@ def read_tflite(path: Path) -> Graph:
             operands=[_tname(tensors[t]) for t in ins], attributes=_options(schema, op, name),
             quantisation=_quantisation(tensors[out]),
             weight_quantisation=_weight_quantisation(tensors, ins, constant) if kind in ("conv", "dense") else None))
-    _refine(nodes, {_tname(tensors[int(t)]) for t in sub.OutputsAsNumpy()})
+    refine(nodes, {_tname(tensors[int(t)]) for t in sub.OutputsAsNumpy()})
     source = _tname(tensors[int(sub.InputsAsNumpy()[0])])
     return Graph("tflite", source, "NHWC", nodes, _tflite_precision(tensors, constant, nodes))
 
@@ -312,7 +314,7 @@ def _weight_quantisation(tensors: list[Any], ins: list[int], constant: set[int])
     return {"scale": [float(s) for s in q.ScaleAsNumpy()], "axis": int(q.QuantizedDimension())}
 
 
-def _refine(nodes: list[GraphNode], outputs: set[str]) -> None:
+def refine(nodes: list[GraphNode], outputs: set[str]) -> None:
     """A reshape keeping its input's per-image shape (or of a feature vector) is neutral; an operator only `SHAPE`
     reads is plumbing."""
     shapes = {n.output: n.shape for n in nodes}

@@ -3,9 +3,11 @@ the source's measured noise floor, and the fault typed where it exceeds noise (i
 
 `localise_hop` aligns the candidate artifact to the spec (`findings.align`), has the runtime that runs its format
 hand back the aligned tensors (`Runner.intermediates`), judges each against the reference and the floor
-(`findings.localise`) and, beyond noise, types the fault at the first divergent layer (`findings.diagnose`). A
-runtime that cannot expose its intermediate tensors (ExecuTorch, TF.js: `Unavailable`) is compared at its
-output only (`Runner.infer`) against the logits' floor, and each layer says why it was not compared. The output is
+(`findings.localise`) and, beyond noise, types the fault at the first divergent layer (`findings.diagnose`). The
+graph formats are ONNX, LiteRT and ExecuTorch (`.pte`: its kernel calls and the nodes of its XNNPACK partitions,
+`findings.pte_graph`; tensors from a tapped copy of the deployed program). A runtime that cannot expose its
+intermediate tensors (`Unavailable`) is compared at its output only (`Runner.infer`) against the logits' floor, and
+each layer says why it was not compared. The output is
 always compared too (`HopResult.logits`), so a hop whose layers are within noise but whose output is not says so.
 
 `localise_files` is the same for two model files and an images `.npz` (`dlcompat localize`): the reference file's
@@ -234,6 +236,7 @@ def localise_hop(spec: ModelSpec, weights: Mapping[str, np.ndarray], x_nhwc: np.
         localisation = localise(spec, weights, x, tensors, alignment, floor, (ref_logits, ref_layers))
     else:
         localisation = _output_only(spec, path, fmt, floor, output, str(tensors))
+        localisation.precision = _precision(path, fmt, spec)
     result = HopResult(str(path), fmt, spec.name, input_layout, localisation, output, floor, images=len(x))
     if isinstance(alignment, Alignment) and not isinstance(tensors, str):
         _diagnose(result, spec, weights, path, alignment, tensors, ref_layers, candidate_weights)
@@ -265,6 +268,17 @@ def _native_weights(runner: Any) -> dict[str, np.ndarray] | None:
     if runner.name not in ("native", "weights"):
         return None
     return {k: np.asarray(v) for k, v in runner.adapter.get_weights(runner.model).items()}
+
+
+def _precision(path: Path, fmt: str, spec: ModelSpec) -> str:
+    """How the artifact stores its numbers (`findings.graph.Graph.precision`); float32 for a file not read as a
+    graph, or one that cannot be."""
+    if fmt not in GRAPH_FORMATS:
+        return "float32"
+    try:
+        return read_graph(path, fmt, spec.input_shape).precision
+    except ModelFileError:
+        return "float32"
 
 
 def _output_floor(path: Path, fmt: str, spec: ModelSpec, weights: Mapping[str, np.ndarray], x: np.ndarray,

@@ -25,12 +25,13 @@ from dlcompat.errors import ModelFileError, one_line
 from dlcompat.findings.align import Alignment, align_graph
 from dlcompat.findings.graph import Graph, read_onnx, read_tflite
 from dlcompat.findings.parameters import layer_parameters, onnx_constants
+from dlcompat.findings.pte_graph import read_pte
 from dlcompat.zoo.spec import BatchNorm, Conv2D, Dense, ModelSpec
 
 #: file suffix -> format (the study's names: a framework's own file is named as the framework)
 SUFFIX_FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".pte": "pte", ".npz": "weights", ".pt": "pytorch",
                   ".keras": "tensorflow"}
-GRAPH_FORMATS = ("onnx", "tflite")
+GRAPH_FORMATS = ("onnx", "tflite", "pte")
 #: reasons an alignment gives for a layer that is accounted for without its own tensor
 _ACCOUNTED = ("fused into", "folded by the converter", "dropout is the identity")
 
@@ -58,6 +59,8 @@ def file_format(path: Path) -> str:
 
 def read_graph(path: Path, fmt: str, image_shape: tuple[int, int, int]) -> Graph:
     try:
+        if fmt == "pte":
+            return read_pte(path)
         return read_onnx(path, image_shape) if fmt == "onnx" else read_tflite(path)
     except Exception as exc:  # onnx / flatbuffers raise many kinds on a foreign or truncated file
         raise ModelFileError(f"{path} is not a readable {fmt} model ({type(exc).__name__}: {one_line(exc)})") from exc
@@ -282,12 +285,12 @@ def _find_units(node: Any) -> Iterator[Any]:
 def read_reference(path: Path, image_shape: tuple[int, int, int], layout: str | None = None) -> ModelFile:
     """The reference model of a file: its format, spec, canonical weights and input layout."""
     fmt = file_format(path)
+    if fmt == "pte":
+        raise ModelFileError(f"{path}: an ExecuTorch program's weights cannot be read back: pass the model it was "
+                             "exported from as the reference")
     if fmt in GRAPH_FORMATS:
         layout = input_layout(path, fmt, image_shape, layout or "NCHW")  # checks the images fit; never run
         spec, alignment, graph = identify_graph(path, fmt, image_shape)
         return ModelFile(Path(path), fmt, spec, graph_weights(path, spec, alignment, graph), layout)
-    if fmt == "pte":
-        raise ModelFileError(f"{path}: an ExecuTorch program's weights cannot be read back: pass the model it was "
-                             "exported from as the reference")
     spec, weights = native_weights(path, fmt, image_shape)
     return ModelFile(Path(path), fmt, spec, weights, "NHWC")

@@ -3,9 +3,10 @@ in TensorFlow.
 
 The loader unzips the SavedModel into a working folder the session holds and loads it with
 `tf.saved_model.load` (no custom objects, no pickle); the runner calls its traced function, which
-takes NHWC images (onnx2tf's layout) of any batch. Intermediate tensors are unavailable: the
-SavedModel keeps only the traced inference graph, not onnx2tf's tf_keras layers. Runs in the
-`onnx2tf` toolchain environment (Python 3.12).
+takes NHWC images (onnx2tf's layout) of any batch. Intermediate tensors come from that traced graph
+itself: the function pruned to fetch the asked operations' outputs (`WrappedFunction.prune`, the same
+graph, weights and kernels; names are the graph's tensor names, e.g. ``model/tf.nn.relu/Relu:0``,
+TensorFlow's NHWC layout). Runs in the `onnx2tf` toolchain environment (Python 3.12).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from dlcompat.converters.onnx_keras import SERVE
-from dlcompat.runtimes.base import Loader, Runner
+from dlcompat.runtimes.base import Loader, Runner, require_tensors
 
 
 @dataclass(frozen=True)
@@ -59,10 +60,13 @@ class SavedModelFromZip(Loader):
         return LoadedSavedModel(model, getattr(model, SERVE), workdir)
 
 
+#: graph operations that compute nothing per image (weights, their reads, the input, control)
+_NOT_COMPUTED = ("Const", "ReadVariableOp", "Placeholder", "NoOp", "VarHandleOp", "Identity", "Shape")
+
+
 class OnnxToTfRunner(Runner):
     name = "onnx2tf"
-    no_intermediates: ClassVar[str] = ("the SavedModel keeps only the traced inference graph, not onnx2tf's "
-                                       "tf_keras layers")
+    no_intermediates: ClassVar[str] = "the SavedModel's traced function has no graph to prune"
 
     def loader(self) -> SavedModelFromZip:
         return SavedModelFromZip(self.path, self.threads)
@@ -75,8 +79,45 @@ class OnnxToTfRunner(Runner):
         self.call = self.session.call
 
     def release(self, session: LoadedSavedModel) -> None:
-        self.call = None
+        self.call, self._pruned = None, {}
         shutil.rmtree(session.workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ intermediate tensors
+
+    def _graph(self) -> Any:
+        """The traced graph of the inference function (its one concrete function: it has an input signature)."""
+        from dlcompat.frameworks.base import Unavailable
+
+        functions = list(getattr(self.call, "concrete_functions", []) or [])
+        if len(functions) != 1:
+            raise Unavailable(f"{self.name}: {self.no_intermediates} ({len(functions)} traced functions)")
+        return functions[0].graph
+
+    def tensor_names(self) -> list[str]:
+        """The first output of each operation the graph computes per image (batch dimension unknown), graph order."""
+        graph = self._graph()
+        return [op.outputs[0].name for op in graph.get_operations()
+                if op.type not in _NOT_COMPUTED and op.outputs and op.outputs[0].shape.rank
+                and op.outputs[0].shape[0] is None]
+
+    def intermediates(self, x: np.ndarray, names: list[str], batch_size: int = 256) -> dict[str, np.ndarray]:
+        """The named tensors, from the traced function pruned to fetch them (float32, NHWC)."""
+        require_tensors(self, names, self.tensor_names())
+        key = tuple(names)
+        if key not in getattr(self, "_pruned", {}):
+            from tensorflow.python.eager import wrap_function  # the only public-ish pruning of a traced graph
+
+            graph = self._graph()
+            wrapped = wrap_function.WrappedFunction(graph, variable_holder=wrap_function.VariableHolder(
+                share_variables=True))
+            self._pruned = {**getattr(self, "_pruned", {}), key: wrapped.prune(
+                feeds=[graph.inputs[0]], fetches=[graph.get_tensor_by_name(name) for name in names])}
+        pruned = self._pruned[key]
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        for start in range(0, len(x), batch_size):
+            for name, value in zip(names, pruned(self._input(x[start : start + batch_size])), strict=True):
+                parts[name].append(np.asarray(value, dtype=np.float32))
+        return {name: np.concatenate(values) for name, values in parts.items()}
 
     def _input(self, x: np.ndarray) -> Any:
         return self.tf.constant(np.ascontiguousarray(x))  # NHWC: onnx2tf's own layout

@@ -65,7 +65,7 @@ def _plan_conversions(plan: Plan, native: dict[str, Any], chain: list[tuple[Conv
 #: the test images a derived model's hop is localised on, and its source's noise floor measured on (issue 18)
 LOCALISE_IMAGES = 16
 #: the formats whose per-layer tensors the findings layer aligns
-LOCALISED_FORMATS = ("onnx", "tflite")
+LOCALISED_FORMATS = ("onnx", "tflite", "pte")
 
 
 def _plan_localisation(plan: Plan, native: dict[str, Any], chain: list[tuple[Converter, str]], data: str,

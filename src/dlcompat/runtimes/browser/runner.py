@@ -8,7 +8,9 @@ cell is recorded, not failed.
 
 ONNX Runtime Web hands back intermediate tensors (`OrtWebRunner.intermediates`) as ONNX Runtime does: a copy of the
 model whose graph outputs include the asked values (`onnxruntime.with_outputs`) is laid out beside the job's
-model and loaded in the page as a second session; `infer` and the timings keep the deployed model's. TF.js does not.
+model and loaded in the page as a second session; `infer` and the timings keep the deployed model's. A TF.js graph
+model hands back any of its nodes (`TfjsRunner.intermediates`: `GraphModel.execute` with those nodes as its outputs,
+on the deployed model itself; names are `model.json`'s node names); a layers model does not.
 
 The page times its own calls with `performance.now()` (`timings`), by the rules of
 `metrics.latency`; the evaluate job turns those per-call times into the same statistics as every
@@ -28,12 +30,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from dlcompat.frameworks.base import Unavailable
 from dlcompat.runtimes.base import Runner, require_tensors, to_layout
 from dlcompat.runtimes.browser.loader import PageLoader, PageSession, web_dir
 from dlcompat.runtimes.onnxruntime import onnx_value_names, with_outputs
 
 #: images per page call when inferring a whole split (keeps one call's tensors small on every backend)
 INFER_CHUNK = 256
+#: input bytes per page call of `infer` (8 MiB: the quick study's whole test split of 28x28 images in one call, 13
+#: images of 224x224x3 per call)
+INFER_CALL_BYTES = 8 << 20
 
 
 def npm_versions() -> dict[str, str]:
@@ -114,8 +120,16 @@ class BrowserRunner(Runner):
     # ------------------------------------------------------------------ the runner protocol
 
     def infer(self, x: np.ndarray) -> np.ndarray:
-        self._put_input("infer", x)
-        return _logits(self.call("infer", "infer", INFER_CHUNK, what=f"inferring {len(x)} images"))
+        """The logits of `x`, in page calls of at most `INFER_CALL_BYTES` of input each: every call has the time
+        limit, so a large model on a slow backend (TF.js's JavaScript CPU kernels on 224x224 images) gets it per
+        slice rather than once for the whole split."""
+        per_call = max(1, INFER_CALL_BYTES // max(1, int(np.prod(x.shape[1:])) * 4))
+        out = []
+        for start in range(0, max(len(x), 1), per_call):  # one call for no images too: the page says what it gives
+            piece = x[start:start + per_call]
+            self._put_input("infer", piece)
+            out.append(_logits(self.call("infer", "infer", INFER_CHUNK, what=f"inferring {len(piece)} images")))
+        return np.concatenate(out)
 
     def predictor(self, x: np.ndarray) -> Callable[[], Any]:
         """One page round trip per call (CDP included): for the protocol and the output check; figures come
@@ -267,6 +281,34 @@ class TfjsRunner(BrowserRunner):
             raise ValueError(f"{self.path} holds no model.json: not a TF.js model archive")
         fmt = json.loads((folder / "model.json").read_text()).get("format", "layers-model")
         return {"model": "/model/model.json", "model_kind": "graph" if fmt == "graph-model" else "layers"}
+
+    def tensor_names(self) -> list[str]:
+        """The nodes a graph model computes (`model.json`'s names, its order), constants and the input left out."""
+        topology = tfjs_topology(self.path)
+        if topology is None:
+            raise Unavailable(f"{self.name}: {self.path} is a layers model, whose page runtime returns only the "
+                              "model's outputs")
+        return [node["name"] for node in topology.get("node", []) if node.get("op") not in ("Const", "Placeholder")]
+
+    def intermediates(self, x: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """The named nodes, from the deployed graph model in the page (`GraphModel.execute` with them as outputs):
+        float32, TensorFlow's layout (NHWC)."""
+        require_tensors(self, names, self.tensor_names())
+        self._put_input("tap", x)
+        out = self.call("inferNodes", "tap", list(names), INFER_CHUNK,
+                        what=f"inferring {len(x)} images for {len(names)} nodes")
+        return {name: _floats(out[name]) for name in names}
+
+
+def tfjs_topology(path: Path) -> dict[str, Any] | None:
+    """A TF.js archive's graph (`model.json`'s `modelTopology`), or None for a layers model; `Unavailable` for an
+    archive without a readable `model.json`."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            model = json.loads(archive.read("model.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        raise Unavailable(f"tfjs: {path} holds no readable model.json ({exc})") from exc
+    return model.get("modelTopology") if model.get("format") == "graph-model" else None
 
 
 def _logits(out: dict[str, Any]) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Job `localize`: one derived artifact (ONNX, `.tflite`) against the float64 reference of its trained source, judged
+"""Job `localize`: one derived artifact (ONNX, `.tflite`, `.pte`) against the float64 reference of its trained source,
 against the source's measured noise floor (`noise_floor` job), localised to its first divergent layer and typed
 (`findings.hop.localise_hop`) where its output exceeds that floor.
 

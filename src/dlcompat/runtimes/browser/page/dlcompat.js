@@ -228,7 +228,7 @@ export async function infer(name, chunk) {
   return { logits: toBase64(out), shape: [n, classes] };
 }
 
-// ---------------------------------------------------------------- intermediate tensors (ONNX Runtime Web)
+// ---------------------------------------------------------------- intermediate tensors
 
 // a second session, `id`, of a copy of the model at `url` whose graph outputs include intermediate values, with the
 // options of the deployed model's session (which infer and time keep using)
@@ -246,20 +246,52 @@ export async function loadExtra(id, url) {
 // base64 of float32 bytes (other element types converted), dims with the whole batch first
 export async function inferAll(id, name, names, chunk) {
   const session = state.extra.get(id);
+  return gather(name, names, chunk, async (input, dims) => {
+    const out = await session.run({ [session.inputNames[0]]: new state.ort.Tensor("float32", input, dims) }, names);
+    const result = {};
+    for (const k of names) {
+      result[k] = { values: floats(out[k].data), dims: out[k].dims };
+      if (out[k].dispose) out[k].dispose();
+    }
+    return result;
+  });
+}
+
+// TF.js: the nodes `names` of the deployed graph model on input `name` (GraphModel.execute with those nodes as its
+// outputs: the same model and kernels, which keep those tensors), in chunks, as inferAll returns them
+export async function inferNodes(name, names, chunk) {
+  if (state.runtime !== "tfjs" || typeof state.model.execute !== "function" || state.model.layers) {
+    throw new Error(`${state.runtime}: only a TF.js graph model executes up to named nodes`);
+  }
+  const tf = state.tf;
+  return gather(name, names, chunk, async (input, dims) => {
+    const x = tf.tensor(input, dims, "float32");
+    const out = [].concat(state.model.execute(x, names));
+    x.dispose();
+    const result = {};
+    for (let i = 0; i < names.length; i++) {
+      result[names[i]] = { values: floats(await out[i].data()), dims: out[i].shape };
+      out[i].dispose();
+    }
+    return result;
+  });
+}
+
+function floats(data) {
+  return (data instanceof Float32Array ? data : Float32Array.from(data, Number)).slice();
+}
+
+// `run(input, dims)` on input `name` in chunks of `chunk` images, each chunk's {name: {values, dims}} joined along
+// the batch: {name: {data: base64 of float32 bytes, dims}}
+async function gather(name, names, chunk, run) {
   const { data, shape } = state.inputs.get(name);
   const n = shape[0];
   const per = data.length / n;
   const parts = Object.fromEntries(names.map((k) => [k, []]));
   for (let start = 0; start < n; start += chunk) {
     const stop = Math.min(n, start + chunk);
-    const input = new state.ort.Tensor("float32", data.subarray(start * per, stop * per), [stop - start, ...shape.slice(1)]);
-    const out = await session.run({ [session.inputNames[0]]: input }, names);
-    for (const k of names) {
-      const tensor = out[k];
-      const values = tensor.data instanceof Float32Array ? tensor.data : Float32Array.from(tensor.data, Number);
-      parts[k].push({ values: values.slice(), dims: tensor.dims });
-      if (tensor.dispose) tensor.dispose();
-    }
+    const out = await run(data.subarray(start * per, stop * per), [stop - start, ...shape.slice(1)]);
+    for (const k of names) parts[k].push(out[k]);
   }
   const result = {};
   for (const k of names) {

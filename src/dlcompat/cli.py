@@ -378,7 +378,7 @@ def findings(
     run = store.run(run_id)
     groups = _finding_groups(store, run, out)
     if export is not None:
-        _export_reproducers(groups, export)
+        _export_reproducers(groups, export, out / "reproducers" / f"{run['id']}.json")
     if as_json:
         typer.echo(json.dumps({"run": run["id"], "name": run["name"], "groups": [
             group_record(number, group) for number, group in enumerate(groups, start=1)]}, indent=2, default=str))
@@ -408,45 +408,51 @@ def _verify_reproducers(folder: Path | None, newest: bool, venvs: Path | None) -
         raise typer.Exit(1)
 
 
-def _export_reproducers(groups: list[Any], export: Path) -> None:
-    """`findings RUN --export DIR`: the failed causes whose failing model is ONNX, as reproducer folders."""
+def _export_reproducers(groups: list[Any], export: Path, index: Path) -> None:
+    """`findings RUN --export DIR`: the failed causes whose failing model is ONNX, as reproducer folders; their
+    catalogue also goes to `index` (OUT/reproducers/RUN.json), where the run's report finds it."""
     from dlcompat.findings.study_export import StudyCause, export_study_causes
     from dlcompat.report.finding_groups import cell_label
 
     causes = [StudyCause(f"G{number} {group.tool}", group.tool, group.cause, list(group.artifacts),
                          [cell_label(f) for f in group.members])
               for number, group in enumerate(groups, start=1) if group.status == "failed"]
-    problems = export_study_causes(causes, export, say=lambda m: console.print(m, highlight=False, markup=False))
+    problems = export_study_causes(causes, export, say=lambda m: console.print(m, highlight=False, markup=False),
+                                   index=index)
     console.print(f"{len(problems)} reproducer folders written to {export}", highlight=False, markup=False)
 
 
 @app.command()
 def conformance(
-    routes: Annotated[str, typer.Option(help="Comma-separated routes: onnxruntime, onnx2torch, onnx2tf.")
-                      ] = "onnxruntime,onnx2torch,onnx2tf",
-    suites: Annotated[str, typer.Option(help="Comma-separated folders of onnx/backend/test/data.")
-                      ] = "simple,pytorch-converted,pytorch-operator,node",
+    routes: Annotated[str, typer.Option(help="Comma-separated routes: onnxruntime, onnx2torch, onnx2tf, "
+                                        "onnxruntime-web (wasm, in headless Chromium).")
+                      ] = "onnxruntime,onnx2torch,onnx2tf,onnxruntime-web",
+    suites: Annotated[str, typer.Option(help="Comma-separated folders of onnx/backend/test/data, and `canary` "
+                                        "(dlcompat's cases of operators users report as fragile).")
+                      ] = "simple,pytorch-converted,pytorch-operator,node,canary",
     export: Annotated[Path | None, typer.Option("--export", help="Write a reproducer folder per cause here.")
                       ] = None,
     limit: Annotated[int | None, typer.Option(help="Only the first N cases (a quick look).", min=1)] = None,
+    match: Annotated[str, typer.Option(help="Only the cases whose name holds this text (`sequence`, `canary/`).")
+                     ] = "",
 ) -> None:
     """ONNX's backend test cases through each ONNX-consuming route, judged against ONNX Runtime's measured noise;
     failures grouped by cause, each reduced to its smallest model and (with --export) written as a reproducer."""
-    from dlcompat.findings.conformance_run import ROUTES, run_conformance
+    from dlcompat.findings.conformance_run import ROUTES, catalogue_line, run_conformance
 
     chosen = [r.strip() for r in routes.split(",") if r.strip()]
     unknown = [r for r in chosen if r not in ROUTES]
     if unknown or not chosen:
         _fail(f"unknown route {', '.join(unknown) or '(none)'}: choose from {', '.join(ROUTES)}")
     result = run_conformance(chosen, [s.strip() for s in suites.split(",") if s.strip()], export, limit=limit,
-                             say=lambda m: console.print(m, highlight=False, markup=False))
+                             match=match, say=lambda m: console.print(m, highlight=False, markup=False))
     for route, counts in result.counts().items():
-        typer.echo(f"{route}: {counts['pass']} pass, {counts['error']} errors, {counts['mismatch']} mismatches "
-                   f"of {result.cases} cases")
+        timeouts = f", {counts['timeout']} past the time limit (not judged)" if counts["timeout"] else ""
+        typer.echo(f"{route}: {counts['pass']} pass, {counts['error']} errors, {counts['mismatch']} mismatches"
+                   f"{timeouts} of {result.cases} cases")
     typer.echo(f"{len(result.problems)} causes:")
     for problem in result.problems:
-        typer.echo(f"  {problem.key}: {problem.title} ({len(problem.cells)} case(s))"
-                   f"{f'; upstream {problem.upstream}' if problem.upstream else ''}")
+        typer.echo(f"  {catalogue_line(problem)}")
 
 
 @app.command()

@@ -25,7 +25,7 @@ from dlcompat.findings.conformance import (
 )
 from dlcompat.findings.conformance_run import _causes_of
 from dlcompat.findings.reproducer import read_problem
-from dlcompat.findings.routes import Answer, RouteServer
+from dlcompat.findings.routes import ROUTE_TIMEOUT, Answer, RouteServer
 from dlcompat.findings.tools import TOOLS, Tool
 from dlcompat.metrics.noise import FP32_EPS, K_NOISE
 
@@ -116,3 +116,11 @@ def test_study_causes_map_to_tools_and_inputs():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1, 28, 28])])
     (x,) = seeded_inputs(helper.make_model(graph))
     assert x.shape == (1, 1, 28, 28) and x.dtype == np.float32 and x.std() > 0.5
+
+
+def test_a_route_timeout_is_not_judged_and_makes_no_cause():
+    """A case the route cut at its own time limit (a busy machine) is "timeout": neither a pass nor a cause."""
+    answer = Answer(None, f"{ROUTE_TIMEOUT}: onnx2tf ran past 300 s")
+    assert judge(answer, [np.zeros(2, np.float32)], [0.0], TOOLS["onnx2tf"])[0] == "timeout"
+    case = BackendCase("s/c", None, [], [], 1, ("MaxPool",))
+    assert group_causes([Verdict("onnx2tf", "s/c", "timeout", answer.error)], {"s/c": case}) == []

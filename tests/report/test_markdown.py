@@ -56,13 +56,14 @@ def test_every_table_row_has_as_many_cells_as_its_header(run: dict, rows: list[d
 def test_findings_show_the_summary_and_the_full_error(text: str) -> None:
     findings = text[text.index("## Findings"):text.index("## Environment")]
     table = markdown_tables(findings)[0]
-    assert table[0] == ["#", "status", "tool", "cells", "error (normalised)", "layers / operators", "which cells",
+    assert table[0] == ["#", "status", "tool", "cells", "error (normalised)", "upstream", "reproducer",
+                        "layers / operators", "which cells",
                         "full error (first cell)", "versions involved", "artifacts"]
     assert table[1][:4] == ["G1", "failed", "torch.onnx (torchscript)", "1"]
     assert table[1][4].endswith("to ONNX opset version N is not supported \\| see &lt;url&gt;")
-    assert table[1][5] == "aten::max_pool2d_with_indices"  # intraword underscores need no escape
-    assert table[1][7].startswith("torch.onnx.errors.UnsupportedOperatorError: Exporting the operator")
-    assert table[1][7].endswith("(full text under G1)")
+    assert table[1][7] == "aten::max_pool2d_with_indices"  # intraword underscores need no escape
+    assert table[1][9].startswith("torch.onnx.errors.UnsupportedOperatorError: Exporting the operator")
+    assert table[1][9].endswith("(full text under G1)")
     assert table[2][:2] == ["G2", "inconsistent"]
     assert fenced(CONVERSION_ERROR) in findings  # verbatim, pipes and all, in a code block
 

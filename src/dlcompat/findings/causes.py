@@ -15,16 +15,15 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from dlcompat.envs.registry import get_env
 from dlcompat.metrics.noise import FP32_EPS, K_NOISE
 
 from .conformance import BackendCase, Cause, error_key, judge, rms
-from .reduce import Case, Reduction, reduce_model
+from .reduce import CannotJudge, Case, Reduction, reduce_model
 from .reproducer import Problem, error_pattern, write_reproducer
-from .routes import Answer, RouteServer
+from .routes import ROUTE_TIMEOUT, Answer, Route
 from .tools import Tool
 
 #: causes already reported upstream: (tool, a regex over the cause's title) -> the issue, found with the search
@@ -34,6 +33,15 @@ UPSTREAM: tuple[tuple[str, str, str], ...] = (
      "(a SplitToSequence converter proposed, closed unmerged)"),
     ("onnx2tf", r"Exception encountered when calling layer \"tf\.math\.add_N?.*Expand", "related: "
      "https://github.com/PINTO0309/onnx2tf/issues/772 (Expand then a broadcast op: 'Dimensions must be equal')"),
+    ("onnx2tf", r"tfl\.prelu", "related: https://github.com/PINTO0309/onnx2tf/issues/418 (PRelu slope shapes; "
+     "closed)"),
+    ("onnx2torch", r"operation_type='GlobalMaxPool'", "https://github.com/ENOT-AutoDL/onnx2torch/issues/235 (open)"),
+    ("onnx2torch", r"\"SAME_UPPER\" auto_pad is not implemented", "https://github.com/ENOT-AutoDL/onnx2torch/issues/"
+     "148 (open; a fix proposed in https://github.com/ENOT-AutoDL/onnx2torch/pull/246, open)"),
+    ("onnx2torch", r"\"SAME_LOWER\" auto_pad is not implemented", "related: https://github.com/ENOT-AutoDL/onnx2torch/"
+     "issues/148 (SAME_UPPER: the same unimplemented auto_pad branch; open)"),
+    ("onnx2torch", r"AvgPool with non symmetrical padding", "https://github.com/ENOT-AutoDL/onnx2torch/issues/203 and "
+     "https://github.com/ENOT-AutoDL/onnx2torch/issues/172 (both open)"),
 )
 
 
@@ -48,36 +56,64 @@ def env_versions(env_name: str, packages: Sequence[str]) -> dict[str, str]:
     return json.loads(done.stdout) if done.returncode == 0 else {}
 
 
-def _ask(server: RouteServer, case: Case) -> Answer:
+def _ask(server: Route, case: Case) -> Answer:
     with tempfile.TemporaryDirectory(prefix="dlcompat-reduce-") as folder:
         path = Path(folder) / "model.onnx"
         path.write_bytes(case.model.SerializeToString())
         return server.call(path, list(case.inputs.values()))
 
 
-def same_failure(cause: Cause, server: RouteServer, relative_floor: float) -> Callable[[Case], bool]:
-    """The check a reduction keeps: the cause's error (by regex), or a mismatch beyond the carried-over floor."""
+def _cannot_judge(case: Case, answer: Answer, tool: str) -> None:
+    """CannotJudge where the route ran past its time limit, or the candidate has sequence-typed inputs the tool
+    rejects, or sequence-typed outputs it does not hand back as sequences: the removal is valid ONNX, but whether the
+    failure stays cannot be told."""
+    if answer.outputs is None and answer.error.startswith(ROUTE_TIMEOUT):
+        raise CannotJudge(f"cannot remove: {tool} ran past the time limit on the rest")
+    inputs = [n for n, v in case.inputs.items() if isinstance(v, list)]
+    if inputs and answer.outputs is None:
+        first = next((s.strip() for s in answer.error.splitlines() if s.strip()), "")[:120]
+        raise CannotJudge(f"cannot remove: {tool} does not run the rest with the sequence-typed input "
+                          f"{', '.join(inputs)} it leaves ({first})")
+    outputs = [n for (n, v), got in zip(case.outputs.items(), answer.outputs or [], strict=False)
+               if isinstance(v, list) and not isinstance(got, list)]
+    if outputs:
+        raise CannotJudge(f"cannot remove: the rest ends in the sequence-typed {', '.join(outputs)}, which {tool} "
+                          f"does not hand back as a sequence")
+
+
+def same_failure(cause: Cause, server: Route, relative_floor: float) -> Callable[[Case], bool]:
+    """The check a reduction keeps: the cause's error (by regex), or a mismatch beyond the carried-over floor;
+    CannotJudge where sequence-typed values left by a removal make it impossible to tell (`_cannot_judge`)."""
     if cause.kind == "error":
         pattern = re.compile(error_pattern(cause.verdicts[0].detail))
-        return lambda case: (answer := _ask(server, case)).outputs is None and bool(pattern.search(answer.error))
+
+        def errs(case: Case) -> bool:
+            answer = _ask(server, case)
+            if answer.outputs is None and pattern.search(answer.error):
+                return True
+            _cannot_judge(case, answer, server.tool.name)
+            return False
+
+        return errs
 
     def mismatches(case: Case) -> bool:
         want = list(case.outputs.values())
-        floors = [max(relative_floor, FP32_EPS) * rms(w)
-                  for w in want]
-        return judge(_ask(server, case), want, floors, server.tool)[0] == "mismatch"
+        floors = [max(relative_floor, FP32_EPS) * rms(w) for w in want]
+        answer = _ask(server, case)
+        _cannot_judge(case, answer, server.tool.name)
+        return judge(answer, want, floors, server.tool)[0] == "mismatch"
 
     return mismatches
 
 
-def _feeds(model: object, case: BackendCase) -> dict[str, np.ndarray]:
+def _feeds(model: object, case: BackendCase) -> dict[str, Any]:
     graph = model.graph  # type: ignore[attr-defined]
     initializers = {i.name for i in graph.initializer}
     names = [i.name for i in graph.input if i.name not in initializers]
     return dict(zip(names, case.inputs, strict=False))
 
 
-def reduce_cause(cause: Cause, case: BackendCase, server: RouteServer, relative_floor: float
+def reduce_cause(cause: Cause, case: BackendCase, server: Route, relative_floor: float
                  ) -> tuple[Case, Reduction | None, str]:
     """The reduced case (or the whole case where the check does not hold against golden values), and a note."""
     import onnx
@@ -107,7 +143,7 @@ def upstream_of(tool: str, title: str) -> str:
 
 
 def make_problem(cause: Cause, case: Case, reduction: Reduction | None, note: str, tool: Tool,
-                 versions: dict[str, str], python: str, server: RouteServer, relative_floor: float) -> Problem:
+                 versions: dict[str, str], python: str, server: Route, relative_floor: float) -> Problem:
     """The problem the reduced case shows, with the route's answer on it; ValueError where it shows none."""
     want = list(case.outputs.values())
     floors = [max(relative_floor, FP32_EPS) * rms(w) for w in want]
@@ -131,6 +167,7 @@ def make_problem(cause: Cause, case: Case, reduction: Reduction | None, note: st
         versions=versions, python=python, source=f"ONNX's backend test case {cause.verdicts[0].case}",
         cells=cause.cases, op_types=ops, reduction=note.split("; "),
         minimal=bool(reduction and reduction.minimal), upstream=upstream_of(tool.name, title),
+        minimal_note=reduction.why if reduction else "not proven minimal: not reduced (the whole case)",
         figures={k: v for k, v in figures.items() if k != "tolerance"} if status == "mismatch" else {})
 
 

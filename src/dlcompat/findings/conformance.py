@@ -2,13 +2,15 @@
 their failures grouped by cause, each cause reduced and written as a reproducer (issue 19).
 
 The cases: the `onnx` package's `onnx/backend/test/data/{simple,pytorch-converted,pytorch-operator,node}` folders
-(a `model.onnx` and `test_data_set_0/` of inputs and expected outputs as TensorProtos); cases whose inputs or
+(a `model.onnx` and `test_data_set_0/` of inputs and expected outputs as TensorProtos), and the `canary` suite of
+operators users report as fragile (`findings/canary.py`, written in the same layout); cases whose inputs or
 outputs are not plain numeric tensors (sequences, optionals, strings) or that use training-only operators
 (`ai.onnx.preview.training`) are left out and counted, with the reason. A case of an opset before 7 (ONNX
 Runtime's documented support starts there) is converted to opset 13 by ONNX's version converter first (the case is
 then named `...@opset13`, and its converted model is what every route runs); one the converter cannot convert is left
-out. The routes: ONNX Runtime (the main
-environment), onnx2torch and onnx2tf (each in its toolchain environment), each served by a `RouteServer`.
+out. The routes: ONNX Runtime (the main environment), onnx2torch and onnx2tf (each in its toolchain environment),
+each served by a `RouteServer`, and ONNX Runtime Web's wasm backend in one page of headless Chromium
+(`findings/ortweb.py`). A case a route cuts at its own time limit is "timeout": not judged, no cause.
 
 **Pass rule.** ONNX Runtime runs every case first; per output, its noise floor is ONNX Runtime's own rmse against the
 expected output, never below float32's rounding of that output (`FP32_EPS x rms(expected)`). A route passes a case
@@ -18,7 +20,8 @@ subgraph is judged the same way against ONNX Runtime's golden values of its outp
 carried over as a fraction of each output's rms.
 
 **Causes.** A failure is an error (grouped by tool and the error's first line with numbers, quoted names and paths
-made free, `error_pattern`) or a numeric mismatch (grouped by tool and the operator types of the case). The
+made free, `error_pattern`) or a numeric mismatch (grouped by tool and the operator types of the case with their
+modes: the values of string attributes such as `auto_pad` or Pad's `mode`, `op_signature`). The
 smallest case of each group is reduced (`findings/reduce.py`, the route itself as the check); groups whose reduced
 models hold the same operators with the same failure are one cause. Each cause becomes a reproducer folder.
 """
@@ -36,11 +39,12 @@ import numpy as np
 
 from dlcompat.metrics.noise import FP32_EPS, K_NOISE
 
+from . import canary
 from .reproducer import is_free
-from .routes import Answer, RouteServer
+from .routes import ROUTE_TIMEOUT, Answer, Route
 from .tools import Tool
 
-SUITES = ("simple", "pytorch-converted", "pytorch-operator", "node")
+SUITES = ("simple", "pytorch-converted", "pytorch-operator", "node", canary.SUITE)
 #: training-only operators (Gradient): not an inference runtime's job, so such cases are left out
 TRAINING_DOMAIN = "ai.onnx.preview.training"
 #: the oldest opset ONNX Runtime supports, by design (its docs/Versioning.md, "Backwards compatibility"; closed as
@@ -58,15 +62,28 @@ class BackendCase:
     outputs: list[np.ndarray]
     nodes: int = 0
     op_types: tuple[str, ...] = ()
+    signature: str = ""  # `op_signature` of its nodes
 
 
 @dataclass
 class Verdict:
     route: str
     case: str
-    status: str  # "pass" | "error" | "mismatch"
+    status: str  # "pass" | "error" | "mismatch" | "timeout" (the route's time limit: not judged)
     detail: str = ""
     figures: dict[str, float] = field(default_factory=dict)
+
+
+def op_signature(nodes: Sequence[Any]) -> str:
+    """The operator types of `nodes`, each once, with their modes: `AveragePool[auto_pad=SAME_LOWER] Pad[mode=edge]`
+    (string attributes select a behaviour; numbers only size it)."""
+    from onnx import AttributeProto
+
+    def one(node: Any) -> str:
+        modes = [f"{a.name}={a.s.decode(errors='replace')}" for a in node.attribute if a.type == AttributeProto.STRING]
+        return node.op_type + (f"[{','.join(sorted(modes))}]" if modes else "")
+
+    return " ".join(dict.fromkeys(one(node) for node in nodes))
 
 
 def backend_root() -> Path:
@@ -105,7 +122,12 @@ def load_cases(suites: Sequence[str] = SUITES, root: Path | None = None, workdir
     root = root or backend_root()
     cases, skipped = [], []
     for suite in suites:
-        for folder in sorted(p for p in (root / suite).glob("*") if (p / "model.onnx").exists()):
+        if suite == canary.SUITE and not (root / suite).exists():  # written for this run, then read as any suite
+            workdir = workdir or Path(tempfile.mkdtemp(prefix="dlcompat-conformance-"))
+            folder_of_suite = canary.write_suite(workdir)
+        else:
+            folder_of_suite = root / suite
+        for folder in sorted(p for p in folder_of_suite.glob("*") if (p / "model.onnx").exists()):
             data = folder / "test_data_set_0"
             model = onnx.load(str(folder / "model.onnx"))
             reason = _left_out(model)
@@ -136,12 +158,21 @@ def load_cases(suites: Sequence[str] = SUITES, root: Path | None = None, workdir
             cases.append(BackendCase(name, path,
                                      [arrays[f"input_{i}"] for i in range(n_in)],
                                      [arrays[f"output_{i}"] for i in range(n_out)], len(model.graph.node),
-                                     tuple(dict.fromkeys(n.op_type for n in model.graph.node))))
+                                     tuple(dict.fromkeys(n.op_type for n in model.graph.node)),
+                                     op_signature(model.graph.node)))
     return cases, skipped
 
 
-def rms(x: np.ndarray) -> float:
-    """The root mean square of a tensor's finite values (0 for an empty or non-numeric one)."""
+def flat(value: Any) -> np.ndarray:
+    """A tensor as it is; a sequence of tensors (a list) as its items' values, raveled and joined."""
+    if isinstance(value, list | tuple):
+        return np.concatenate([np.ravel(v) for v in value]) if value else np.zeros(0, np.float32)
+    return np.asarray(value)
+
+
+def rms(x: Any) -> float:
+    """The root mean square of a tensor's (or a sequence's) finite values (0 for an empty or non-numeric one)."""
+    x = flat(x)
     if not x.size or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
         return 0.0
     values = x.astype(np.float64)
@@ -164,29 +195,51 @@ def rmse(got: np.ndarray, want: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.where(both_nan, 0.0, a - b) ** 2)))
 
 
-def floors_of(ort: Answer, expected: Sequence[np.ndarray]) -> list[float]:
+def _shape(value: Any) -> object:
+    """A tensor's shape; a sequence's list of its items' shapes."""
+    return [np.shape(v) for v in value] if isinstance(value, list | tuple) else np.shape(value)
+
+
+def floors_of(ort: Answer, expected: Sequence[Any]) -> list[float]:
     """Per output: ONNX Runtime's rmse against the expected output, never below float32's rounding of it."""
     out = []
     for i, want in enumerate(expected):
         floor = FP32_EPS * rms(want)
         got = ort.outputs[i] if ort.outputs is not None and i < len(ort.outputs) else None
-        if got is not None and np.shape(got) == want.shape and np.issubdtype(want.dtype, np.number):
-            floor = max(floor, rmse(np.asarray(got), want))
+        if got is not None and _shape(got) == _shape(want) and np.issubdtype(flat(want).dtype, np.number):
+            floor = max(floor, rmse(flat(got), flat(want)))
         out.append(floor)
     return out
 
 
-def judge(answer: Answer, expected: Sequence[np.ndarray], floors: Sequence[float], tool: Tool
+def _aligned(got: Any, want: Any, i: int, tool: Tool) -> tuple[np.ndarray, np.ndarray] | str:
+    """Output `i` and what it should be as two arrays of one shape, or why they cannot be (a mismatch)."""
+    if isinstance(want, list | tuple) != isinstance(got, list | tuple):
+        kind = ("a sequence of tensors", "a tensor") if isinstance(want, list | tuple) else ("a tensor", "a sequence")
+        return f"output {i}: {kind[1]} where {kind[0]} was expected"
+    if isinstance(want, list | tuple):
+        if _shape(got) != _shape(want):
+            return f"output {i}: a sequence of shapes {_shape(got)}, expected {_shape(want)}"
+        return flat(got), flat(want)
+    got = fit_layout(np.asarray(got), want, tool.channels_last)
+    if got.shape != want.shape:
+        return f"output {i}: shape {got.shape}, expected {want.shape}"
+    return got, np.asarray(want)
+
+
+def judge(answer: Answer, expected: Sequence[Any], floors: Sequence[float], tool: Tool
           ) -> tuple[str, str, dict[str, float]]:
-    """("pass" | "error" | "mismatch", what happened, figures) for one route's answer on one case."""
+    """("pass" | "error" | "mismatch" | "timeout", what happened, figures) for one route's answer on one case; a
+    "timeout" (the route's own time limit, `ROUTE_TIMEOUT`) is not judged and makes no cause."""
     if answer.outputs is None:
-        return "error", answer.error, {}
+        return ("timeout" if answer.error.startswith(ROUTE_TIMEOUT) else "error"), answer.error, {}
     if len(answer.outputs) < len(expected):
         return "mismatch", f"{len(answer.outputs)} outputs, expected {len(expected)}", {}
-    for i, (want, floor) in enumerate(zip(expected, floors, strict=True)):
-        got = fit_layout(np.asarray(answer.outputs[i]), want, tool.channels_last)
-        if got.shape != want.shape:
-            return "mismatch", f"output {i}: shape {got.shape}, expected {want.shape}", {}
+    for i, (expect, floor) in enumerate(zip(expected, floors, strict=True)):
+        aligned = _aligned(answer.outputs[i], expect, i, tool)
+        if isinstance(aligned, str):
+            return "mismatch", aligned, {}
+        got, want = aligned
         numeric = np.issubdtype(got.dtype, np.number) and np.issubdtype(want.dtype, np.number)
         error = rmse(got, want) if numeric else float(np.any(got != want))
         if not error <= K_NOISE * floor:
@@ -200,7 +253,7 @@ def judge(answer: Answer, expected: Sequence[np.ndarray], floors: Sequence[float
     return "pass", "", {}
 
 
-def run_route(server: RouteServer, cases: Sequence[BackendCase], floors: dict[str, list[float]] | None,
+def run_route(server: Route, cases: Sequence[BackendCase], floors: dict[str, list[float]] | None,
               say: Callable[[str], None] = lambda _m: None) -> tuple[list[Verdict], dict[str, Answer]]:
     """Every case through one route; `floors` None means this is ONNX Runtime, whose answers set them."""
     verdicts, answers = [], {}
@@ -234,6 +287,7 @@ class Cause:
     reduced_ops: list[str] = field(default_factory=list)
     folder: str = ""
     note: str = ""
+    minimal: str = ""  # "1-minimal, ..." with each kept node's reason, or why not proven (`Reduction.why`)
 
     @property
     def cases(self) -> list[str]:
@@ -241,12 +295,14 @@ class Cause:
 
 
 def group_causes(verdicts: Sequence[Verdict], cases: dict[str, BackendCase]) -> list[Cause]:
-    """Failures grouped by tool and error key (errors) or by tool and the case's operator types (mismatches)."""
+    """Failures grouped by tool and error key (errors) or by tool and the case's operators with their modes
+    (mismatches, `op_signature`)."""
     groups: dict[tuple[str, str, str], Cause] = {}
     for verdict in verdicts:
-        if verdict.status == "pass":
+        if verdict.status in ("pass", "timeout"):
             continue
-        key = error_key(verdict.detail) if verdict.status == "error" else " ".join(cases[verdict.case].op_types)
+        case = cases[verdict.case]
+        key = error_key(verdict.detail) if verdict.status == "error" else case.signature or " ".join(case.op_types)
         groups.setdefault((verdict.route, verdict.status, key), Cause(verdict.route, verdict.status, key)
                           ).verdicts.append(verdict)
     return list(groups.values())

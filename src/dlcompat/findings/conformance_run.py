@@ -1,8 +1,10 @@
 """`dlcompat conformance`: the backend test cases through each route, the matrix, and a reproducer per cause.
 
 ONNX Runtime runs first (its answers set each case's noise floor, `conformance.floors_of`), then each other route
-in turn, in its own server; a route's causes are reduced and written while its server is still up. The matrix
-and the causes go to `conformance.json` in the export folder, beside one reproducer folder per cause.
+in turn, in its own server (ONNX Runtime Web: its page, `ortweb.OrtWebServer`); a route's causes are reduced and
+written while its server is still up. The matrix and the causes (each with `minimal`: "1-minimal, ..." and each kept
+node's reason, or why not proven) go to `conformance.json` in the export folder, beside one reproducer folder per
+cause; a browser route's folder has no repro.py (its ISSUE.md says how to reproduce it).
 """
 
 from __future__ import annotations
@@ -26,14 +28,17 @@ from .conformance import (
     floors_of,
     group_causes,
     load_cases,
+    op_signature,
     rms,
     run_route,
 )
+from .ortweb import NAME as ORTWEB
+from .ortweb import OrtWebServer
 from .reproducer import Problem, issue_text
-from .routes import RouteServer
-from .tools import TOOLS, tool
+from .routes import Route, RouteServer
+from .tools import TOOLS, Tool, tool
 
-ROUTES = tuple(TOOLS)
+ROUTES = (*TOOLS, ORTWEB)
 REPORT = "conformance.json"
 
 
@@ -48,9 +53,16 @@ class ConformanceResult:
     def counts(self) -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         for verdict in self.verdicts:
-            row = out.setdefault(verdict.route, {"pass": 0, "error": 0, "mismatch": 0})
+            row = out.setdefault(verdict.route, {"pass": 0, "error": 0, "mismatch": 0, "timeout": 0})
             row[verdict.status] += 1
         return out
+
+
+def catalogue_line(problem: Problem) -> str:
+    """One line of the catalogue: the folder, the title, the cases, whether 1-minimal (or why not), upstream."""
+    minimal = "true" if problem.minimal else f"false ({problem.minimal_note or 'not reduced'})"
+    return (f"{problem.key}: {problem.title} ({len(problem.cells)} case(s); {len(problem.op_types)} node(s), "
+            f"minimal: {minimal}){f'; upstream {problem.upstream}' if problem.upstream else ''}")
 
 
 def relative_floor(floors: Sequence[float], expected: Sequence[np.ndarray]) -> float:
@@ -59,12 +71,23 @@ def relative_floor(floors: Sequence[float], expected: Sequence[np.ndarray]) -> f
     return max(fractions, default=0.0)
 
 
-def _causes_of(route: str, server: RouteServer, verdicts: list[Verdict], cases: dict[str, BackendCase],
+def _server(route: str) -> RouteServer | OrtWebServer:
+    """The route's server: a tool's process in its environment, or ONNX Runtime Web's page."""
+    return OrtWebServer() if route == ORTWEB else RouteServer(tool(route))
+
+
+def _tool_versions(route: str, server: Route) -> tuple[Tool, dict[str, str]]:
+    if isinstance(server, OrtWebServer):
+        return server.tool, server.versions()
+    spec = tool(route)
+    return spec, env_versions(spec.env, spec.packages)
+
+
+def _causes_of(route: str, server: Route, verdicts: list[Verdict], cases: dict[str, BackendCase],
                floors: dict[str, list[float]], export: Path | None, taken: set[str],
                say: Callable[[str], None]) -> tuple[list[Cause], list[Problem]]:
     """Group the route's failures, reduce each group's smallest case, and write one reproducer per cause."""
-    spec = tool(route)
-    versions = env_versions(spec.env, spec.packages)
+    spec, versions = _tool_versions(route, server)
     python = get_env(spec.env).python
     causes, problems, seen = group_causes(verdicts, cases), [], {}
     for cause in causes:
@@ -77,8 +100,9 @@ def _causes_of(route: str, server: RouteServer, verdicts: list[Verdict], cases: 
             cause.note = f"left out: {exc}"
             say(f"    {route}: {cause.key[:100]}: left out ({exc})")
             continue
-        cause.reduced_ops, cause.note = problem.op_types, note
-        identity = (problem.kind, tuple(problem.op_types), error_key(problem.happened) if cause.kind == "error" else "")
+        cause.reduced_ops, cause.note, cause.minimal = problem.op_types, note, problem.minimal_note
+        identity = (problem.kind, op_signature(reduced.model.graph.node),
+                    error_key(problem.happened) if cause.kind == "error" else "")
         if identity in seen:  # the same reduced failure as an earlier group: one cause
             seen[identity].cells += cause.cases
             cause.folder = seen[identity].key
@@ -99,8 +123,11 @@ def _causes_of(route: str, server: RouteServer, verdicts: list[Verdict], cases: 
 
 
 def run_conformance(routes: Sequence[str] = ROUTES, suites: Sequence[str] = SUITES, export: Path | None = None,
-                    *, limit: int | None = None, say: Callable[[str], None] = lambda _m: None) -> ConformanceResult:
+                    *, limit: int | None = None, match: str = "", say: Callable[[str], None] = lambda _m: None
+                    ) -> ConformanceResult:
+    """The cases of `suites` (those whose name holds `match`; the first `limit`) through `routes`."""
     cases, skipped = load_cases(suites)
+    cases = [c for c in cases if match in c.name]
     cases = cases[:limit] if limit else cases
     by_name = {c.name: c for c in cases}
     say(f"{len(cases)} backend test cases ({len(skipped)} left out, each with its reason in {REPORT}); routes: "
@@ -125,7 +152,7 @@ def run_conformance(routes: Sequence[str] = ROUTES, suites: Sequence[str] = SUIT
             result.causes += causes
             result.problems += problems
     for route in (r for r in routes if r != "onnxruntime"):
-        with RouteServer(tool(route)) as server:
+        with _server(route) as server:
             verdicts, _ = run_route(server, cases, floors, say)
             result.verdicts += verdicts
             causes, problems = _causes_of(route, server, verdicts, by_name, floors, export, taken, say)

@@ -11,6 +11,13 @@ The search, as Polygraphy's: *bisect* first (the shortest prefix of the nodes, i
 fails, then the shortest suffix of that), then *linear* passes that try removing each remaining node, one at a
 time, until a whole pass removes none. That last pass is the proof that the result is 1-minimal: no single node
 can be removed without losing the failure (`Reduction.minimal`, False only where the check budget ran out).
+
+Removing a node makes its outputs inputs of the candidate, fed their golden values; a sequence-typed value (ONNX
+Runtime hands one back as a list of arrays) becomes a sequence-typed graph input or output, which ONNX allows (its
+element type from the value itself or, for an empty sequence, from shape inference). Where a removal cannot even be
+expressed as a model (no golden value, an empty sequence of unknown element type) or the check cannot judge it
+(`CannotJudge`), the node stays with that reason: `Reduction.removals` says for each kept node why it stays, so the
+claim "1-minimal" is exact (`Reduction.why`).
 """
 
 from __future__ import annotations
@@ -30,8 +37,8 @@ class Case:
     """A model, what to feed it, and what it should give (golden values, from the original model)."""
 
     model: Any  # onnx.ModelProto
-    inputs: dict[str, np.ndarray]
-    outputs: dict[str, np.ndarray]
+    inputs: dict[str, Any]  # name -> an array, or a list of arrays for a sequence-typed value
+    outputs: dict[str, Any]
 
     @property
     def op_types(self) -> list[str]:
@@ -40,7 +47,8 @@ class Case:
 
 @dataclass
 class Reduction:
-    """The reduced case, the original nodes it keeps (indices), and how the search went."""
+    """The reduced case, the original nodes it keeps (indices), and how the search went; `removals`: for each kept
+    node, why it cannot be removed ("loses the failure", or "cannot remove: ...")."""
 
     case: Case
     nodes: list[int]
@@ -48,6 +56,20 @@ class Reduction:
     checks: int = 0
     minimal: bool = False
     steps: list[str] = field(default_factory=list)
+    removals: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def why(self) -> str:
+        """"1-minimal: ..." with each kept node's reason, or why it is not proven minimal."""
+        if not self.minimal:
+            return "not proven minimal: the check budget ran out"
+        ops = [node.op_type for node in self.case.model.graph.node]  # in the order of sorted(nodes)
+        reasons = "; ".join(f"{op}: {self.removals.get(n, '?')}" for op, n in zip(ops, sorted(self.nodes), strict=True))
+        return f"1-minimal, no single node can be removed ({reasons})"
+
+
+class CannotJudge(ValueError):
+    """Raised by `extract` or a check: this candidate cannot be expressed or judged (the reason is the message)."""
 
 
 Check = Callable[[Case], bool]
@@ -73,12 +95,13 @@ def _marked(model: Any) -> Any:
     return marked
 
 
-def golden_values(model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every tensor of `model` on `feeds`: inputs, initializers and each node's outputs."""
+def golden_values(model: Any, feeds: Mapping[str, Any]) -> dict[str, Any]:
+    """Every tensor of `model` on `feeds`: inputs, initializers and each node's outputs (a sequence-typed value as a
+    list of arrays)."""
     from onnx import numpy_helper
 
-    values: dict[str, np.ndarray] = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    values.update({k: np.asarray(v) for k, v in feeds.items()})
+    values: dict[str, Any] = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    values.update({k: _value(v) for k, v in feeds.items()})
     marked = _marked(model)
     try:
         import onnxruntime as ort
@@ -88,20 +111,47 @@ def golden_values(model: Any, feeds: Mapping[str, np.ndarray]) -> dict[str, np.n
         options.intra_op_num_threads = 1
         session = ort.InferenceSession(marked.SerializeToString(), options, providers=["CPUExecutionProvider"])
         names = [o.name for o in session.get_outputs()]
-        values.update(zip(names, session.run(names, dict(feeds)), strict=True))
+        values.update(zip(names, map(_value, session.run(names, dict(feeds))), strict=True))
     except Exception:  # ONNX Runtime cannot run it (the failing tool may be ONNX Runtime itself)
         from onnx.reference import ReferenceEvaluator
 
         evaluator = ReferenceEvaluator(model)
         results = evaluator.run(None, dict(feeds), intermediate=True)
-        values.update({k: np.asarray(v) for k, v in results.items() if v is not None})
+        values.update({k: _value(v) for k, v in results.items() if v is not None})
     return values
 
 
-def _value_info(name: str, value: np.ndarray) -> Any:
+def _value(value: Any) -> Any:
+    """An array, or a sequence of tensors as a list of arrays."""
+    return [np.asarray(v) for v in value] if isinstance(value, list | tuple) else np.asarray(value)
+
+
+def sequence_types(model: Any) -> dict[str, int]:
+    """The element type of each sequence-typed value of `model` that shape inference knows."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # a model shape inference rejects: no types known
+        return {}
+    values = (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output)
+    return {v.name: v.type.sequence_type.elem_type.tensor_type.elem_type for v in values
+            if v.type.HasField("sequence_type") and v.type.sequence_type.elem_type.HasField("tensor_type")}
+
+
+def _value_info(name: str, value: Any, sequences: Mapping[str, int]) -> Any:
+    """A tensor's value info of the golden value's type and shape; a list is a sequence of tensors."""
     from onnx import helper
 
-    return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
+    if not isinstance(value, list):
+        return helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), list(value.shape))
+    if value:
+        shapes = {np.shape(v) for v in value}
+        elem = helper.np_dtype_to_tensor_dtype(np.asarray(value[0]).dtype)
+        return helper.make_tensor_sequence_value_info(name, elem, list(shapes.pop()) if len(shapes) == 1 else None)
+    if not sequences.get(name):
+        raise CannotJudge(f"cannot remove: {name} is an empty sequence whose element type is unknown")
+    return helper.make_tensor_sequence_value_info(name, sequences[name], None)
 
 
 def _reads(node: Any) -> list[str]:
@@ -115,9 +165,13 @@ def _reads(node: Any) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def extract(model: Any, nodes: Sequence[int], golden: Mapping[str, np.ndarray]) -> Case:
-    """The subgraph of `model` made of `nodes` (indices), fed and checked with the golden values."""
+def extract(model: Any, nodes: Sequence[int], golden: Mapping[str, Any],
+            sequences: Mapping[str, int] | None = None) -> Case:
+    """The subgraph of `model` made of `nodes` (indices), fed and checked with the golden values; `sequences`: the
+    element types of sequence-typed values (`sequence_types`), for empty ones. CannotJudge where it cannot be."""
     from onnx import helper
+
+    sequences = sequence_types(model) if sequences is None else sequences
 
     chosen = [model.graph.node[i] for i in sorted(nodes)]
     produced = [o for node in chosen for o in node.output if o]
@@ -128,10 +182,12 @@ def extract(model: Any, nodes: Sequence[int], golden: Mapping[str, np.ndarray]) 
     outputs = [o for o in produced if (o not in read or o in graph_outputs) and o in golden]
     missing = [n for n in (*inputs, *outputs) if n not in golden]
     if missing or not outputs:
-        raise ValueError(f"no golden value for {', '.join(missing)}" if missing else "the subgraph has no output")
+        raise CannotJudge(f"cannot remove: no golden value for {', '.join(missing)}" if missing
+                          else "cannot remove: the rest would have no output")
     graph = helper.make_graph(
         chosen, f"{model.graph.name or 'graph'}_reduced",
-        [_value_info(n, golden[n]) for n in inputs], [_value_info(n, golden[n]) for n in outputs],
+        [_value_info(n, golden[n], sequences) for n in inputs],
+        [_value_info(n, golden[n], sequences) for n in outputs],
         [initializers[n] for n in read if n in initializers])
     reduced = helper.make_model(graph, opset_imports=list(model.opset_import), producer_name="dlcompat-reduce")
     reduced.ir_version = max(model.ir_version, 4)  # IR 3 wants every initializer listed as an input too
@@ -142,9 +198,11 @@ def extract(model: Any, nodes: Sequence[int], golden: Mapping[str, np.ndarray]) 
 class _Search:
     """The candidates tried so far, so that no set of nodes is checked twice."""
 
-    def __init__(self, model: Any, golden: Mapping[str, np.ndarray], fails: Check, max_checks: int) -> None:
+    def __init__(self, model: Any, golden: Mapping[str, Any], fails: Check, max_checks: int) -> None:
         self.model, self.golden, self.fails, self.max_checks = model, golden, fails, max_checks
+        self.sequences = sequence_types(model)
         self.seen: dict[frozenset[int], bool] = {}
+        self.why: dict[frozenset[int], str] = {}  # candidates that could not be expressed or judged, and why
 
     @property
     def checks(self) -> int:
@@ -156,15 +214,19 @@ class _Search:
             if not key or self.checks >= self.max_checks:
                 return False
             try:
-                case = extract(self.model, sorted(key), self.golden)
-            except ValueError:
-                self.seen[key] = False
-                return False
-            try:
-                self.seen[key] = bool(self.fails(case))
+                self.seen[key] = bool(self.fails(extract(self.model, sorted(key), self.golden, self.sequences)))
+            except CannotJudge as exc:
+                self.seen[key], self.why[key] = False, str(exc)
             except Exception:  # a check that breaks on this candidate: not the same failure
                 self.seen[key] = False
         return self.seen[key]
+
+    def removals(self, nodes: Sequence[int]) -> dict[int, str]:
+        """Why each of `nodes` stays: the candidate without it no longer fails, or could not be expressed."""
+        if len(nodes) == 1:
+            return {nodes[0]: "cannot remove: it is the only node"}
+        return {n: self.why.get(frozenset(m for m in nodes if m != n), "removing it loses the failure")
+                for n in nodes}
 
 
 def _bisect(order: list[int], still_fails: _Search) -> list[int]:
@@ -201,8 +263,8 @@ def _linear(nodes: list[int], still_fails: _Search) -> tuple[list[int], bool]:
             return nodes, True
 
 
-def reduce_model(model: Any, feeds: Mapping[str, np.ndarray], fails: Check, *,
-                 golden: Mapping[str, np.ndarray] | None = None, max_checks: int = MAX_CHECKS) -> Reduction:
+def reduce_model(model: Any, feeds: Mapping[str, Any], fails: Check, *,
+                 golden: Mapping[str, Any] | None = None, max_checks: int = MAX_CHECKS) -> Reduction:
     """The smallest subgraph of `model` (fed `feeds`) that `fails`; raises ValueError if the model itself does not."""
     values = dict(golden) if golden is not None else golden_values(model, feeds)
     order = list(range(len(model.graph.node)))
@@ -215,10 +277,11 @@ def reduce_model(model: Any, feeds: Mapping[str, np.ndarray], fails: Check, *,
     nodes, minimal = _linear(nodes, search)
     verdict = "1-minimal: no single node can be removed" if minimal else "check budget spent: not proven minimal"
     steps.append(f"linear: {len(nodes)} nodes ({search.checks} checks); {verdict}")
-    return Reduction(extract(model, nodes, values), nodes, len(order), search.checks, minimal, steps)
+    return Reduction(extract(model, nodes, values, search.sequences), nodes, len(order), search.checks, minimal,
+                     steps, search.removals(nodes) if minimal else {})
 
 
-def one_minimal(model: Any, nodes: Sequence[int], golden: Mapping[str, np.ndarray], fails: Check) -> bool:
+def one_minimal(model: Any, nodes: Sequence[int], golden: Mapping[str, Any], fails: Check) -> bool:
     """Whether the subgraph of `nodes` fails and no subgraph with one node fewer does (an independent check)."""
     search = _Search(model, golden, fails, max_checks=len(nodes) + 2)
     return search(nodes) and not any(search([n for n in nodes if n != node]) for node in nodes if len(nodes) > 1)

@@ -5,7 +5,7 @@ cannot tell: another error, a missing package), exact pins, and the issue text.
     repro.py                      <= 40 lines; imports the tool, ONNX (to read the model and tensors) and NumPy
     model.onnx
     test_data_set_0/input_0.pb    inputs and expected outputs, as ONNX TensorProtos (onnx/backend/test/data layout)
-    test_data_set_0/output_0.pb
+    test_data_set_0/output_0.pb      (a sequence-typed value as an onnx.SequenceProto, as ONNX's own test data has it)
     requirements.txt              exact pins: the versions of the environment the failure was seen in
     .python-version               where that environment's Python is not 3.11
     ISSUE.md                      title, versions, expected, what happened, the difference or error, the command
@@ -41,24 +41,26 @@ import onnx
 _TAIL = '''HERE = Path(__file__).resolve().parent
 PATTERN = {pattern!r}  # the error, when the problem is an error
 TOLERANCE = {tolerance!r}  # per output: the largest rmse that is noise (see ISSUE.md)
-data = {{p.stem: onnx.numpy_helper.to_array(onnx.load_tensor(str(p))) for p in (HERE / "test_data_set_0").glob("*.pb")}}
+{load}data = {{p.stem: {read} for p in (HERE / "test_data_set_0").glob("*.pb")}}
 inputs, expected = ([data[f"{{k}}_{{i}}"] for i in range(sum(k in n for n in data))] for k in ("input", "output"))
 try:
     outputs = run(HERE / "model.onnx", inputs)
 except (Exception, SystemExit) as exc:  # the tool failed: is it this problem?
     error = f"{{type(exc).__name__}}: {{exc}}"
-    print(error[:2000])
-    sys.exit(1 if PATTERN and re.search(PATTERN, error) else 2)
+    sys.exit(print(error[:2000]) or (1 if PATTERN and re.search(PATTERN, error) else 2))
 if PATTERN: sys.exit(print("no error: the problem is gone") or 0)
 for i, (got, want) in enumerate(zip(outputs, expected)):
     got = np.asarray(got){layout}
-    if got.shape != want.shape:
-        sys.exit(print(f"output {{i}}: shape {{got.shape}}, expected {{want.shape}}") or 1)
+    if got.shape != want.shape: sys.exit(print(f"output {{i}}: shape {{got.shape}}, expected {{want.shape}}") or 1)
     diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
     rmse = float(np.sqrt(np.mean(diff**2))) if diff.size else 0.0
     print(f"output {{i}}: rmse {{rmse:.3g}} (noise <= {{TOLERANCE[i]:.3g}}), max |diff| {{diff.max(initial=0):.3g}}")
-    if not rmse <= TOLERANCE[i]:
-        sys.exit(1)
+    if not rmse <= TOLERANCE[i]: sys.exit(1)
+'''
+#: where a reproducer's data holds sequences: the files that hold an onnx.SequenceProto are named, and read as lists
+_LOAD_SEQUENCES = '''SEQUENCES = {sequences!r}  # files that hold a list of tensors (onnx.SequenceProto)
+load = lambda p: (onnx.numpy_helper.to_list(onnx.SequenceProto.FromString(p.read_bytes())) if p.stem in SEQUENCES
+                  else onnx.numpy_helper.to_array(onnx.load_tensor(str(p))))
 '''
 
 _LAYOUT = ("\n    if got.shape != want.shape and np.moveaxis(got, -1, 1).shape == want.shape:  # channels last"
@@ -85,6 +87,7 @@ class Problem:
     op_types: list[str] = field(default_factory=list)  # the reduced model's nodes
     reduction: list[str] = field(default_factory=list)  # how it was reduced
     minimal: bool = False
+    minimal_note: str = ""  # why it is 1-minimal (each kept node's reason) or why that is not proven
     upstream: str = ""  # a known upstream issue
     figures: dict[str, float] = field(default_factory=dict)  # max_abs, rel_l2, rmse, where numeric
 
@@ -110,12 +113,13 @@ def is_free(part: str) -> bool:
 
 
 def _free_part(part: str) -> str:
-    """A quoted name keeps its words, its numbers made free (`"tf.math.add_3"`: any `tf.math.add_N`); an op type
-    stays as it is; a number or a path is free."""
+    """A quoted name keeps its words, its numbers made free, a counter's underscore too (`"tf.math.add_3"`: any
+    `tf.math.add_N`, and `tf.math.add`, the name a fresh process gives the first such layer); an op type stays as it
+    is; a number or a path is free."""
     if not is_free(part):
         return re.escape(part)
     if part[:1] in "'\"":
-        return ".*?".join(re.escape(piece) for piece in re.split(r"\d+", part))
+        return ".*?".join(re.escape(piece) for piece in re.split(r"_?\d+", part))
     return ".*?"
 
 
@@ -128,10 +132,13 @@ def error_pattern(error: str, limit: int = 160) -> str:
     return re.sub(r"(?:\.\*\?)+$", "", re.sub(r"(?:\.\*\?)+", ".*?", regex)) or "."
 
 
-def repro_source(problem: Problem, tool: Tool) -> str:
-    """`repro.py`: the tool's `run`, then the check; raises if it would be longer than `MAX_REPRO_LINES`."""
+def repro_source(problem: Problem, tool: Tool, sequences: Sequence[str] = ()) -> str:
+    """`repro.py`: the tool's `run`, then the check; `sequences`: the data files (stems) that hold a sequence of
+    tensors. Raises if it would be longer than `MAX_REPRO_LINES`."""
+    load = _LOAD_SEQUENCES.format(sequences=list(sequences)) if sequences else ""
+    read = "load(p)" if sequences else "onnx.numpy_helper.to_array(onnx.load_tensor(str(p)))"
     tail = _TAIL.format(pattern=problem.pattern, tolerance=[float(f"{t:.6g}") for t in problem.tolerance],
-                        layout=_LAYOUT if tool.channels_last else "")
+                        layout=_LAYOUT if tool.channels_last else "", load=load, read=read)
     text = _HEAD.format(title=problem.title.replace('"', "'")) + tool.source + tail
     lines = text.count("\n")
     if lines > MAX_REPRO_LINES:
@@ -149,16 +156,23 @@ def issue_text(problem: Problem, folder: Path) -> str:
     figures = "; ".join(f"{k} {v:.4g}" for k, v in problem.figures.items())
     lines = [f"# {problem.title}", "", f"**Versions**: Python {problem.python}, {versions}", "",
              f"**Model**: `model.onnx`, {len(problem.op_types)} node(s): {', '.join(problem.op_types)}"
-             f" ({'1-minimal: no single node can be removed' if problem.minimal else 'not proven minimal'});"
+             f" ({problem.minimal_note or ('1-minimal' if problem.minimal else 'not proven minimal')});"
              f" inputs and expected outputs in `test_data_set_0/` (ONNX backend-test layout).", "",
              f"**Expected**: {problem.expected}", "", f"**What happened**: {problem.happened}", ""]
     if figures:
         lines += [f"**Difference**: {figures}. {problem.tolerance_note}", ""]
     if problem.pattern:
         lines += [f"**Error pattern checked**: `{problem.pattern}`", ""]
-    lines += ["**Reproduce**:", "", "```sh", f"cd {folder.name}", "python -m venv venv && . venv/bin/activate",
-              "pip install -r requirements.txt", "python repro.py   # exit 1: present, 0: fixed, 2: cannot tell",
-              "```", "", f"Found by dlcompat on {problem.source}."]
+    if (folder / "repro.py").exists():
+        lines += ["**Reproduce**:", "", "```sh", f"cd {folder.name}", "python -m venv venv && . venv/bin/activate",
+                  "pip install -r requirements.txt", "python repro.py   # exit 1: present, 0: fixed, 2: cannot tell",
+                  "```", "", f"Found by dlcompat on {problem.source}."]
+    else:  # a browser route: no standalone Python script drives it
+        lines += ["**Reproduce**: load `model.onnx` with this runtime (wasm execution provider, one thread, "
+                  "graphOptimizationLevel 'all') in the browser named above, feed `test_data_set_0/input_*.pb` and "
+                  "compare with `output_*.pb`; `dlcompat conformance --routes onnxruntime-web` does this. There is no "
+                  "repro.py: `dlcompat findings verify` does not run this folder.", "",
+                  f"Found by dlcompat on {problem.source}."]
     if problem.cells:
         lines += ["", "Cases with the same cause: " + ", ".join(problem.cells) + "."]
     if problem.upstream:
@@ -178,13 +192,21 @@ def write_reproducer(folder: Path, problem: Problem, tool: Tool, model: Any,
     onnx.save(model, str(folder / "model.onnx"))
     data = folder / "test_data_set_0"
     data.mkdir(exist_ok=True)
-    for stem, arrays in (("input", inputs), ("output", outputs)):
-        for i, array in enumerate(arrays):
-            (data / f"{stem}_{i}.pb").write_bytes(numpy_helper.from_array(np.asarray(array)).SerializeToString())
-    (folder / "repro.py").write_text(repro_source(problem, tool))
-    (folder / "requirements.txt").write_text(requirements(problem, tool))
-    if problem.python != DEFAULT_PYTHON:
-        (folder / ".python-version").write_text(problem.python + "\n")
+    sequences = []
+    for stem, values in (("input", inputs), ("output", outputs)):
+        for i, value in enumerate(values):
+            name = f"{stem}_{i}"
+            if isinstance(value, list):  # a sequence of tensors (an empty one: the model declares its element type)
+                proto = numpy_helper.from_list([np.asarray(v) for v in value], name)
+                sequences.append(name)
+            else:
+                proto = numpy_helper.from_array(np.asarray(value))
+            (data / f"{name}.pb").write_bytes(proto.SerializeToString())
+    if tool.source:  # a tool Python drives (a browser route has none: ISSUE.md says how to reproduce it)
+        (folder / "repro.py").write_text(repro_source(problem, tool, sequences))
+        (folder / "requirements.txt").write_text(requirements(problem, tool))
+        if problem.python != DEFAULT_PYTHON:
+            (folder / ".python-version").write_text(problem.python + "\n")
     (folder / "ISSUE.md").write_text(issue_text(problem, folder))
     (folder / "finding.json").write_text(json.dumps(problem.to_dict(), indent=2) + "\n")
     return folder

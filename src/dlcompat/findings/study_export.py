@@ -9,10 +9,12 @@ inputs of the model's input shapes, symbolic dimensions 1); only when the standa
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +26,8 @@ from .reproducer import Problem, error_pattern
 from .routes import RouteServer
 from .tools import tool
 
+#: the catalogue of an export's reproducers, one entry per cause (the report's findings section shows it)
+CATALOGUE = "catalogue.json"
 #: the report's tool name (a prefix) -> the tool a reproducer drives; ONNX Runtime Web runs in a browser: not here
 TOOL_NAMES = (("onnx2tf", "onnx2tf"), ("onnx2torch", "onnx2torch"), ("ONNX Runtime", "onnxruntime"))
 
@@ -88,17 +92,19 @@ def _export_one(cause: StudyCause, name: str, server: RouteServer, export: Path,
     problem.source, problem.cells = f"the study's cause {cause.label} ({model_path.name})", cause.cells
     folder = write_cause(export, problem, reduced, spec, taken)
     problem.key = folder.name
-    say(f"  {cause.label}: {problem.title} -> {folder}")
+    minimal = "true" if problem.minimal else f"false ({problem.minimal_note})"
+    say(f"  {cause.label}: {problem.title} -> {folder} ({len(problem.op_types)} node(s), minimal: {minimal})")
     return problem
 
 
-def export_study_causes(causes: Sequence[StudyCause], export: Path, say: Callable[[str], None] = lambda _m: None
-                        ) -> list[Problem]:
-    """A reproducer folder in `export` for each cause that reproduces standalone (see the module docstring)."""
+def export_study_causes(causes: Sequence[StudyCause], export: Path, say: Callable[[str], None] = lambda _m: None,
+                        index: Path | None = None) -> list[Problem]:
+    """A reproducer folder in `export` for each cause that reproduces standalone (see the module docstring), and the
+    catalogue of them (`CATALOGUE` in `export`, and at `index` too: where the run's report finds it)."""
     export.mkdir(parents=True, exist_ok=True)
     taken = {p.name for p in export.iterdir()}
     servers: dict[str, RouteServer] = {}
-    problems = []
+    problems, entries = [], []
     try:
         for cause in causes:
             name = tool_for(cause.tool)
@@ -109,7 +115,20 @@ def export_study_causes(causes: Sequence[StudyCause], export: Path, say: Callabl
             problem = _export_one(cause, name, server, export, taken, say)
             if problem is not None:
                 problems.append(problem)
+                entries.append(catalogue_entry(cause.label.split()[0], problem, export / problem.key))
     finally:
         for server in servers.values():
             server.close()
+    text = json.dumps({"export": str(export.resolve()), "causes": entries}, indent=2) + "\n"
+    (export / CATALOGUE).write_text(text)
+    if index is not None:
+        index.parent.mkdir(parents=True, exist_ok=True)
+        index.write_text(text)
     return problems
+
+
+def catalogue_entry(label: str, problem: Problem, folder: Path) -> dict[str, Any]:
+    """What the report's catalogue shows of a cause's reproducer (`report.finding_groups.reproducers` reads it)."""
+    return {"label": label, "tool": problem.tool, "folder": str(folder.resolve()), "title": problem.title,
+            "minimal": problem.minimal, "minimal_note": problem.minimal_note, "upstream": problem.upstream,
+            "versions": problem.versions, "cells": problem.cells, "nodes": len(problem.op_types)}

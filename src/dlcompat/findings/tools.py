@@ -24,7 +24,8 @@ from onnx2torch import convert
 def run(model_path, inputs):
     model = convert(str(model_path)).eval()
     with torch.no_grad():
-        out = model(*[torch.from_numpy(x) for x in inputs])
+        out = model(*[torch.from_numpy(x) if isinstance(x, np.ndarray) else [torch.from_numpy(t) for t in x]
+                      for x in inputs])  # a list: a sequence-typed input
     return [o.numpy() for o in (out if isinstance(out, (list, tuple)) else [out])]
 '''
 
@@ -40,8 +41,8 @@ def run(model_path, inputs):
                                     non_verbose=True, tflite_backend="tf_converter")  # returns the tf_keras model
         except SystemExit:
             raise RuntimeError(" ".join(s for s in log.getvalue().splitlines() if "ERROR" in s)) from None
-        fit = [x if [d or s for d, s in zip(k.shape, x.shape)] == list(x.shape) else np.moveaxis(x, 1, -1)
-               for k, x in zip(model.inputs, inputs)]
+        fit = [x if isinstance(x, list) or [d or s for d, s in zip(k.shape, x.shape)] == list(x.shape)
+               else np.moveaxis(x, 1, -1) for k, x in zip(model.inputs, inputs)]
         out = model(fit if len(fit) > 1 else fit[0])
     return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 '''

@@ -1,13 +1,16 @@
-"""Findings: every failed, unavailable or inconsistent cell, grouped by tool and error (`finding_groups.py`)."""
+"""Findings: every failed, unavailable or inconsistent cell, grouped by tool and error (`finding_groups.py`), led by
+the catalogue: one line per cause with its cells, the tool versions, its upstream status and, where the run's causes
+were exported as reproducers (`dlcompat findings RUN --export DIR`, `report/reproducers.py`), the reproducer folder."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..finding_groups import FindingGroup, cell_label, group_findings
 from ..findings import STATUS_ORDER
 from ..formatting import MISSING, error_summary, join_words, plural
 from ..model import Cell, Column, Section, Table
+from ..reproducers import Reproducer, reproducers
 from ..tables import text_cell
 from .base import RunData, SectionSpec
 
@@ -48,12 +51,29 @@ def findings_answer(groups: Sequence[FindingGroup], shown: int = 1) -> str:
     return " ".join(parts)
 
 
-def finding_groups_table(groups: Sequence[FindingGroup]) -> Table:
-    """One row per group of findings (same status, tool, normalised error and layers): its cells in full, the
-    versions involved and the artifacts to reproduce it; `#` numbers them G1, G2, ..."""
-    table = Table("findings", "Findings, grouped by tool and error", [
+def _reproducer_answer(groups: Sequence[FindingGroup], repros: Mapping[str, Reproducer], run_id: str) -> str:
+    """How many causes have a reproducer folder, how many of those are 1-minimal, verified and known upstream."""
+    if not repros:
+        failed = sum(g.status == "failed" for g in groups)
+        return (f" No reproducers were exported for this run: `dlcompat findings {run_id} --export DIR` writes one "
+                f"per failed cause whose failing model is ONNX ({plural(failed, 'failed cause')} here)."
+                if failed else "")
+    minimal = sum(r.minimal for r in repros.values())
+    known = sum(bool(r.upstream) for r in repros.values())
+    verified = sum(r.verified.startswith("reproduces") for r in repros.values())
+    return (f" {plural(len(repros), 'cause')} {'has' if len(repros) == 1 else 'have'} a reproducer folder: {minimal} "
+            f"proven 1-minimal, {verified} verified in a fresh environment, {known} already known upstream.")
+
+
+def finding_groups_table(groups: Sequence[FindingGroup], repros: Mapping[str, Reproducer] | None = None) -> Table:
+    """The catalogue: one row per cause (same status, tool, normalised error and layers) with its cells, the
+    versions involved, its upstream status and its reproducer folder where one was exported (`repros`, by id);
+    then, folded, its cells in full, the first error and the artifacts; `#` numbers them G1, G2, ..."""
+    repros = repros or {}
+    table = Table("findings", "Catalogue of causes: one line per cause, its cells, versions, upstream, reproducer", [
         Column("id", "#"), Column("status", "status"), Column("tool", "tool"),
         Column("count", "cells", numeric=True), Column("pattern", "error (normalised)"),
+        Column("upstream", "upstream"), Column("reproducer", "reproducer"),
         Column("layers", "layers / operators"), Column("cells", "which cells", detail=True),
         Column("error", "full error (first cell)", detail=True),
         Column("versions", "versions involved", detail=True), Column("artifacts", "artifacts", detail=True)])
@@ -74,6 +94,8 @@ def finding_groups_table(groups: Sequence[FindingGroup]) -> Table:
             "cells": Cell("\n".join(cells), len(cells)),
             "error": Cell(error or MISSING, error),
             "versions": text_cell("\n".join(group.versions)),
+            "upstream": text_cell(repros[f"G{number}"].status if f"G{number}" in repros else ""),
+            "reproducer": text_cell(repros[f"G{number}"].line if f"G{number}" in repros else ""),
             "artifacts": text_cell("\n".join(group.artifacts)),
         })
     return table
@@ -82,8 +104,10 @@ def finding_groups_table(groups: Sequence[FindingGroup]) -> Table:
 def build(run: RunData) -> Section:
     """The findings section: how many, in which groups, the largest first; then every group in a table."""
     groups = group_findings(run.rows, run.info)
-    table = finding_groups_table(groups)
-    return Section(SPEC.id, SPEC.title, findings_answer(groups), tables=[table] if table.rows else [])
+    repros = reproducers(run.info)
+    table = finding_groups_table(groups, repros)
+    answer = findings_answer(groups) + _reproducer_answer(groups, repros, str(run.info.get("id") or "RUN"))
+    return Section(SPEC.id, SPEC.title, answer, tables=[table] if table.rows else [])
 
 
 SPEC = SectionSpec("findings", "Findings", build)

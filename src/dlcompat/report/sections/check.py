@@ -15,7 +15,7 @@ from typing import Any
 
 from ..formatting import display_name, error_summary, format_value, human_bytes, percent, plural, significant
 from ..model import Cell, Column, Section, Table
-from ..rows import CellIndex, is_ok
+from ..rows import CONVERSION_METRICS, CellIndex, is_ok
 from ..tables import text_cell
 from .base import RunData, SectionSpec
 
@@ -73,8 +73,8 @@ def routes_table(rows: Sequence[Mapping[str, Any]], source_format: str) -> tuple
     table = Table("check-routes", "Every route to every runtime", list(_COLUMNS))
     outcomes: dict[str, list[str]] = {}
     for (_, _, _, target, variant, _), metrics in index.items():
-        if target in ("onnx", "tflite", "pte", "coreml", "tfjs", "pt2", "savedmodel") and not _problem(metrics):
-            continue  # a conversion that worked: its runtime's row shows it
+        if set(metrics) <= set(CONVERSION_METRICS) and not _problem(metrics):
+            continue  # a conversion that worked: the rows of the runtimes that ran its file show it
         row = _route_row(target, variant, metrics)
         table.rows.append(row)
         status = row["status"].text

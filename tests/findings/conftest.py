@@ -159,3 +159,61 @@ def torch_lenet5_pte_int8(torch_lenet5, mnist_small):
     from dlcompat.data.calibration import calibration_images
 
     return torch_pte(torch_lenet5, "int8", calibration_images(mnist_small, 100, seed=0))
+
+
+#: the `keras.tfjs` edge in the `tfjs` toolchain environment (TensorFlow 2.19 + tensorflowjs): one archive per variant
+_TFJS_CONVERT = """
+import json, sys
+from pathlib import Path
+from dlcompat.converters.keras_tfjs import convert
+source, out = Path(sys.argv[1]), Path(sys.argv[2])
+print(json.dumps({v: convert(source, out / f"lenet5-{v}.tfjs.zip", spec=None, variant=v) for v in sys.argv[3:]}))
+"""
+
+
+def tfjs_archives(source: Source, variants: list[str]) -> dict[str, Source]:
+    """The Keras model of `source` (its `.keras` file) through the `keras.tfjs` edge: variant -> its archive."""
+    import json
+    import os
+    import subprocess
+
+    from dlcompat.envs.registry import get_env
+
+    env = get_env("tfjs")
+    if not env.exists():
+        pytest.skip("the tfjs toolchain environment is not built (dlcompat envs sync tfjs)")
+    quiet = {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore")}
+    done = subprocess.run([str(env.interpreter()), "-c", _TFJS_CONVERT, str(source.native), str(source.native.parent),
+                           *variants], capture_output=True, text=True, timeout=300,
+                          env={**env.worker_environ(1), **quiet})
+    assert done.returncode == 0, done.stderr[-3000:]
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    return {v: Source(source.spec, source.weights, source.x, source.floor,
+                      source.native.parent / f"lenet5-{v}.tfjs.zip", facts[v]["input_layout"], source.native)
+            for v in variants}
+
+
+@pytest.fixture(scope="session")
+def keras_lenet5_tfjs(keras_lenet5_tflite) -> dict[str, Source]:
+    """The Keras LeNet-5 of `keras_lenet5_tflite` (the trained weights, Keras's floor) through the `keras.tfjs` edge:
+    variant (none, float16, uint8) -> its TF.js graph model archive."""
+    return tfjs_archives(keras_lenet5_tflite, ["none", "float16", "uint8"])
+
+
+@pytest.fixture(scope="session")
+def keras_lenet5_tfjs_unbiased(keras_lenet5_tflite, tmp_path_factory) -> Source:
+    """The same trained kernels with every bias zero (Keras's initial biases) as a float32 TF.js archive: without a
+    bias to fuse, TensorFlow's optimiser moves each ReLU after its max pool."""
+    from dlcompat.frameworks.registry import make_adapter
+    from dlcompat.metrics.noise import measure_noise_floor
+
+    source = keras_lenet5_tflite
+    weights = {k: np.zeros_like(v) if k.endswith(".bias") else v for k, v in source.weights.items()}
+    adapter = make_adapter("tensorflow", threads=1)
+    model = adapter.build(source.spec, seed=0)
+    adapter.set_weights(model, weights)
+    floor = measure_noise_floor(adapter, model, source.spec, weights, source.x, threads=())
+    native = tmp_path_factory.mktemp("findings-tfjs-unbiased") / f"lenet5{adapter.native_suffix}"
+    adapter.save(model, native)
+    unbiased = Source(source.spec, weights, source.x, floor, native, "NHWC", native)
+    return tfjs_archives(unbiased, ["none"])["none"]

@@ -10,8 +10,10 @@ the others get a reason. A layer several operators could compute gets a reason, 
 computes, where the tensor before it already has the layer's shape (an activation, a dropout), is aligned to that
 tensor as *passed on unchanged* (`LayerAlignment.passthrough`): the artifact computes the identity there, and its
 tensor is judged against the layer's reference as such (a dropout is within noise, a dropped ReLU is not).
-Elementwise scalings by a constant (kind ``scale``: an input normalisation, a stray Mul) are walked through like
-neutral operators; the diagnosis reads them back from the graph.
+An activation a converter's optimiser moved after the max pool that follows it (TensorFlow's grappler, in TF.js
+graph models) computes the same function: the pool is aligned to the activation's output and the activation says
+it was swapped. Elementwise scalings by a constant (kind ``scale``: an input normalisation, a stray Mul) are walked
+through like neutral operators; the diagnosis reads them back from the graph.
 
 `Normalise` brings an artifact tensor to the canonical layout: NHWC -> NCHW, a flatten of an NHWC tensor (HWC order)
 -> channel-major (CHW) order, integers dequantised with the tensor's scale and zero point.
@@ -170,6 +172,8 @@ def _clipped_to_relu(entries: dict[str, LayerAlignment], order: list[Layer]) -> 
                        f"(no negative value), so it holds the ReLU's output, judged at {after.name!r}")
 
 
+#: activations max pooling commutes with (non-decreasing functions)
+_MONOTONE = ("relu", "relu6", "tanh", "sigmoid")
 _KINDS = {Conv2D: "conv", Dense: "dense", MaxPool: "maxpool", AvgPool: "avgpool", GlobalAvgPool: "gap",
           Flatten: "flatten", BatchNorm: "bn", Dropout: "dropout"}
 
@@ -192,9 +196,36 @@ class _Walker:
         self.weight_quantisation: dict[str, dict[str, Any]] = {}  # layer -> its integer weights' scales
 
     def sequence(self, layers: tuple[Layer, ...], tensor: str) -> str:
-        for layer in layers:
-            tensor = self.step(layer, tensor)
+        swapped = False
+        for layer, following in zip(layers, (*layers[1:], None), strict=True):
+            if swapped:  # `layer` was aligned with the activation before it
+                swapped = False
+                continue
+            after = self.swapped(layer, following, tensor)
+            swapped = after is not None
+            tensor = after if after is not None else self.step(layer, tensor)
         return tensor
+
+    def swapped(self, layer: Layer, following: Layer | None, tensor: str) -> str | None:
+        """An activation the converter's optimiser moved after the max pool that follows it (TensorFlow's grappler:
+        f(maxpool(x)) == maxpool(f(x)) for a non-decreasing f): the pool is aligned to the activation's output, the
+        activation says so. None where the graph computes the activation in its place (or fused it)."""
+        if not (isinstance(layer, Activation) and layer.fn in _MONOTONE and isinstance(following, MaxPool)) \
+                or self.pending_fused.get(tensor) == layer.fn \
+                or any(n.kind == layer.fn for n in self._reachable(tensor)):
+            return None
+        pool, _ = self.next_node(tensor, "maxpool", following)
+        acts = [n for n in self._reachable(pool.output) if n.kind == layer.fn] if pool is not None else []
+        if pool is None or len(acts) != 1 or self.canonical_shape(acts[0]) not in (self.shapes[following.name], None):
+            return None
+        act = acts[0]
+        self.entries[layer.name] = LayerAlignment(
+            layer.name, op=act.op,
+            reason=f"swapped by the converter's optimiser with {following.name!r}: {act.op} {act.output!r} computes "
+                   f"{layer.fn}(maxpool(x)), the same function as maxpool({layer.fn}(x)), aligned to "
+                   f"{following.name!r}")
+        self.claim(following, act, (layer.name, following.name))
+        return act.output
 
     def step(self, layer: Layer, tensor: str) -> str:
         if isinstance(layer, Residual):

@@ -13,9 +13,11 @@ A reshape that keeps more than one per-image axis is neutral (not a flatten). ON
 `onnx.shape_inference`), LiteRT from the flatbuffer with `ai_edge_litert.schema_py_generated` (operator options
 hold the fused activation, strides and padding; tensors their quantisation).
 
-ExecuTorch programs are read to the same vocabulary by `findings.pte_graph`.
+ExecuTorch programs are read to the same vocabulary by `findings.pte_graph`, TensorFlow graphs (TF.js graph models,
+onnx2tf's SavedModel) by `findings.tfjs_graph`.
 
-`Graph.precision` is how the artifact stores its numbers: ``int8`` where any computed tensor is an integer one
+`Graph.precision` is how the artifact stores its numbers (TF.js adds ``uint8`` / ``uint16``: weights on an affine
+grid, computed in float32): ``int8`` where any computed tensor is an integer one
 (full-integer quantisation), else ``int8-dynamic`` where a convolution / dense operator reads an int8 weight and
 computes in float (LiteRT's dynamic-range quantisation: the kernel quantises its input on the fly), else ``float16``
 where any weight is stored as float16, else ``float32``.
@@ -79,7 +81,7 @@ class GraphNode:
 
 @dataclass
 class Graph:
-    format: str  # "onnx" | "tflite" | "pte"
+    format: str  # "onnx" | "tflite" | "pte" | "tfjs" | "savedmodel"
     input: str
     input_layout: str
     nodes: list[GraphNode]

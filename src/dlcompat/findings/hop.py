@@ -5,10 +5,12 @@ the source's measured noise floor, and the fault typed where it exceeds noise (i
 hand back the aligned tensors (`Runner.intermediates`), judges each against the reference and the floor
 (`findings.localise`) and, beyond noise, types the fault at the first divergent layer (`findings.diagnose`). The
 graph formats are ONNX, LiteRT and ExecuTorch (`.pte`: its kernel calls and the nodes of its XNNPACK partitions,
-`findings.pte_graph`; tensors from a tapped copy of the deployed program). A runtime that cannot expose its
-intermediate tensors (`Unavailable`) is compared at its output only (`Runner.infer`) against the logits' floor, and
-each layer says why it was not compared. The output is
-always compared too (`HopResult.logits`), so a hop whose layers are within noise but whose output is not says so.
+`findings.pte_graph`; tensors from a tapped copy of the deployed program); TF.js graph models (`model.json`, in
+headless Chromium) and onnx2tf's SavedModel (its traced function, in the onnx2tf environment) are aligned from their
+TensorFlow graphs (`findings.tfjs_graph`), their fault typed from their weights read back in the canonical layout.
+A runtime that cannot expose its intermediate tensors (`Unavailable`) is compared at its output only
+(`Runner.infer`) against the logits' floor, and each layer says why it was not compared. The output is always
+compared too (`HopResult.logits`), so a hop whose layers are within noise but whose output is not says so.
 
 `localise_files` is the same for two model files and an images `.npz` (`dlcompat localize`): the reference file's
 spec and canonical weights (`findings.model_files`), the floor measured with PyTorch on those weights
@@ -27,19 +29,23 @@ from typing import Any
 import numpy as np
 
 from dlcompat.errors import ModelFileError
+from dlcompat.findings.affine_weights import AFFINE_BITS
 from dlcompat.findings.align import Alignment, LayerAlignment, Normalise, align_graph, execution_order
 from dlcompat.findings.diagnose import diagnose
+from dlcompat.findings.graph import Graph
 from dlcompat.findings.images import check_shape, load_images
 from dlcompat.findings.localise import (
     EXCEEDS,
     WITHIN,
     LayerError,
     Localisation,
+    floor_unit,
     localise,
     precision_floor,
     read_tensors,
 )
 from dlcompat.findings.model_files import (
+    ALIGNED_FORMATS,
     GRAPH_FORMATS,
     accounts_for,
     file_format,
@@ -48,6 +54,7 @@ from dlcompat.findings.model_files import (
     read_reference,
     unaccounted,
 )
+from dlcompat.findings.tfjs_graph import graph_def_graph, graph_parameters, tfjs_parameters
 from dlcompat.frameworks.base import Unavailable
 from dlcompat.metrics.noise import (
     INT8_FLOOR_STEPS,
@@ -175,7 +182,9 @@ def make_runner(path: Path, fmt: str, spec: ModelSpec, layout: str, threads: int
     if fmt in framework_names() or fmt == "weights":
         name, options = ("native", {"framework": fmt}) if fmt != "weights" else ("weights", {"framework": framework})
         return runner_class(name)(path, input_layout="NHWC", threads=threads, spec=spec, **options)
-    entry = next((e for e in RUNTIMES if e.accepts == fmt and e.env == "main" and e.platform != "web"), None)
+    # a browser runtime only for TF.js (no server runtime runs it); onnx2tf's SavedModel in its own environment
+    entry = next((e for e in RUNTIMES if e.accepts == fmt and (e.env == "main" or fmt == "savedmodel")
+                  and (e.platform != "web" or fmt == "tfjs")), None)
     if entry is None:
         raise ModelFileError(f"{path}: no runtime of this environment runs {fmt} files")
     return runner_class(entry.name)(path, input_layout=layout, threads=threads)
@@ -184,14 +193,15 @@ def make_runner(path: Path, fmt: str, spec: ModelSpec, layout: str, threads: int
 def hop_alignment(path: Path, fmt: str, spec: ModelSpec, runner: Any) -> Alignment | str:
     """The candidate's alignment to `spec`, or why it has none; a graph that does not compute the spec's conv /
     dense layers is a mismatched architecture (`ModelFileError`)."""
-    if fmt in GRAPH_FORMATS:
+    if fmt in ALIGNED_FORMATS:
         graph = read_graph(path, fmt, spec.input_shape)
-        alignment = align_graph(graph, spec, str(path))
-        if not accounts_for(alignment, spec, graph, every_layer=False):
-            why = next(iter(unaccounted(alignment)), "")
-            raise ModelFileError(f"mismatched architectures: {path} does not compute the reference's {spec.name} "
-                                 f"layers ({why or 'another number of convolution / dense operators'})")
-        return alignment
+        return _accounted(align_graph(graph, spec, str(path)), spec, graph, path)
+    if fmt == "savedmodel" and hasattr(runner, "graph_nodes"):  # onnx2tf's traced function, read by its runner
+        try:
+            graph = graph_def_graph(*runner.graph_nodes(), fmt="savedmodel")
+        except Unavailable as exc:
+            return str(exc)
+        return _accounted(align_graph(graph, spec, str(path)), spec, graph, path)
     if runner.name in ("native", "weights"):
         try:
             tapped = set(runner.tensor_names())
@@ -203,6 +213,15 @@ def hop_alignment(path: Path, fmt: str, spec: ModelSpec, runner: Any) -> Alignme
                   for layer in execution_order(spec.layers)]
         return Alignment(str(path), fmt, layers)
     return f"{runner.name}: {runner.no_intermediates}"
+
+
+def _accounted(alignment: Alignment, spec: ModelSpec, graph: Graph, path: Path) -> Alignment:
+    """`alignment`, where the graph computes the spec's conv / dense layers; else `ModelFileError`."""
+    if not accounts_for(alignment, spec, graph, every_layer=False):
+        why = next(iter(unaccounted(alignment)), "")
+        raise ModelFileError(f"mismatched architectures: {path} does not compute the reference's {spec.name} "
+                             f"layers ({why or 'another number of convolution / dense operators'})")
+    return alignment
 
 
 def localise_hop(spec: ModelSpec, weights: Mapping[str, np.ndarray], x_nhwc: np.ndarray, candidate_path: Path,
@@ -231,7 +250,7 @@ def localise_hop(spec: ModelSpec, weights: Mapping[str, np.ndarray], x_nhwc: np.
                                       "compared")
         else:
             alignment, tensors = _tensors(runner, path, fmt, spec, x, strict)
-        candidate_weights = _native_weights(runner)
+        candidate_weights = _candidate_weights(runner, path, fmt, spec, alignment)
     if isinstance(alignment, Alignment) and not isinstance(tensors, str):
         localisation = localise(spec, weights, x, tensors, alignment, floor, (ref_logits, ref_layers))
     else:
@@ -270,10 +289,31 @@ def _native_weights(runner: Any) -> dict[str, np.ndarray] | None:
     return {k: np.asarray(v) for k, v in runner.adapter.get_weights(runner.model).items()}
 
 
+def _candidate_weights(runner: Any, path: Path, fmt: str, spec: ModelSpec,
+                       alignment: Alignment | str) -> dict[str, np.ndarray] | None:
+    """The candidate's canonical weights where the diagnosis reads them here: a framework's own, a TF.js archive's
+    or onnx2tf's traced function's convolution / dense parameters in the canonical layout (`graph_parameters`)."""
+    if runner.name in ("native", "weights"):
+        return _native_weights(runner)
+    if not isinstance(alignment, Alignment):
+        return None
+    if fmt == "tfjs":
+        return tfjs_parameters(path, read_graph(path, "tfjs", spec.input_shape), alignment, spec)
+    if fmt == "savedmodel" and hasattr(runner, "graph_nodes"):
+        topology, values, source, outputs = runner.graph_nodes()
+        return graph_parameters(values, graph_def_graph(topology, values, source, outputs, "savedmodel"), alignment,
+                                spec)
+    return None
+
+
+#: the largest relative difference (to the layer's max |w|) of a weight stored at a precision, rounding only
+_WEIGHT_TOLERANCE = {"float32": 1e-5, "float16": 1e-3, "uint8": 1.01 / 255, "uint16": 1.01 / 65535}
+
+
 def _precision(path: Path, fmt: str, spec: ModelSpec) -> str:
     """How the artifact stores its numbers (`findings.graph.Graph.precision`); float32 for a file not read as a
     graph, or one that cannot be."""
-    if fmt not in GRAPH_FORMATS:
+    if fmt not in ALIGNED_FORMATS:
         return "float32"
     try:
         return read_graph(path, fmt, spec.input_shape).precision
@@ -287,11 +327,11 @@ def _output_floor(path: Path, fmt: str, spec: ModelSpec, weights: Mapping[str, n
     """What the output is judged against, in the artifact's units (as `localise` judges its layers): the float16
     floor for float16 storage; for integer logits, their quantisation scale (judged in steps against the int8
     floor); else the float32 floor."""
-    precision = read_graph(path, fmt, spec.input_shape).precision if fmt in GRAPH_FORMATS else "float32"
+    precision = read_graph(path, fmt, spec.input_shape).precision if fmt in ALIGNED_FORMATS else "float32"
     quantised = getattr(runner, "output_quantization", None)
     if precision == "int8" and quantised is not None:
         return float(quantised.scale)
-    if precision == "int8-dynamic":  # weights rounded as the file stores them, inputs quantised per image
+    if precision == "int8-dynamic" or precision in AFFINE_BITS:  # weights rounded as the file stores them
         alignment = align_graph(read_graph(path, fmt, spec.input_shape), spec, str(path))
         return precision_floor(floor, spec, weights, x, reference, alignment)
     return float16_floor(floor, spec, weights, x, reference) if precision == "float16" else floor
@@ -305,8 +345,7 @@ def _output(logits: np.ndarray, ref_logits: np.ndarray, floor: NoiseFloor | floa
     out: dict[str, Any] = {"max_abs": err.max_abs, "rel_l2": err.rel_l2, "rmse": err.rmse, "top1_flips": flips,
                            "images": len(logits)}
     if isinstance(floor, NoiseFloor):
-        unit = ("rmse (float16 floor)" if "float16" in floor.method else
-                "rmse (int8-dynamic floor)" if "int8_dynamic" in floor.method else "rmse")
+        unit = floor_unit(floor)
         return {**out, "floor": floor.floor(LOGITS), "ratio": floor.ratio(LOGITS, err),
                 "exceeds": floor.exceeds(LOGITS, err), "unit": unit}
     ratio, exceeds = int8_judgement(quantisation_steps(logits, ref_logits, floor))
@@ -343,12 +382,15 @@ def _diagnose(result: HopResult, spec: ModelSpec, weights: Mapping[str, np.ndarr
         result.diagnosis = {"parameter_diffs": found.parameter_diffs,
                             "hyper_parameter_diffs": found.hyper_parameter_diffs}
         return
+    members = alignment[first].group or (first,)  # a fused group's weighted layer
     diffs = {name: float(np.max(np.abs(np.asarray(candidate_weights[name], np.float64) - value)) /
                    (float(np.max(np.abs(value))) or 1.0))
-             for name, value in weights.items() if candidate_weights and name.startswith(f"{first}.")
+             for name, value in weights.items() if candidate_weights
+             and any(name.startswith(f"{member}.") for member in members)
              and np.shape(candidate_weights.get(name)) == np.shape(value)}
     result.diagnosis = {"parameter_diffs": {first: diffs}}
-    if any(d > 1e-5 for d in diffs.values()):
+    tolerance = _WEIGHT_TOLERANCE.get(alignment.precision, 1e-5)
+    if any(d > tolerance for d in diffs.values()):
         result.fault_type = "weights"
         result.evidence.append(f"{first}: its canonical weights differ from the reference's: {diffs}")
     else:

@@ -10,9 +10,11 @@ not judged. Errors: `metrics.noise.tensor_error`; the judgement: `NoiseFloor.exc
 A quantised hop is judged in its own units (`metrics.noise`): an artifact that stores float16 weights
 (`Alignment.precision == "float16"`) against the float16 floor (`float16_floor`: the float32 floor widened by the
 float64 reference re-executed on float16-rounded weights), a dynamic-range int8 artifact (``int8-dynamic``)
-against the int8-dynamic floor (`int8_dynamic_floor`), an integer tensor of a full-integer artifact in its
-quantisation steps (rmse / its scale) against the int8 floor (`int8_judgement`); `LayerError.unit` says which
-(``rmse``, ``rmse (float16 floor)``, ``rmse (int8-dynamic floor)``, ``quantisation steps``).
+against the int8-dynamic floor (`int8_dynamic_floor`), an artifact storing its weights on an affine 8 / 16-bit grid
+(TF.js's ``uint8`` / ``uint16``) against the affine-weights floor (`findings.affine_weights`), an integer tensor of a
+full-integer artifact in its quantisation steps (rmse / its scale) against the int8 floor (`int8_judgement`);
+`LayerError.unit` says which (``rmse``, ``rmse (float16 floor)``, ``rmse (int8-dynamic floor)``,
+``rmse (uint8-weights floor)``, ``quantisation steps``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from dlcompat.findings.affine_weights import AFFINE_BITS, affine_floor
 from dlcompat.findings.align import Alignment
 from dlcompat.metrics.noise import (
     NoiseFloor,
@@ -129,7 +132,18 @@ def precision_floor(floor: NoiseFloor, spec: ModelSpec, weights: Mapping[str, np
         return float16_floor(floor, spec, weights, x, reference)
     if precision == "int8-dynamic":
         return int8_dynamic_floor(floor, spec, weights, x, alignment.weight_quantisation, reference)
+    if precision in AFFINE_BITS:
+        return affine_floor(floor, spec, weights, x, precision, reference)
     return floor
+
+
+def floor_unit(floor: NoiseFloor) -> str:
+    """What a judgement against `floor` is in: rmse, against the float32 floor or a widened one."""
+    executions = floor.executions
+    affine = next((p for p in AFFINE_BITS if f"weights-{p}" in executions), None)
+    return ("rmse (float16 floor)" if "weights-fp16" in executions else
+            "rmse (int8-dynamic floor)" if "weights-int8" in executions else
+            f"rmse ({affine}-weights floor)" if affine else "rmse")
 
 
 def _with_reason(error: LayerError, reason: str) -> LayerError:
@@ -155,7 +169,6 @@ def _judge(layer: str, tensor: str, value: np.ndarray, reference: np.ndarray, fl
         return LayerError(layer, layer, tensor, "no noise floor measured for this layer: not judged",
                           err.max_abs, err.rel_l2, err.rmse)
     ratio = floor.ratio(layer, err)
-    unit = ("rmse (float16 floor)" if "weights-fp16" in floor.executions else
-            "rmse (int8-dynamic floor)" if "weights-int8" in floor.executions else "rmse")
+    unit = floor_unit(floor)
     return LayerError(layer, layer, tensor, "", err.max_abs, err.rel_l2, err.rmse, floor.floor(layer),
                       ratio if math.isfinite(ratio) else math.inf, floor.exceeds(layer, err), unit)

@@ -21,19 +21,24 @@ from typing import Any
 
 import numpy as np
 
+from dlcompat.data.archives import ArchiveTooLarge, check_zip
 from dlcompat.errors import ModelFileError, one_line
 from dlcompat.findings.align import Alignment, align_graph
 from dlcompat.findings.graph import Graph, read_onnx, read_tflite
 from dlcompat.findings.parameters import layer_parameters, onnx_constants
 from dlcompat.findings.pte_graph import read_pte
+from dlcompat.findings.tfjs_graph import read_tfjs
 from dlcompat.zoo.spec import BatchNorm, Conv2D, Dense, ModelSpec
 
 #: file suffix -> format (the study's names: a framework's own file is named as the framework)
 SUFFIX_FORMATS = {".onnx": "onnx", ".tflite": "tflite", ".pte": "pte", ".npz": "weights", ".pt": "pytorch",
                   ".keras": "tensorflow"}
 GRAPH_FORMATS = ("onnx", "tflite", "pte")
+#: formats whose graphs `findings.align` aligns: the graph formats, and TF.js graph models (`findings.tfjs_graph`;
+#: a derived model only: not a reference file, whose canonical weights are not read from it)
+ALIGNED_FORMATS = (*GRAPH_FORMATS, "tfjs")
 #: reasons an alignment gives for a layer that is accounted for without its own tensor
-_ACCOUNTED = ("fused into", "folded by the converter", "dropout is the identity")
+_ACCOUNTED = ("fused into", "folded by the converter", "dropout is the identity", "swapped by")
 
 
 @dataclass
@@ -50,17 +55,30 @@ def file_format(path: Path) -> str:
     if not path.is_file():
         raise ModelFileError(f"{path} does not exist: pass a model file (.onnx, .tflite, .pte, .npz, .pt, .keras) "
                              "or a stored artifact id with --out")
-    fmt = SUFFIX_FORMATS.get(path.suffix)
+    fmt = SUFFIX_FORMATS.get(path.suffix) or (_zip_format(path) if path.suffix == ".zip" else None)
     if fmt is None:
-        raise ModelFileError(f"{path}: dlcompat localize reads {', '.join(SUFFIX_FORMATS)} files, not "
-                             f"{path.suffix or 'suffix-less'} ones")
+        raise ModelFileError(f"{path}: dlcompat localize reads {', '.join(SUFFIX_FORMATS)} files and .zip archives "
+                             f"of a TF.js graph model or a SavedModel, not {path.suffix or 'suffix-less'} ones")
     return fmt
+
+
+def _zip_format(path: Path) -> str | None:
+    """A zip archive's format by what it holds: a TF.js model (`model.json`) or a SavedModel (`saved_model.pb`)."""
+    try:
+        check_zip(path)
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (OSError, zipfile.BadZipFile, ArchiveTooLarge) as exc:
+        raise ModelFileError(f"{path} is not a readable zip archive ({one_line(exc)})") from exc
+    return "tfjs" if "model.json" in names else ("savedmodel" if "saved_model.pb" in names else None)
 
 
 def read_graph(path: Path, fmt: str, image_shape: tuple[int, int, int]) -> Graph:
     try:
         if fmt == "pte":
             return read_pte(path)
+        if fmt == "tfjs":
+            return read_tfjs(path)
         return read_onnx(path, image_shape) if fmt == "onnx" else read_tflite(path)
     except Exception as exc:  # onnx / flatbuffers raise many kinds on a foreign or truncated file
         raise ModelFileError(f"{path} is not a readable {fmt} model ({type(exc).__name__}: {one_line(exc)})") from exc
@@ -285,9 +303,10 @@ def _find_units(node: Any) -> Iterator[Any]:
 def read_reference(path: Path, image_shape: tuple[int, int, int], layout: str | None = None) -> ModelFile:
     """The reference model of a file: its format, spec, canonical weights and input layout."""
     fmt = file_format(path)
-    if fmt == "pte":
-        raise ModelFileError(f"{path}: an ExecuTorch program's weights cannot be read back: pass the model it was "
-                             "exported from as the reference")
+    if fmt in ("pte", "tfjs", "savedmodel"):
+        what = {"pte": "an ExecuTorch program's", "tfjs": "a TF.js model's", "savedmodel": "a SavedModel's"}[fmt]
+        raise ModelFileError(f"{path}: {what} weights are not read back as a reference: pass the model it was "
+                             "converted from as the reference")
     if fmt in GRAPH_FORMATS:
         layout = input_layout(path, fmt, image_shape, layout or "NCHW")  # checks the images fit; never run
         spec, alignment, graph = identify_graph(path, fmt, image_shape)

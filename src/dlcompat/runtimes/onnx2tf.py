@@ -6,7 +6,8 @@ The loader unzips the SavedModel into a working folder the session holds and loa
 takes NHWC images (onnx2tf's layout) of any batch. Intermediate tensors come from that traced graph
 itself: the function pruned to fetch the asked operations' outputs (`WrappedFunction.prune`, the same
 graph, weights and kernels; names are the graph's tensor names, e.g. ``model/tf.nn.relu/Relu:0``,
-TensorFlow's NHWC layout). Runs in the `onnx2tf` toolchain environment (Python 3.12).
+TensorFlow's NHWC layout); `graph_nodes` hands the graph itself to `findings.tfjs_graph` for alignment. Runs in
+the `onnx2tf` toolchain environment (Python 3.12).
 """
 
 from __future__ import annotations
@@ -93,6 +94,22 @@ class OnnxToTfRunner(Runner):
             raise Unavailable(f"{self.name}: {self.no_intermediates} ({len(functions)} traced functions)")
         return functions[0].graph
 
+    def graph_nodes(self) -> tuple[list[dict[str, Any]], dict[str, np.ndarray], str, set[str]]:
+        """The traced graph as `findings.tfjs_graph.graph_def_graph` reads it: its GraphDef's nodes as JSON
+        (`json_format.MessageToDict`, as TF.js's `model.json` holds them), the values of its constants and captured
+        tensors (onnx2tf's weights) by node name, its input's and its outputs' node names."""
+        from google.protobuf import json_format
+
+        graph = self._graph()
+        function = self.call.concrete_functions[0]
+        values = {op.name: self.tf.make_ndarray(op.get_attr("value")) for op in graph.get_operations()
+                  if op.type == "Const"}
+        for outer, inner in zip(function.captured_inputs, graph.internal_captures, strict=False):
+            with contextlib.suppress(AttributeError, TypeError, ValueError):  # a resource handle: no value
+                values[inner.op.name] = np.asarray(outer.numpy())
+        topology = json_format.MessageToDict(graph.as_graph_def()).get("node", [])
+        return topology, values, graph.inputs[0].op.name, {t.op.name for t in graph.outputs}
+
     def tensor_names(self) -> list[str]:
         """The first output of each operation the graph computes per image (batch dimension unknown), graph order."""
         graph = self._graph()
@@ -101,7 +118,10 @@ class OnnxToTfRunner(Runner):
                 and op.outputs[0].shape[0] is None]
 
     def intermediates(self, x: np.ndarray, names: list[str], batch_size: int = 256) -> dict[str, np.ndarray]:
-        """The named tensors, from the traced function pruned to fetch them (float32, NHWC)."""
+        """The named tensors, from the traced function pruned to fetch them (float32, NHWC); an operation's name
+        stands for its first output (``model/tf.nn.relu/Relu`` for ``model/tf.nn.relu/Relu:0``)."""
+        asked = names
+        names = [name if ":" in name else f"{name}:0" for name in asked]
         require_tensors(self, names, self.tensor_names())
         key = tuple(names)
         if key not in getattr(self, "_pruned", {}):
@@ -117,7 +137,7 @@ class OnnxToTfRunner(Runner):
         for start in range(0, len(x), batch_size):
             for name, value in zip(names, pruned(self._input(x[start : start + batch_size])), strict=True):
                 parts[name].append(np.asarray(value, dtype=np.float32))
-        return {name: np.concatenate(values) for name, values in parts.items()}
+        return {given: np.concatenate(parts[name]) for given, name in zip(asked, names, strict=True)}
 
     def _input(self, x: np.ndarray) -> Any:
         return self.tf.constant(np.ascontiguousarray(x))  # NHWC: onnx2tf's own layout

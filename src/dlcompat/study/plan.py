@@ -65,7 +65,9 @@ def _plan_conversions(plan: Plan, native: dict[str, Any], chain: list[tuple[Conv
 #: the test images a derived model's hop is localised on, and its source's noise floor measured on (issue 18)
 LOCALISE_IMAGES = 16
 #: the formats whose per-layer tensors the findings layer aligns
-LOCALISED_FORMATS = ("onnx", "tflite", "pte")
+LOCALISED_FORMATS = ("onnx", "tflite", "pte", "tfjs", "savedmodel")
+#: formats localised in a toolchain environment (the one whose runtime runs them); the others in the main one
+LOCALISE_ENVS = {"savedmodel": "onnx2tf"}
 
 
 def _plan_localisation(plan: Plan, native: dict[str, Any], chain: list[tuple[Converter, str]], data: str,
@@ -79,7 +81,7 @@ def _plan_localisation(plan: Plan, native: dict[str, Any], chain: list[tuple[Con
     floor = plan.add(Job("noise_floor", "main", params, {"data": data, "model": trained}, f"noise floor {where}",
                          runtime=limits))
     cell = {**native, "target": chain[-1][0].target, "variant": _describe(chain)}
-    plan.add(Job("localize", "main", {**params, "cell": cell},
+    plan.add(Job("localize", LOCALISE_ENVS.get(cell["target"], "main"), {**params, "cell": cell},
                  {"data": data, "model": trained, "target": artifact, "floor": floor},
                  f"localize {where} {cell['variant']}", runtime=limits))
 
@@ -210,6 +212,7 @@ def _plan_migrations(plan: Plan, config: StudyConfig, data: str, native: dict[st
                     continue
                 for chain in _chains(config, path):
                     upstream = _plan_conversions(plan, native, chain, data, trained, limits)
+                    _plan_localisation(plan, native, chain, data, trained, upstream, limits)
                     cell = _cell(dataset, model, framework, seed, target, _route(chain, runtime))
                     key = plan.add(Job("evaluate", entry.env, {"cell": cell, "runtime": runtime, "latency": latency,
                                                                "threads": threads},

@@ -1,6 +1,7 @@
-"""Job `localize`: one derived artifact (ONNX, `.tflite`, `.pte`) against the float64 reference of its trained source,
-against the source's measured noise floor (`noise_floor` job), localised to its first divergent layer and typed
-(`findings.hop.localise_hop`) where its output exceeds that floor.
+"""Job `localize`: one derived artifact (ONNX, `.tflite`, `.pte`, a TF.js graph model run in headless Chromium, or
+onnx2tf's SavedModel, whose job runs in the onnx2tf environment) against the float64 reference of its trained
+source, against the source's measured noise floor (`noise_floor` job), localised to its first divergent layer and
+typed (`findings.hop.localise_hop`) where its output exceeds that floor.
 
 Cheap by construction: the output is compared first, on the floor's few test images, and the layers only when it
 exceeds noise. A graph that does not align to the spec is compared at its output, with the reason (never a failed

@@ -88,7 +88,9 @@ def findings(rows: Sequence[Mapping[str, Any]]) -> list[Finding]:
             continue
         dataset, model, framework, target, variant, seed = key
         flips_row = metrics["label_flips"]
-        hop = localised.get((dataset, model, framework, seed, variant.partition(" · ")[0]))
+        # the hop of this cell itself (a check judges each runtime cell), else its artifact's (a study's localize job)
+        hop = (localised.get((dataset, model, framework, seed, variant))
+               or localised.get((dataset, model, framework, seed, variant.partition(" · ")[0])))
         if hop is not None and "int8" in variant and hop["method"].get("verdict") == "within noise":
             continue  # int8's expected flips: the hop is within its measured floor
         text = inconsistency_text(metrics, framework) + (localisation_text(hop) if hop is not None else "")

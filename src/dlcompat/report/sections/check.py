@@ -49,7 +49,7 @@ def _route_row(target: str, variant: str, metrics: Mapping[str, Mapping[str, Any
     ratio, latency = _value(metrics, "output_noise_ratio"), _value(metrics, "latency_p50")
     size = _value(metrics, "model_size")
     verdict = (metrics.get("output_noise_ratio") or {}).get("method", {}).get("verdict", "")
-    row = {"runtime": text_cell(display_name(target)), "route": text_cell(variant or "as it is"),
+    row = {"runtime": text_cell(display_name(target)), "route": text_cell(variant or "no route"),
            "status": Cell(problem["status"] if problem else (verdict or "ok"),
                           status="bad" if problem or verdict == "exceeds noise" else "good")}
     if agreement is not None:
@@ -69,16 +69,24 @@ def _route_row(target: str, variant: str, metrics: Mapping[str, Mapping[str, Any
 
 def routes_table(rows: Sequence[Mapping[str, Any]], source_format: str) -> tuple[Table, dict[str, list[str]]]:
     """The routes, and {outcome: [route]} for the answer (within / beyond noise, failed, unavailable)."""
-    index = CellIndex.build([r for r in rows if r["target"] != source_format or r["variant"]], with_seed=False)
+    index = CellIndex.build(rows, with_seed=False)
     table = Table("check-routes", "Every route to every runtime", list(_COLUMNS))
     outcomes: dict[str, list[str]] = {}
     for (_, _, _, target, variant, _), metrics in index.items():
+        if target == source_format and not variant:  # the file itself, in its own runtime: the first row
+            row = _route_row(target, "the file as it is (the reference)", metrics)
+            row["status"] = Cell("source", status="good")
+            accuracy = _value(metrics, "accuracy")
+            if accuracy is not None:
+                row["accuracy"] = Cell(f"accuracy {percent(accuracy)}", accuracy)
+            table.rows.insert(0, row)
+            continue
         if set(metrics) <= set(CONVERSION_METRICS) and not _problem(metrics):
             continue  # a conversion that worked: the rows of the runtimes that ran its file show it
         row = _route_row(target, variant, metrics)
         table.rows.append(row)
         status = row["status"].text
-        outcomes.setdefault(status, []).append(f"{display_name(target)} ({variant or 'as it is'})")
+        outcomes.setdefault(status, []).append(f"{display_name(target)} ({variant or 'no route'})")
     return table, outcomes
 
 

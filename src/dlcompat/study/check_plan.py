@@ -29,7 +29,8 @@ def images_params(check: CheckSource, calibration_images: int) -> dict[str, Any]
     and how many images go to calibration rather than evaluation."""
     return {"images": check.images, "sha256": check.images_sha256, "labels": check.labels, "resize": check.resize,
             "limit": check.limit, "scale": check.scale, "input_shape": list(check.input_shape),
-            "num_classes": check.num_classes, "model": check.model_name, "calibration_images": calibration_images}
+            "num_classes": check.num_classes, "model": check.model_name, "format": check.format,
+            "calibration_images": calibration_images}
 
 
 def source_cell(check: CheckSource, dataset: str) -> dict[str, Any]:

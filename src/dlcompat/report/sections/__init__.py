@@ -33,7 +33,7 @@ SECTION_IDS: tuple[str, ...] = tuple(spec.id for spec in SECTIONS if spec.always
 SECTION_TITLES: dict[str, str] = {spec.id: spec.title for spec in SECTIONS}
 #: the sections a measurement row can belong to, in the order a row is routed: an attack's rows are
 #: robustness's whatever their metric, a native model's evaluation is training's
-_ROUTES: tuple[SectionSpec, ...] = (localisation.SPEC, robustness.SPEC, training.SPEC, migration.SPEC,
+_ROUTES: tuple[SectionSpec, ...] = (check.SPEC, localisation.SPEC, robustness.SPEC, training.SPEC, migration.SPEC,
                                      deployment.SPEC)
 
 

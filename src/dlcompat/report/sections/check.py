@@ -118,17 +118,45 @@ def check_answer(source: Mapping[str, Any], outcomes: Mapping[str, list[str]], f
     return " ".join(parts)
 
 
+#: the rows this section shows itself (the others of a check are the routes' own, shown in the table too)
+CHECK_METRICS = ("calibration_images", "source_noise_floor", "source_noise_floor_float16")
+
+
+def facts_table(source: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> Table:
+    """The check's inputs and its floors: what the verdicts rest on."""
+    by_metric = {r["metric"]: r for r in rows if r["metric"] in CHECK_METRICS and is_ok(r)}
+    table = Table("check-facts", "The model, the images and the floors", [Column("field", "field"),
+                                                                           Column("value", "value")])
+    pairs = [("model", f"{source.get('model')} ({source.get('kind')}, {source.get('input_layout')} "
+                       f"{'x'.join(map(str, source.get('input_shape', [])))}, {source.get('num_classes')} classes)"),
+             ("images", f"{source.get('images')} (resized: {'yes' if source.get('resize') else 'no'}; scaled "
+                        f"{source.get('scale')}, {source.get('scale_from')})")]
+    calibration = by_metric.get("calibration_images")
+    if calibration is not None:
+        pairs.append(("int8 calibration", str(calibration["method"].get("statement", ""))))
+    for metric, what in (("source_noise_floor", "float32 floor"), ("source_noise_floor_float16", "float16 floor")):
+        if metric in by_metric:
+            pairs.append((what, f"{significant(by_metric[metric]['value'])} rmse of the logits"))
+    table.rows = [{"field": text_cell(k), "value": text_cell(v)} for k, v in pairs]
+    return table
+
+
 def build(run: RunData) -> Section | None:
     source = check_source(run.info)
     if source is None:
         return None
-    table, outcomes = routes_table(run.rows, str(source.get("format", "")))
+    table, outcomes = routes_table([r for r in run.rows if r["metric"] not in CHECK_METRICS],
+                                   str(source.get("format", "")))
     floor = next((r for r in run.rows if r["metric"] == "source_noise_floor" and is_ok(r)), None)
     labelled = any(r["metric"] == "accuracy" for r in run.rows)
-    return Section(SPEC.id, SPEC.title, check_answer(source, outcomes, floor, labelled), tables=[table],
-                   headline_sentences=2)
+    calibration = next((r for r in run.rows if r["metric"] == "calibration_images" and is_ok(r)), None)
+    answer = check_answer(source, outcomes, floor, labelled)
+    if calibration is not None:
+        answer += f" Int8 calibration: {calibration['method'].get('statement', '')}."
+    return Section(SPEC.id, SPEC.title, answer, tables=[table, facts_table(source, run.rows)], headline_sentences=2)
 
 
-SPEC = SectionSpec("check", "Your model on every runtime", build, always=False)
+SPEC = SectionSpec("check", "Your model on every runtime", build, always=False,
+                   shows=lambda row: row["metric"] in CHECK_METRICS)
 
-__all__ = ["SPEC", "build", "check_answer", "check_source", "routes_table"]
+__all__ = ["CHECK_METRICS", "SPEC", "build", "check_answer", "check_source", "facts_table", "routes_table"]

@@ -9,6 +9,7 @@ from ..model import Column, Section, Table
 from ..rows import CellIndex, has_several_seeds, is_other, key_sort
 from ..tables import cell_fields, compact, key_cells, key_columns, metric_cell, text_cell
 from .base import RunData, SectionSpec
+from .check import CHECK_METRICS
 from .localisation import accounts_for as is_localisation
 from .robustness import is_robustness
 
@@ -33,7 +34,7 @@ def other_metrics_table(rows: Sequence[Mapping[str, Any]]) -> Table:
 
 def build(run: RunData) -> Section | None:
     """The section, or None when every measurement has a section of its own (attack rows always do)."""
-    core = [r for r in run.rows if not is_robustness(r) and not is_localisation(r)]
+    core = [r for r in run.rows if not is_robustness(r) and not is_localisation(r) and r["metric"] not in CHECK_METRICS]
     if not any(is_other(r) for r in core):
         return None
     table = other_metrics_table(core)

@@ -40,9 +40,14 @@ def run(ctx: JobContext) -> None:
     with ctx.artifacts.writing(".npz") as tmp:
         save_npz(data, tmp)
         ctx.outputs["data"] = ctx.artifacts.put_file(tmp, ".npz")
+    statement = f"the first {k} of the {n} images calibrate int8 conversions; the other {n - k} are evaluated"
+    ctx.measure("calibration_images", k, "images", dataset="images", model=p["model"], framework=p["format"],
+                target=p["format"], variant="", seed=0,
+                method={"images": n, "evaluated": n - k, "statement": statement, "source": images.source,
+                        "scale": p.get("scale", "0-1"), "labelled": labelled})
     ctx.outputs.update(
         input_shape=list(shape), num_classes=int(p["num_classes"]), imported=p["model"], labelled=labelled,
         input_scale=p.get("scale", "0-1"), scale_meaning=SCALES[p.get("scale", "0-1")],
         sizes={"train": k, "val": 0, "test": n - k}, source=images.source,
-        calibration=f"the first {k} of the {n} images calibrate int8 conversions; the other {n - k} are evaluated",
+        calibration=statement,
     )

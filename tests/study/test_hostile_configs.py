@@ -65,7 +65,7 @@ BOOLS = (("check_reproducibility",), ("attacks", "random_init"))
 NAME_LISTS = (("datasets",), ("models",), ("frameworks",), ("runtimes",), ("migration",), ("attacks", "methods"))
 NUMBER_LISTS = (("seeds",), ("train", "lr_milestones"), ("attacks", "epsilons"))
 NON_EMPTY = (("datasets",), ("models",), ("frameworks",), ("seeds",))
-OTHERS = (("converters",), ("train", "per_model"), ("attacks", "transfer"))
+OTHERS = (("converters",), ("train", "per_model"), ("attacks", "transfer"), ("check",))
 EVERY_KEY = (*INTS, *FLOATS, *STRINGS, *CHOICES, *BOOLS, *NAME_LISTS, *NUMBER_LISTS, *OTHERS)
 KINDS = ("wrong type", "unknown key", "out of range", "empty list", "huge value", "not UTF-8", "deep nesting")
 
@@ -157,7 +157,7 @@ def wrong_for(path: tuple[str, ...]) -> st.SearchStrategy[Any]:
     if path in NUMBER_LISTS:
         return st.one_of(TEXT, st.integers(INT_MIN, INT_MAX), tables,
                          st.lists(st.one_of(TEXT, st.booleans(), st.lists(st.integers())), min_size=1, max_size=3))
-    # the tables and the union: converters, per_model, transfer
+    # the tables and the union: converters, per_model, transfer, check (a table of a `dlcompat check`)
     return st.one_of(st.integers(INT_MIN, INT_MAX), st.floats(), st.lists(st.integers(), min_size=1, max_size=2))
 
 

@@ -1,5 +1,5 @@
 """The web runtimes in a study: one evaluation per backend, the TF.js path through the `tfjs` environment,
-and a recorded reason where no converter path reaches a runtime."""
+and PyTorch's route to TF.js through a weight transfer into Keras."""
 
 from __future__ import annotations
 
@@ -31,22 +31,26 @@ def test_each_backend_is_its_own_evaluation_and_comparison():
             assert (framework, "ortweb", variant) in evaluations
     for variant in ("cpu", "wasm", "webgl"):
         assert ("tensorflow", "tfjs", variant) in evaluations
-    compares = [j for j in plan.jobs.values() if j.kind == "compare" and j.params["cell"]["target"] == "tfjs"]
+    compares = [j for j in plan.jobs.values() if j.kind == "compare" and j.params["cell"]["target"] == "tfjs"
+                and j.params["cell"]["framework"] == "tensorflow"]
     assert {j.params["cell"]["variant"] for j in compares} == {f"keras.tfjs (none) · {b}" for b in ("cpu", "wasm",
                                                                                                     "webgl")}
-    conversions = [j for j in plan.jobs.values() if j.kind == "convert" and j.params["converter"] == "keras.tfjs"]
+    conversions = [j for j in plan.jobs.values() if j.kind == "convert" and j.params["converter"] == "keras.tfjs"
+                   and j.params["cell"]["framework"] == "tensorflow"]
     assert len(conversions) == 1 and conversions[0].env == "tfjs"  # one archive, served to every backend
 
 
-def test_no_path_to_tfjs_is_a_recorded_reason_and_server_runtimes_keep_their_keys():
+def test_pytorch_reaches_tfjs_through_keras_and_server_runtimes_keep_their_keys():
     plan = build_plan(parse_config(WEB + 'frameworks = ["pytorch"]'))
-    reasons = {j.params["cell"]["target"]: j.params["reason"] for j in plan.jobs.values() if j.kind == "unavailable"}
-    assert "no converter path from pytorch to tfjs" in reasons["tfjs"]
+    assert not [j for j in plan.jobs.values() if j.kind == "unavailable"]
+    tfjs = {j.params["cell"]["variant"] for j in plan.jobs.values() if j.kind == "compare"
+            and j.params["cell"]["target"] == "tfjs"}
+    assert tfjs == {f"weights → tensorflow → keras.tfjs (none) · {b}" for b in ("cpu", "wasm", "webgl")}
     server_only = build_plan(parse_config('runtimes = ["onnxruntime"]\nmodels = ["lenet5"]\nframeworks = ["pytorch"]'))
     assert set(server_only.jobs) <= set(plan.jobs)  # adding web runtimes re-runs nothing that was already done
     kinds = Counter(j.kind for j in plan.jobs.values())
-    assert kinds["evaluate"] == 1 + 1 + 4  # native, onnxruntime, ortweb's four backends
-    assert kinds["convert"] == 1  # one ONNX export for both ONNX runtimes; no migration edge without migration
+    assert kinds["evaluate"] == 1 + 1 + 4 + 3  # native, onnxruntime, ortweb's four backends, tfjs's three
+    assert kinds["migrate"] == 1 and kinds["convert"] == 2  # one ONNX export for both ONNX runtimes, one TF.js
     with_migration = build_plan(parse_config(WEB + 'frameworks = ["pytorch", "tensorflow"]\n'
                                                     'migration = ["converters"]'))
     landing = [j for j in with_migration.jobs.values() if j.kind == "convert" and j.params["converter"] == "onnx2tf"]

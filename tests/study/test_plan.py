@@ -24,12 +24,36 @@ def test_all_frameworks_expand_and_missing_paths_or_frameworks_become_recorded_c
     reasons = {(j.params["cell"]["framework"], j.params["cell"]["target"]): j.params["reason"]
                for j in plan.jobs.values() if j.kind == "unavailable"}
     assert reasons[("theano", "theano")] == "no env"
-    assert "no converter path from pytensor to onnx" in reasons[("pytensor", "onnxruntime")]
+    assert ("pytensor", "onnxruntime") not in reasons  # its weights move into PyTorch, which exports ONNX
     assert ("tensorflow", "onnxruntime") not in reasons  # Keras exports ONNX itself
     assert ("jax", "onnxruntime") not in reasons  # jax2tf, then tf2onnx
     order = list(plan.jobs)
     for key, job in plan.jobs.items():
         assert all(order.index(dep) < order.index(key) for dep in job.deps.values())
+
+
+def test_a_framework_without_a_converter_reaches_each_runtime_through_one_weight_transfer():
+    plan = build_plan(parse_config('models = ["lenet5"]\nframeworks = ["theano"]\n'
+                                   'runtimes = ["onnxruntime", "tfjs", "executorch"]'))
+    (moved_pytorch,) = [j for j in plan.jobs.values() if j.kind == "migrate" and j.params["adapter"] == "pytorch"]
+    (moved_keras,) = [j for j in plan.jobs.values() if j.kind == "migrate" and j.params["adapter"] == "tensorflow"]
+    assert plan.jobs[moved_pytorch.deps["model"]].kind == "train" and moved_keras.env == "main"
+    routes = {j.params["cell"]["target"]: j.params["cell"]["variant"] for j in plan.jobs.values()
+              if j.kind == "compare"}
+    # the shortest chain from the framework registered first: PyTorch for ONNX and ExecuTorch, Keras for TF.js
+    assert routes["onnxruntime"] == "weights → pytorch → torch.onnx (dynamo)"
+    assert routes["executorch"] == "weights → pytorch → torch.pte (fp32)"
+    assert routes["tfjs"] == "weights → tensorflow → keras.tfjs (none) · webgl"  # (the last backend)
+    for job in plan.jobs.values():  # each converter reads the moved model; the localisation the trained weights
+        if job.kind == "convert" and job.params["cell"]["variant"].startswith("weights → pytorch"):
+            assert job.deps["model"] == moved_pytorch.key
+        if job.kind == "localize":
+            assert plan.jobs[job.deps["model"]].kind == "train"
+    nowhere = build_plan(parse_config('models = ["lenet5"]\nframeworks = ["theano"]\nruntimes = ["onnxruntime"]'),
+                         unavailable={"pytorch": "no", "tensorflow": "no", "jax": "no"})
+    (reason,) = [j.params["reason"] for j in nowhere.jobs.values() if j.kind == "unavailable"]
+    assert reason == ("no converter path from theano to onnx, nor from any framework its weights can move into "
+                      "(needed by onnxruntime)")
 
 
 def test_keys_are_stable_and_change_with_what_they_depend_on():

@@ -30,9 +30,9 @@ RUNNER_PARAMS = ("runtime", "runtime_variant", "adapter", "artifact_key")
 
 
 def trained_source(plan: Plan, key: str) -> str | None:
-    """The train job a model artifact descends from (through convert jobs), or None."""
+    """The train job a model artifact descends from (through convert and migrate jobs), or None."""
     job = plan.jobs.get(key)
-    while job is not None and job.kind == "convert":
+    while job is not None and job.kind in ("convert", "migrate"):
         job = plan.jobs.get(job.deps.get("model", ""))
     return job.key if job is not None and job.kind == "train" else None
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from dlcompat.converters.graph import Converter, find_path
+from dlcompat.converters.graph import Converter
 from dlcompat.errors import ConfigError
 from dlcompat.frameworks.registry import framework_entry, framework_names
 from dlcompat.runtimes.base import runtime_entry, runtime_names
 from dlcompat.study.attack_plan import plan_attacks
 from dlcompat.study.config import StudyConfig
 from dlcompat.study.dag import Job, Plan
+from dlcompat.study.routes import Route, find_route
 
 
 def _cell(dataset: str, model: str, framework: str, seed: int, target: str, variant: str = "") -> dict[str, Any]:
@@ -23,7 +24,7 @@ def _cell(dataset: str, model: str, framework: str, seed: int, target: str, vari
             "variant": variant}
 
 
-def _chains(config: StudyConfig, path: list[Converter]) -> list[list[tuple[Converter, str]]]:
+def _chains(config: StudyConfig, path: list[Converter] | tuple[Converter, ...]) -> list[list[tuple[Converter, str]]]:
     """Every combination of the configured variants along a converter path."""
     options = [[(edge, v) for v in config.converters.get(edge.name, [edge.variants[0]])] for edge in path]
     return [list(combo) for combo in itertools.product(*options)]
@@ -36,24 +37,27 @@ def _calibration(config: StudyConfig, edge: Converter, variant: str) -> dict[str
     return {"calibration": {"images": config.calibration_images, "seed": config.data.split_seed}}
 
 
-def _describe(chain: list[tuple[Converter, str]]) -> str:
-    return " → ".join(f"{edge.name} ({variant})" if variant else edge.name for edge, variant in chain)
+def _describe(chain: list[tuple[Converter, str]], first: str = "") -> str:
+    """A route as cells name it: its `first` step (a weight transfer, `Route.first_step`), then its converters."""
+    return " → ".join([*([first] if first else []),
+                       *(f"{edge.name} ({variant})" if variant else edge.name for edge, variant in chain)])
 
 
-def _route(chain: list[tuple[Converter, str]], runtime: str) -> str:
-    """A migration's route: its converter chain, then the runtime that runs the result in the target framework
-    (a chain that ends in the edge named as that runtime, its landing edge, already names it)."""
-    steps = _describe(chain)
+def _route(chain: list[tuple[Converter, str]], runtime: str, first: str = "") -> str:
+    """A migration's route: its `first` step and converter chain, then the runtime that runs the result in the
+    target framework (a chain that ends in the edge named as that runtime, its landing edge, already names it)."""
+    steps = _describe(chain, first)
     return steps if chain and chain[-1][0].name == runtime else f"{steps} → {runtime}"
 
 
 def _plan_conversions(plan: Plan, native: dict[str, Any], chain: list[tuple[Converter, str]], data: str,
-                      trained: str, limits: dict[str, Any]) -> str:
-    """One convert job per step of `chain`, from the model of train job `trained`; the key of the last one."""
+                      trained: str, limits: dict[str, Any], first: str = "") -> str:
+    """One convert job per step of `chain`, from the model of job `trained` (a train job, or the migrate job of a
+    route's `first` step); the key of the last one."""
     where = f"{native['framework']}/{native['model']}/{native['dataset']}/seed{native['seed']}"
     upstream = trained
     for depth, (edge, variant) in enumerate(chain, start=1):
-        cell = {**native, "target": edge.target, "variant": _describe(chain[:depth])}
+        cell = {**native, "target": edge.target, "variant": _describe(chain[:depth], first)}
         upstream = plan.add(Job("convert", edge.env,
                                 {"cell": cell, "converter": edge.name, "variant": variant,
                                  "threads": plan.config.threads, **_calibration(plan.config, edge, variant)},
@@ -71,28 +75,43 @@ LOCALISE_ENVS = {"savedmodel": "onnx2tf"}
 
 
 def _plan_localisation(plan: Plan, native: dict[str, Any], chain: list[tuple[Converter, str]], data: str,
-                       trained: str, artifact: str, limits: dict[str, Any]) -> None:
+                       trained: str, artifact: str, limits: dict[str, Any], first: str = "") -> None:
     """A `localize` job for the ONNX / LiteRT artifact of convert job `artifact` (one per artifact, whichever
-    runtimes run it), after its trained source's `noise_floor` job (one per trained model)."""
+    runtimes run it), after its trained source's `noise_floor` job (one per trained model; a route through a
+    weight transfer, `first`, is localised against the same trained weights)."""
     if not chain or chain[-1][0].target not in LOCALISED_FORMATS:
         return
     where = f"{native['framework']}/{native['model']}/{native['dataset']}/seed{native['seed']}"
     params = {"cell": native, "images": LOCALISE_IMAGES, "threads": plan.config.threads}
     floor = plan.add(Job("noise_floor", "main", params, {"data": data, "model": trained}, f"noise floor {where}",
                          runtime=limits))
-    cell = {**native, "target": chain[-1][0].target, "variant": _describe(chain)}
+    cell = {**native, "target": chain[-1][0].target, "variant": _describe(chain, first)}
     plan.add(Job("localize", LOCALISE_ENVS.get(cell["target"], "main"), {**params, "cell": cell},
                  {"data": data, "model": trained, "target": artifact, "floor": floor},
                  f"localize {where} {cell['variant']}", runtime=limits))
 
 
+def _plan_weight_transfer(plan: Plan, native: dict[str, Any], into: str, data: str, trained: str,
+                          limits: dict[str, Any]) -> str:
+    """The `migrate` job that moves the model of train job `trained` into framework `into` (one per pair, whichever
+    runtimes the route serves); its key."""
+    where = f"{native['framework']}/{native['model']}/{native['dataset']}/seed{native['seed']}"
+    cell = {**native, "target": into, "variant": Route(into, ()).first_step}
+    return plan.add(Job("migrate", framework_entry(into).env,
+                        {"cell": cell, "adapter": into, "threads": plan.config.threads},
+                        {"data": data, "model": trained}, f"move {where} into {into} by weight transfer",
+                        runtime=limits))
+
+
 def plan_deployments(plan: Plan, native: dict[str, Any], data: str, model: str, source: str,
-                     limits: dict[str, Any], skip: str = "", localise: bool = True, floor: str = "") -> None:
-    """Every runtime of the config for the model of job `model` (format: `native["framework"]`): the converter chain
-    to it, the derived model's localisation, then per runtime variant an evaluation and a comparison against the
-    evaluation `source`. `skip`: a runtime not to plan (a check's own source runtime, already evaluated);
-    `localise`: plan the per-layer localisation of each ONNX / LiteRT artifact (zoo models only); `floor`: a job
-    whose measured floor each comparison judges the target's logits by (a check's `check_floor`)."""
+                     limits: dict[str, Any], skip: str = "", localise: bool = True, floor: str = "",
+                     movable_into: tuple[str, ...] = ()) -> None:
+    """Every runtime of the config for the model of job `model` (format: `native["framework"]`): the route to it
+    (`study.routes`: a converter chain, after a weight transfer into one of the frameworks `movable_into` where the
+    model's own has none), the derived model's localisation, then per runtime variant an evaluation and a comparison
+    against the evaluation `source`. `skip`: a runtime not to plan (a check's own source runtime, already
+    evaluated); `localise`: plan the per-layer localisation of each ONNX / LiteRT artifact (zoo models only);
+    `floor`: a job whose measured floor each comparison judges the target's logits by (a check's `check_floor`)."""
     config = plan.config
     dataset, name, framework, seed = native["dataset"], native["model"], native["framework"], native["seed"]
     where = f"{framework}/{name}/{dataset}/seed{seed}"
@@ -100,21 +119,23 @@ def plan_deployments(plan: Plan, native: dict[str, Any], data: str, model: str, 
     for runtime in config.runtimes:
         entry = runtime_entry(runtime)
         try:
-            path = find_path(framework, entry.accepts)
-        except ConfigError as exc:  # no converter chain exists: a finding, not an error
+            route = find_route(framework, entry.accepts, movable_into)
+        except ConfigError as exc:  # no route exists: a finding, not an error
             cell = _cell(dataset, name, framework, seed, runtime)
             plan.add(Job("unavailable", "main", {"cell": cell, "reason": f"{exc} (needed by {runtime})"},
                          {}, f"{where} in {runtime} (not run here)", runtime=limits))
             continue
-        if runtime == skip and not path:
+        if runtime == skip and not route.path:
             continue
-        for chain in _chains(config, path):
-            upstream = _plan_conversions(plan, native, chain, data, model, limits)
+        start = _plan_weight_transfer(plan, native, route.via, data, model, limits) if route.via else model
+        for chain in _chains(config, route.path):
+            upstream = _plan_conversions(plan, native, chain, data, start, limits, route.first_step)
             if localise:
-                _plan_localisation(plan, native, chain, data, model, upstream, limits)
+                _plan_localisation(plan, native, chain, data, model, upstream, limits, route.first_step)
             for runtime_variant in entry.variants:  # a browser runtime's backends, one evaluation each
                 how = f"{runtime} {runtime_variant}".strip()
-                described = f"{_describe(chain)} · {runtime_variant}" if runtime_variant else _describe(chain)
+                described = _describe(chain, route.first_step)
+                described = f"{described} · {runtime_variant}" if runtime_variant else described
                 cell = _cell(dataset, name, framework, seed, runtime, described)
                 params = {"cell": cell, "runtime": runtime, "latency": latency, "threads": threads}
                 if runtime_variant:
@@ -161,7 +182,8 @@ def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: di
             source = plan.add(Job("evaluate", fw_env,
                                   {"cell": native, "runtime": "native", "latency": latency, "threads": threads},
                                   {"data": data, "model": trained}, f"evaluate {where} natively", runtime=limits))
-            plan_deployments(plan, native, data, trained, source, limits)
+            movable_into = tuple(f for f in framework_names() if f != framework and f not in unavailable)
+            plan_deployments(plan, native, data, trained, source, limits, movable_into=movable_into)
             if config.migration:
                 _plan_migrations(plan, config, data, native, trained, source, unavailable, limits)
     plan_attacks(plan, config, limits)  # after every derived model is planned: each gets its transfer jobs
@@ -203,17 +225,20 @@ def _plan_migrations(plan: Plan, config: StudyConfig, data: str, native: dict[st
                 unavailable_cell(_cell(dataset, model, framework, seed, target, "converter"),
                                  f"no converter into {target} exists (none takes ONNX or any other format to it)")
                 continue
+            # a route may start with a weight transfer, but not into the target itself (that is the other migration)
+            movable_into = tuple(f for f in planned_frameworks(config) if f not in (framework, target, *unavailable))
             for runtime in landing:
                 entry = runtime_entry(runtime)
                 try:
-                    path = find_path(framework, entry.accepts)
+                    route = find_route(framework, entry.accepts, movable_into)
                 except ConfigError as exc:
                     unavailable_cell(_cell(dataset, model, framework, seed, target, f"converter: {runtime}"), str(exc))
                     continue
-                for chain in _chains(config, path):
-                    upstream = _plan_conversions(plan, native, chain, data, trained, limits)
-                    _plan_localisation(plan, native, chain, data, trained, upstream, limits)
-                    cell = _cell(dataset, model, framework, seed, target, _route(chain, runtime))
+                start = _plan_weight_transfer(plan, native, route.via, data, trained, limits) if route.via else trained
+                for chain in _chains(config, route.path):
+                    upstream = _plan_conversions(plan, native, chain, data, start, limits, route.first_step)
+                    _plan_localisation(plan, native, chain, data, trained, upstream, limits, route.first_step)
+                    cell = _cell(dataset, model, framework, seed, target, _route(chain, runtime, route.first_step))
                     key = plan.add(Job("evaluate", entry.env, {"cell": cell, "runtime": runtime, "latency": latency,
                                                                "threads": threads},
                                        {"data": data, "model": upstream}, f"evaluate {where} in {target} via {runtime}",

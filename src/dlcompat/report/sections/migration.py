@@ -144,7 +144,7 @@ def moves(rows: Sequence[Mapping[str, Any]]) -> list[Move]:
     found: dict[Key, Move] = {}
     converts: dict[tuple[str, str, str, int | None, str], dict[str, Mapping[str, Any]]] = defaultdict(dict)
     for row in rows:
-        if row["kind"] == "convert":
+        if row["kind"] in ("convert", "migrate"):  # a route's steps: its converters and its weight transfer
             converts[(row["dataset"], row["model"], row["framework"], row["seed"], row["variant"])][row["metric"]] = row
             continue
         if not is_migration(row):

@@ -24,6 +24,7 @@ for _kind in (
     JobKind("dataset", "dlcompat.study.jobs.dataset:run"),
     JobKind("train", "dlcompat.study.jobs.train:run"),
     JobKind("convert", "dlcompat.study.jobs.convert:run"),
+    JobKind("migrate", "dlcompat.study.jobs.migrate:run"),
     JobKind("evaluate", "dlcompat.study.jobs.evaluate:run"),
     JobKind("compare", "dlcompat.study.jobs.compare:run"),
     JobKind("probe", "dlcompat.study.jobs.probe:run"),

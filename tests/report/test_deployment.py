@@ -10,7 +10,14 @@ from __future__ import annotations
 from dlcompat.report.build import write_report
 from dlcompat.report.document import build_document
 from dlcompat.report.rows import normalize_rows
-from dlcompat.report.sections.deployment import deployments, fp32_chain, precision_of, size_ratios
+from dlcompat.report.sections.deployment import (
+    deployment_table,
+    deployments,
+    first_hop_costs,
+    fp32_chain,
+    precision_of,
+    size_ratios,
+)
 
 from .conftest import row
 from .helpers import figures, markdown_tables
@@ -111,3 +118,21 @@ def test_the_section_opens_with_one_sentence_per_platform_and_folds_the_answer(s
                                 "Mobile: 4 of 4 deployments ran; 2 of the 4 compared changed labels. "
                                 "Web: 4 of 6 deployments ran; none changed a label.")
     assert section.answer_detail == section.answer  # all of it, in the fold after the lead chart
+
+
+def test_a_route_through_a_weight_transfer_notes_what_that_first_hop_cost():
+    route = "weights → pytorch → torch.tflite (fp32)"
+    rows = [{**row(metric, value, unit, model="lenet5", kind=kind, target="litert", variant=route),
+             "framework": "theano"}
+            for kind, metric, value, unit in (("evaluate", "accuracy", 0.97, "fraction"),
+                                              ("compare", "label_flips", 1, "count"))]
+    rows += [{**row(metric, value, unit, model="lenet5", kind="compare", target="pytorch",
+                    variant="weight transfer"), "framework": "theano"}
+             for metric, value, unit in (("label_flips", 0, "count"), ("max_abs_logit_diff", 2.4e-6, ""))]
+    (moved,) = deployments(normalize_rows(rows))
+    table = deployment_table([moved], first_hop_costs(normalize_rows(rows)))
+    (cell,) = [r["path"] for r in table.rows]
+    assert cell.text == route
+    assert cell.note == "first hop, the weight transfer into PyTorch: 0 label flips, max |Δ logit| 2.4e-6 (Migration)"
+    alone = deployment_table([moved], first_hop_costs(normalize_rows(rows[:2])))
+    assert "not measured alone" in alone.rows[0]["path"].note

@@ -39,6 +39,7 @@ from ..targets import (
     BACKEND_SEPARATOR,
     CELL_KINDS,
     DEPLOYMENT_PLATFORMS,
+    WEIGHT_TRANSFER,
     backend_of,
     is_deployment,
     platform_of,
@@ -208,7 +209,41 @@ def _status(d: Deployment) -> Cell:
     return Cell(f"{d.problem['status']} ({stage})", d.problem["status"], status=d.problem["status"], note=reason)
 
 
-def deployment_table(items: Sequence[Deployment]) -> Table:
+#: a route that starts by moving the model's weights into another framework (`study.routes`): `weights → pytorch → …`
+_MOVED = re.compile(r"^weights → (?P<into>[\w-]+)")
+
+
+def first_hop_costs(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], str]:
+    """What the weight transfer a route starts with cost, as the study's weight-transfer migration into the same
+    framework measured it: (dataset, model, framework, seed, into) -> "N label flips, max |Δ logit| X"."""
+    found: dict[tuple[Any, ...], dict[str, Mapping[str, Any]]] = {}
+    for row in rows:
+        if row["kind"] == "compare" and row["variant"] == WEIGHT_TRANSFER and row["status"] == "ok" \
+                and row["metric"] in ("label_flips", "max_abs_logit_diff") and row["value"] is not None:
+            where = (row["dataset"], row["model"], row["framework"], row["seed"], row["target"])
+            found.setdefault(where, {})[row["metric"]] = row
+    return {where: ", ".join(f"{int(m['label_flips']['value']):,} label flips" if k == "label_flips" else
+                             f"max |Δ logit| {format_value(m[k]['value'], m[k]['unit'], k)}"
+                             for k in ("label_flips", "max_abs_logit_diff") if k in m)
+            for where, m in found.items()}
+
+
+def _path(d: Deployment, hop_costs: Mapping[tuple[Any, ...], str]) -> Cell:
+    """The route, and for one that starts with a weight transfer what that first hop cost on its own."""
+    moved = _MOVED.match(d.route)
+    if moved is None:
+        return text_cell(d.route)
+    into = moved["into"]
+    cost = hop_costs.get((*d.key[:4], into))
+    note = (f"first hop, the weight transfer into {display_name(into)}: {cost} (Migration)" if cost else
+            f"first hop, the weight transfer into {display_name(into)}: not measured alone (add \"weights\" to the "
+            "config's migration)")
+    return Cell(d.route, d.route, note=note)
+
+
+def deployment_table(items: Sequence[Deployment], hop_costs: Mapping[tuple[Any, ...], str] | None = None) -> Table:
+    """One row per deployment; `hop_costs` (`first_hop_costs`) notes what a route's first weight transfer cost."""
+    hop_costs = hop_costs or {}
     several_seeds = len({d.key[3] for d in items}) > 1
     several_datasets = len({d.key[0] for d in items}) > 1
     columns = [Column("platform", "platform"), Column("model", "model"), Column("framework", "framework"),
@@ -238,7 +273,7 @@ def deployment_table(items: Sequence[Deployment]) -> Table:
             "platform": text_cell(d.platform),
             "model": text_cell(f"{model} · {dataset}" if several_datasets else model),
             "framework": text_cell(display_name(framework)), "runtime": text_cell(display_name(runtime)),
-            "backend": text_cell(d.backend), "path": text_cell(d.route), "precision": text_cell(d.precision or "—"),
+            "backend": text_cell(d.backend), "path": _path(d, hop_costs), "precision": text_cell(d.precision or "—"),
             "seed": text_cell(seed),
             "size": Cell(human_bytes(d.size), d.size) if d.size is not None else _figure(d, "model_size"),
             "ratio": Cell(f"{ratio:.2f}×", ratio) if ratio is not None else Cell(MISSING),
@@ -489,7 +524,7 @@ def build(run: RunData) -> Section:
     latency_rows = [r for r in rows if r["metric"] in LATENCY_METRICS and (
         (r["dataset"], r["model"], r["framework"], r["seed"], r["target"], r["variant"]) in deployed
         or is_native(r["framework"], r["target"]))]
-    tables = [deployment_table(items), latency_table(latency_rows), conversions_table(rows),
+    tables = [deployment_table(items, first_hop_costs(rows)), latency_table(latency_rows), conversions_table(rows),
               transfer_summary_table([r for r in rows if r["kind"] == "transfer" and r["target"] in targets],
                                      table_id="transfer-deployed",
                                      title="Transfer of adversarial examples to each deployed model")]

@@ -10,14 +10,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import check, deployment, environment, findings, localisation, migration, other, robustness, summary, training
+from . import (
+    check,
+    deployment,
+    environment,
+    findings,
+    localisation,
+    migration,
+    other,
+    paper,
+    robustness,
+    summary,
+    training,
+)
 from .base import RunData, SectionSpec
 
-#: every section, in the order the report shows them: a summary, one per research question, the localisation of
+#: every section, in the order the report shows them: a summary, the paper's questions (where they apply), one per
+#: research question, the localisation of
 #: derived models (only when the run localised any), then findings and the environment ("other" only when the run
 #: measured something no other section shows)
 SECTIONS: tuple[SectionSpec, ...] = (
     summary.SPEC,
+    paper.SPEC,  # a run that trained a model with a published accuracy: the paper's questions first
     check.SPEC,  # a check's report only: the user's model on every runtime
     training.SPEC,
     robustness.SPEC,

@@ -21,8 +21,16 @@ from dlcompat.metrics.statistics import summarize
 from ..formatting import MISSING, display_name, percent
 from ..model import Cell, Column, Section, Table
 from ..tables import text_cell
-from . import deployment, migration, robustness, training
 from .base import RunData, SectionSpec
+from .deployment import SPEC as DEPLOYMENT
+from .deployment import build as build_deployment
+from .migration import SPEC as MIGRATION
+from .migration import build as build_migration
+from .migration import framework_names_in_order
+from .robustness import SPEC as ROBUSTNESS
+from .robustness import build as build_robustness
+from .training import SPEC as TRAINING
+from .training import build as build_training
 
 
 @dataclass(frozen=True)
@@ -47,13 +55,13 @@ REFERENCES: dict[tuple[str, str], Reference] = {
 #: the paper's questions, each with the section whose answer is dlcompat's
 QUESTIONS: tuple[tuple[str, SectionSpec, Any], ...] = (
     ("Does the same model, trained the same way, reach the same accuracy, in the same time and memory, in each "
-     "framework?", training.SPEC, training.build),
+     "framework?", TRAINING, build_training),
     ("How robust is each framework's model, and do its adversarial examples still fool the migrated and deployed "
-     "copies?", robustness.SPEC, robustness.build),
+     "copies?", ROBUSTNESS, build_robustness),
     ("What does moving a trained model to another framework lose (same weights, or through converters)?",
-     migration.SPEC, migration.build),
+     MIGRATION, build_migration),
     ("What does deploying it to a server, a phone or a browser lose: accuracy, agreement, size, time?",
-     deployment.SPEC, deployment.build),
+     DEPLOYMENT, build_deployment),
 )
 
 
@@ -106,7 +114,7 @@ def reference_table(models: Mapping[tuple[str, str, str], Trained]) -> Table:
         Column("seeds", "seeds", numeric=True), Column("accuracy", "accuracy (mean ± sd)", numeric=True),
         Column("ci", "95% CI of the mean"), Column("reference", "published", numeric=True),
         Column("verdict", "against the reference")])
-    order = {name: i for i, name in enumerate(migration.framework_names_in_order())}
+    order = {name: i for i, name in enumerate(framework_names_in_order())}
     for (dataset, model, framework), item in sorted(models.items(), key=lambda kv: (kv[0][:2], order.get(kv[0][2], 9))):
         reference = REFERENCES[(dataset, model)]
         summary = summarize(list(item.accuracy.values()))

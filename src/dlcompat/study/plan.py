@@ -7,6 +7,7 @@ compare jobs; `attack_plan` adds the robustness jobs to the plan this builds.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from dlcompat.converters.graph import Converter
@@ -16,7 +17,7 @@ from dlcompat.runtimes.base import runtime_entry, runtime_names
 from dlcompat.study.attack_plan import plan_attacks
 from dlcompat.study.config import StudyConfig
 from dlcompat.study.dag import Job, Plan
-from dlcompat.study.routes import Route, find_route
+from dlcompat.study.routes import find_route, weight_transfer_step
 
 
 def _cell(dataset: str, model: str, framework: str, seed: int, target: str, variant: str = "") -> dict[str, Any]:
@@ -24,7 +25,7 @@ def _cell(dataset: str, model: str, framework: str, seed: int, target: str, vari
             "variant": variant}
 
 
-def _chains(config: StudyConfig, path: list[Converter] | tuple[Converter, ...]) -> list[list[tuple[Converter, str]]]:
+def _chains(config: StudyConfig, path: Sequence[Converter]) -> list[list[tuple[Converter, str]]]:
     """Every combination of the configured variants along a converter path."""
     options = [[(edge, v) for v in config.converters.get(edge.name, [edge.variants[0]])] for edge in path]
     return [list(combo) for combo in itertools.product(*options)]
@@ -96,7 +97,7 @@ def _plan_weight_transfer(plan: Plan, native: dict[str, Any], into: str, data: s
     """The `migrate` job that moves the model of train job `trained` into framework `into` (one per pair, whichever
     runtimes the route serves); its key."""
     where = f"{native['framework']}/{native['model']}/{native['dataset']}/seed{native['seed']}"
-    cell = {**native, "target": into, "variant": Route(into, ()).first_step}
+    cell = {**native, "target": into, "variant": weight_transfer_step(into)}
     return plan.add(Job("migrate", framework_entry(into).env,
                         {"cell": cell, "adapter": into, "threads": plan.config.threads},
                         {"data": data, "model": trained}, f"move {where} into {into} by weight transfer",
@@ -147,6 +148,12 @@ def plan_deployments(plan: Plan, native: dict[str, Any], data: str, model: str, 
                              f"compare {where} {how} against {framework}", runtime=limits))
 
 
+def _movable_into(framework: str, unavailable: dict[str, str], *also_not: str) -> tuple[str, ...]:
+    """The frameworks a route from `framework` may move its weights into: every registered one but itself, those
+    not installed here and `also_not`."""
+    return tuple(f for f in framework_names() if f not in (framework, *also_not) and f not in unavailable)
+
+
 def planned_frameworks(config: StudyConfig) -> list[str]:
     """The config's frameworks, with ["all"] expanded to every registered framework."""
     return framework_names() if config.frameworks == ["all"] else list(config.frameworks)
@@ -182,8 +189,8 @@ def build_plan(config: StudyConfig, data_dir: str | None = None, unavailable: di
             source = plan.add(Job("evaluate", fw_env,
                                   {"cell": native, "runtime": "native", "latency": latency, "threads": threads},
                                   {"data": data, "model": trained}, f"evaluate {where} natively", runtime=limits))
-            movable_into = tuple(f for f in framework_names() if f != framework and f not in unavailable)
-            plan_deployments(plan, native, data, trained, source, limits, movable_into=movable_into)
+            plan_deployments(plan, native, data, trained, source, limits,
+                             movable_into=_movable_into(framework, unavailable))
             if config.migration:
                 _plan_migrations(plan, config, data, native, trained, source, unavailable, limits)
     plan_attacks(plan, config, limits)  # after every derived model is planned: each gets its transfer jobs
@@ -226,7 +233,7 @@ def _plan_migrations(plan: Plan, config: StudyConfig, data: str, native: dict[st
                                  f"no converter into {target} exists (none takes ONNX or any other format to it)")
                 continue
             # a route may start with a weight transfer, but not into the target itself (that is the other migration)
-            movable_into = tuple(f for f in planned_frameworks(config) if f not in (framework, target, *unavailable))
+            movable_into = _movable_into(framework, unavailable, target)
             for runtime in landing:
                 entry = runtime_entry(runtime)
                 try:

@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlcompat.study.routes import weight_transfer_step
+
 from .. import charts
 from ..formatting import (
     MISSING,
@@ -210,7 +212,7 @@ def _status(d: Deployment) -> Cell:
 
 
 #: a route that starts by moving the model's weights into another framework (`study.routes`): `weights → pytorch → …`
-_MOVED = re.compile(r"^weights → (?P<into>[\w-]+)")
+_MOVED = re.compile("^" + re.escape(weight_transfer_step("")) + r"(?P<into>[\w-]+)")
 
 
 def first_hop_costs(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], str]:

@@ -11,7 +11,6 @@ reference's recipe is compared nonetheless, and its verdict says "not comparable
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +30,7 @@ from .robustness import SPEC as ROBUSTNESS
 from .robustness import build as build_robustness
 from .training import SPEC as TRAINING
 from .training import build as build_training
+from .training import native_accuracy
 
 
 @dataclass(frozen=True)
@@ -75,20 +75,17 @@ class Trained:
 
 
 def trained(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str, str], Trained]:
-    """(dataset, model, framework) -> its native test accuracy per seed and the smallest recipe its seeds used."""
-    accuracy: dict[tuple[str, str, str], dict[int | None, float]] = defaultdict(dict)
+    """(dataset, model, framework) -> its native test accuracy per seed (as the training section reads it) and the
+    smallest recipe its seeds used, for the models with a published reference."""
     recipe: dict[tuple[str, str, str], tuple[int, int]] = {}
     for row in rows:
-        key = (row["dataset"], row["model"], row["framework"])
-        if row["status"] != "ok" or row["value"] is None or (row["dataset"], row["model"]) not in REFERENCES:
-            continue
-        if row["metric"] == "accuracy" and row["kind"] == "evaluate" and row["target"] == row["framework"]:
-            accuracy[key][row["seed"]] = float(row["value"])
-        elif row["metric"] == "train_time" and row["kind"] == "train":
+        if row["metric"] == "train_time" and row["kind"] == "train" and row["status"] == "ok":
             method = row["method"] or {}
             seen = (int(method.get("train_images") or 0), int((method.get("settings") or {}).get("epochs") or 0))
+            key = (row["dataset"], row["model"], row["framework"])
             recipe[key] = min(recipe.get(key, seen), seen)
-    return {key: Trained(values, *recipe.get(key, (0, 0))) for key, values in accuracy.items()}
+    return {key: Trained(values, *recipe.get(key, (0, 0))) for key, values in native_accuracy(rows).items()
+            if key[:2] in REFERENCES}
 
 
 def verdict(reference: Reference, model: Trained) -> tuple[str, str]:

@@ -40,7 +40,8 @@ from .base import RunData, SectionSpec
 Group = tuple[str, str, str]  # dataset, model, framework
 
 
-def _native_accuracy(rows: Sequence[Mapping[str, Any]]) -> dict[Group, dict[int | None, float]]:
+def native_accuracy(rows: Sequence[Mapping[str, Any]]) -> dict[Group, dict[int | None, float]]:
+    """(dataset, model, framework) -> seed -> test accuracy of the model evaluated in the framework that trained it."""
     out: dict[Group, dict[int | None, float]] = defaultdict(dict)
     for row in rows:
         if (row["metric"] == "accuracy" and row["status"] == "ok" and row["value"] is not None
@@ -65,7 +66,7 @@ def _pm(mean: float, std: float) -> str:
 
 def framework_accuracy_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     """Per dataset × model × framework: accuracy over seeds (mean ± sd, 95% CI), epoch time, memory, reproducibility."""
-    accuracy = _native_accuracy(rows)
+    accuracy = native_accuracy(rows)
     epoch = _by_group(rows, "train_time_per_epoch")
     memory = _by_group(rows, "train_peak_rss")
     reproducible = _by_group(rows, "bit_reproducible")
@@ -111,7 +112,7 @@ def _stat_cell(values: list[float] | None, fn: Any, unit: str, metric: str) -> C
 
 def framework_verdict_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     """Each pair of frameworks per dataset × model: is the accuracy gap beyond seed-to-seed variance?"""
-    accuracy = _native_accuracy(rows)
+    accuracy = native_accuracy(rows)
     table = Table("framework-verdicts", "Framework pairs: accuracy gap against seed variance", [
         Column("dataset", "dataset"), Column("model", "model"), Column("a", "framework A"),
         Column("b", "framework B"), Column("gap", "mean accuracy A − B", numeric=True),
@@ -180,7 +181,7 @@ def learning_curves_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] |
 
 def accuracy_chart(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """Test accuracy of each natively trained model, mean over seeds with its 95% CI as error bars."""
-    accuracy = _native_accuracy(rows)
+    accuracy = native_accuracy(rows)
     if not accuracy:
         return None
     several_datasets = len({group[0] for group in accuracy}) > 1
@@ -321,4 +322,5 @@ def build(run: RunData) -> Section:
 SPEC = SectionSpec("training", "Training across frameworks", build, shows=shows)
 
 __all__ = ["SPEC", "accuracy_chart", "build", "framework_accuracy_table", "framework_verdict_table",
-           "learning_curves_chart", "shows", "training_answer", "training_table", "training_verdict_answer"]
+           "learning_curves_chart", "native_accuracy", "shows", "training_answer", "training_table",
+           "training_verdict_answer"]

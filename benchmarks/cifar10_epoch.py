@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,12 @@ from typing import Any
 import numpy as np
 
 from harness_overhead import child_result
+from training_epoch import data_dir
 
 FRAMEWORKS = ("pytorch", "tensorflow", "jax", "pytensor", "theano")
 MODELS = ("resnet20", "vgg16")
-REPO = Path(__file__).resolve().parents[1]
 #: the paper-cifar10 preset: training images per epoch (45,000 of 50,000; 5,000 validate) and seeds
 EPOCH_IMAGES, SEEDS = 45_000, 3
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("DLCOMPAT_DATA_DIR") or REPO.parent / "shared" / "data")
 
 
 def measure(framework: str, model: str, train: dict[str, Any], images: int, epochs: int) -> dict[str, Any]:

@@ -222,7 +222,8 @@ class Worker:
         return self.proc.poll() is None
 
     def stop(self, kill: bool = False) -> None:
-        """End the worker (closing its stdin, or `kill`: SIGKILL), what it started, and remove its temp folder."""
+        """End the worker (closing its stdin, or `kill`: SIGKILL), what it started, and remove its temp folder.
+        Also for a worker that died (killed from outside, idle or busy): its children and its folder outlive it."""
         if self.alive():
             if kill:
                 _kill_group(self.proc)
@@ -233,8 +234,7 @@ class Worker:
                     self.proc.wait(timeout=10)
                 except (OSError, subprocess.TimeoutExpired):
                     _kill_group(self.proc)
-        _kill_tree(_processes_of(self.tmp))  # its browser (a session of its own) goes before its profile
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        _remove_worker_tmp(self.tmp)  # what it started goes first, found by its TMPDIR (a group may be gone)
         self._log.close()
 
 
@@ -242,6 +242,17 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def _remove_worker_tmp(folder: Path, attempts: int = 5) -> None:
+    """Remove a worker's temp folder once nothing of the worker's runs: its browser (a session of its own) and any
+    straggler go before the folder, and a removal a late writer raced is tried again."""
+    for _ in range(attempts):
+        _kill_tree(_processes_of(folder))
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        time.sleep(0.1)
 
 
 def _kill_tree(procs: list[psutil.Process]) -> None:
@@ -283,8 +294,7 @@ def sweep_stale_worker_tmp() -> int:
     for entry in Path(tempfile.gettempdir()).glob(f"{WORKER_TMP_PREFIX}*"):
         owner = entry.name[len(WORKER_TMP_PREFIX):].split("-", 1)[0]
         if owner.isdigit() and not psutil.pid_exists(int(owner)):
-            _kill_tree(_processes_of(entry))  # its workers, if they have not yet noticed their owner died
-            shutil.rmtree(entry, ignore_errors=True)
+            _remove_worker_tmp(entry)  # its workers go first, if they have not yet noticed their owner died
             removed += 1
     return removed
 
@@ -316,13 +326,18 @@ class WorkerPool:
             if self.closed:
                 raise WorkerDied("the executor is shutting down")
             pool = self._idle.setdefault(pool_key(env, threads, variables, family), [])
-            while pool:
+            found = None
+            while pool and found is None:
                 worker = pool.pop()
-                if worker.alive():
-                    return worker
+                found = worker if worker.alive() else None
+            dead = [w for w in self._all if not w.alive()]  # killed while idle: what they left is removed below
             self._all = [w for w in self._all if w.alive()]
-            if len(self._all) >= self.capacity:
+            if found is None and len(self._all) >= self.capacity:
                 victim = self._least_recently_used()
+        for worker in dead:
+            worker.stop()
+        if found is not None:
+            return found
         if victim is not None:  # it ends beside the new one's start (a worker's exit can take seconds)
             retiring = threading.Thread(target=victim.stop, name="dlcompat-retire", daemon=True)
             retiring.start()

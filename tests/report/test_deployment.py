@@ -13,9 +13,10 @@ from dlcompat.report.rows import normalize_rows
 from dlcompat.report.sections.deployment import (
     deployment_table,
     deployments,
-    first_hop_costs,
     fp32_chain,
+    hop_costs,
     precision_of,
+    route_hops,
     size_ratios,
 )
 
@@ -130,9 +131,36 @@ def test_a_route_through_a_weight_transfer_notes_what_that_first_hop_cost():
                     variant="weight transfer"), "framework": "theano"}
              for metric, value, unit in (("label_flips", 0, "count"), ("max_abs_logit_diff", 2.4e-6, ""))]
     (moved,) = deployments(normalize_rows(rows))
-    table = deployment_table([moved], first_hop_costs(normalize_rows(rows)))
+    table = deployment_table([moved], hop_costs(normalize_rows(rows)))
     (cell,) = [r["path"] for r in table.rows]
     assert cell.text == route
-    assert cell.note == "first hop, the weight transfer into PyTorch: 0 label flips, max |Δ logit| 2.4e-6 (Migration)"
-    alone = deployment_table([moved], first_hop_costs(normalize_rows(rows[:2])))
+    assert cell.note == ("against the trained model, after the weight transfer into PyTorch: 0 label flips, "
+                         "max |Δ logit| 2.4e-6 (Migration)")
+    alone = deployment_table([moved], hop_costs(normalize_rows(rows[:2])))
     assert "not measured alone" in alone.rows[0]["path"].note
+
+
+def test_a_route_of_three_hops_notes_the_cost_after_each_hop_before_its_last():
+    onnx = "weights → pytorch → torch.onnx (dynamo)"
+    route = f"{onnx} → onnx2tf (fp32)"
+    assert route_hops(route) == ["weights → pytorch", onnx, route]
+    assert route_hops("torch.onnx (dynamo)") == ["torch.onnx (dynamo)"]
+
+    def cell_rows(target, variant, flips, logits):
+        return [{**row(metric, value, unit, model="lenet5", kind="compare", target=target, variant=variant),
+                 "framework": "pytensor"}
+                for metric, value, unit in (("label_flips", flips, "count"), ("max_abs_logit_diff", logits, ""))]
+
+    rows = [*cell_rows("pytorch", "weight transfer", 0, 1e-6), *cell_rows("onnxruntime", onnx, 0, 3e-6),
+            *cell_rows("ortweb", f"{onnx} · wasm", 5, 1.0),  # a browser's row is not a hop's measure
+            *cell_rows("litert", route, 2, 0.25)]
+    costs = hop_costs(normalize_rows(rows))
+    assert costs[("digits", "lenet5", "pytensor", 0, onnx)] == ("0 label flips, max |Δ logit| 3e-6",
+                                                               "its ONNX Runtime row")
+    items = {d.runtime: d for d in deployments(normalize_rows(rows))}
+    note = deployment_table([items["litert"]], costs).rows[0]["path"].note
+    assert note == ("against the trained model, after the weight transfer into PyTorch: 0 label flips, "
+                    "max |Δ logit| 1e-6 (Migration); after torch.onnx (dynamo): 0 label flips, max |Δ logit| 3e-6 "
+                    "(its ONNX Runtime row)")
+    without_ort = deployment_table([items["litert"]], hop_costs(normalize_rows(rows[:2] + rows[4:])))
+    assert "after torch.onnx (dynamo): not measured alone" in without_ort.rows[0]["path"].note

@@ -213,39 +213,77 @@ def _status(d: Deployment) -> Cell:
 
 #: a route that starts by moving the model's weights into another framework (`study.routes`): `weights → pytorch → …`
 _MOVED = re.compile("^" + re.escape(weight_transfer_step("")) + r"(?P<into>[\w-]+)")
+_STEP = " → "
 
 
-def first_hop_costs(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], str]:
-    """What the weight transfer a route starts with cost, as the study's weight-transfer migration into the same
-    framework measured it: (dataset, model, framework, seed, into) -> "N label flips, max |Δ logit| X"."""
-    found: dict[tuple[Any, ...], dict[str, Mapping[str, Any]]] = {}
+def route_hops(route: str) -> list[str]:
+    """The route after each of its hops: `weights → pytorch → torch.onnx (dynamo) → onnx2tf (fp32)` has
+    `weights → pytorch`, `… → torch.onnx (dynamo)` and the whole route (a weight transfer is one hop)."""
+    moved = _MOVED.match(route)
+    first = [moved.group(0)] if moved else []
+    rest = route[moved.end():].removeprefix(_STEP) if moved else route
+    steps = [*first, *(s for s in rest.split(_STEP) if s)]
+    return [_STEP.join(steps[:depth]) for depth in range(1, len(steps) + 1)]
+
+
+def hop_costs(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, ...], tuple[str, str]]:
+    """What a route had cost after each hop, against the trained model, from the cells that ran that much of it:
+    (dataset, model, framework, seed, route so far) -> ("N label flips, max |Δ logit| X", where it was measured).
+    The weight transfer a route starts with is the study's weight-transfer migration into that framework; a
+    converter prefix is the deployment that ran its artifact outside a browser (ONNX Runtime for an ONNX file)."""
+    found: dict[tuple[Any, ...], tuple[str, dict[str, Mapping[str, Any]]]] = {}
     for row in rows:
-        if row["kind"] == "compare" and row["variant"] == WEIGHT_TRANSFER and row["status"] == "ok" \
-                and row["metric"] in ("label_flips", "max_abs_logit_diff") and row["value"] is not None:
-            where = (row["dataset"], row["model"], row["framework"], row["seed"], row["target"])
-            found.setdefault(where, {})[row["metric"]] = row
-    return {where: ", ".join(f"{int(m['label_flips']['value']):,} label flips" if k == "label_flips" else
-                             f"max |Δ logit| {format_value(m[k]['value'], m[k]['unit'], k)}"
-                             for k in ("label_flips", "max_abs_logit_diff") if k in m)
-            for where, m in found.items()}
+        if row["kind"] != "compare" or row["status"] != "ok" or row["value"] is None \
+                or row["metric"] not in ("label_flips", "max_abs_logit_diff"):
+            continue
+        if row["variant"] == WEIGHT_TRANSFER:
+            so_far, where = weight_transfer_step(row["target"]), "Migration"
+        elif is_deployment(row) and not backend_of(row["variant"]):
+            so_far, where = row["variant"], f"its {display_name(row['target'])} row"
+        else:
+            continue
+        key = (row["dataset"], row["model"], row["framework"], row["seed"], so_far)
+        found.setdefault(key, (where, {}))[1][row["metric"]] = row
+    return {key: (_cost(metrics), where) for key, (where, metrics) in found.items()}
 
 
-def _path(d: Deployment, hop_costs: Mapping[tuple[Any, ...], str]) -> Cell:
-    """The route, and for one that starts with a weight transfer what that first hop cost on its own."""
-    moved = _MOVED.match(d.route)
-    if moved is None:
+def _cost(metrics: Mapping[str, Mapping[str, Any]]) -> str:
+    """"N label flips, max |Δ logit| X" from a cell's compare rows."""
+    parts = []
+    if "label_flips" in metrics:
+        parts.append(f"{int(metrics['label_flips']['value']):,} label flips")
+    if "max_abs_logit_diff" in metrics:
+        m = metrics["max_abs_logit_diff"]
+        parts.append(f"max |Δ logit| {format_value(m['value'], m['unit'], m['metric'])}")
+    return ", ".join(parts)
+
+
+def _hop_name(so_far: str) -> str:
+    moved = _MOVED.fullmatch(so_far)
+    return f"the weight transfer into {display_name(moved['into'])}" if moved else so_far.rsplit(_STEP, 1)[-1]
+
+
+def _path(d: Deployment, costs: Mapping[tuple[Any, ...], tuple[str, str]]) -> Cell:
+    """The route, and for one of several hops what it had cost after each hop before the last (this row's own)."""
+    hops = route_hops(d.route)[:-1]
+    if not hops:
         return text_cell(d.route)
-    into = moved["into"]
-    cost = hop_costs.get((*d.key[:4], into))
-    note = (f"first hop, the weight transfer into {display_name(into)}: {cost} (Migration)" if cost else
-            f"first hop, the weight transfer into {display_name(into)}: not measured alone (add \"weights\" to the "
-            "config's migration)")
-    return Cell(d.route, d.route, note=note)
+    notes = []
+    for so_far in hops:
+        cost = costs.get((*d.key[:4], so_far))
+        if cost is not None:
+            notes.append(f"after {_hop_name(so_far)}: {cost[0]} ({cost[1]})")
+        elif _MOVED.fullmatch(so_far):
+            notes.append(f"after {_hop_name(so_far)}: not measured alone (add \"weights\" to the config's migration)")
+        else:
+            notes.append(f"after {_hop_name(so_far)}: not measured alone (no configured runtime runs that artifact)")
+    return Cell(d.route, d.route, note="against the trained model, " + "; ".join(notes))
 
 
-def deployment_table(items: Sequence[Deployment], hop_costs: Mapping[tuple[Any, ...], str] | None = None) -> Table:
-    """One row per deployment; `hop_costs` (`first_hop_costs`) notes what a route's first weight transfer cost."""
-    hop_costs = hop_costs or {}
+def deployment_table(items: Sequence[Deployment],
+                     costs: Mapping[tuple[Any, ...], tuple[str, str]] | None = None) -> Table:
+    """One row per deployment; `costs` (`hop_costs`) notes what a route of several hops had cost after each."""
+    costs = costs or {}
     several_seeds = len({d.key[3] for d in items}) > 1
     several_datasets = len({d.key[0] for d in items}) > 1
     columns = [Column("platform", "platform"), Column("model", "model"), Column("framework", "framework"),
@@ -275,7 +313,7 @@ def deployment_table(items: Sequence[Deployment], hop_costs: Mapping[tuple[Any, 
             "platform": text_cell(d.platform),
             "model": text_cell(f"{model} · {dataset}" if several_datasets else model),
             "framework": text_cell(display_name(framework)), "runtime": text_cell(display_name(runtime)),
-            "backend": text_cell(d.backend), "path": _path(d, hop_costs), "precision": text_cell(d.precision or "—"),
+            "backend": text_cell(d.backend), "path": _path(d, costs), "precision": text_cell(d.precision or "—"),
             "seed": text_cell(seed),
             "size": Cell(human_bytes(d.size), d.size) if d.size is not None else _figure(d, "model_size"),
             "ratio": Cell(f"{ratio:.2f}×", ratio) if ratio is not None else Cell(MISSING),
@@ -526,7 +564,7 @@ def build(run: RunData) -> Section:
     latency_rows = [r for r in rows if r["metric"] in LATENCY_METRICS and (
         (r["dataset"], r["model"], r["framework"], r["seed"], r["target"], r["variant"]) in deployed
         or is_native(r["framework"], r["target"]))]
-    tables = [deployment_table(items, first_hop_costs(rows)), latency_table(latency_rows), conversions_table(rows),
+    tables = [deployment_table(items, hop_costs(rows)), latency_table(latency_rows), conversions_table(rows),
               transfer_summary_table([r for r in rows if r["kind"] == "transfer" and r["target"] in targets],
                                      table_id="transfer-deployed",
                                      title="Transfer of adversarial examples to each deployed model")]
@@ -537,5 +575,6 @@ def build(run: RunData) -> Section:
 SPEC = SectionSpec("deployment", "Deployment: server, mobile and web", build, shows=shows)
 
 __all__ = ["SPEC", "SYMBOL_LEGEND", "build", "deployment_answer", "deployment_headline", "deployment_runtimes",
-           "deployment_table", "deployments", "fp32_chain", "latency_charts", "precision_of", "shows",
+           "deployment_table", "deployments", "fp32_chain", "hop_costs", "latency_charts", "precision_of",
+           "route_hops", "shows",
            "size_accuracy_chart", "size_ratios", "transfer_chart"]

@@ -218,6 +218,23 @@ def measure_framework(name: str, epochs: int, rounds: int, limit_train: int | No
             "accuracy": accuracy}
 
 
+def bare_training(name: str, model: str, epochs: int, seed: int, val_fraction: float) -> dict[str, Any]:
+    """One training as a study trains it (the paper-mnist split: `val_fraction` of the training images held out,
+    split seed 0), by the framework's bare loop alone: the floor of `benchmarks/paper_mnist.py`."""
+    from dlcompat.data.batching import to_float
+    from dlcompat.data.registry import load_dataset
+    from dlcompat.frameworks.registry import make_adapter
+    from dlcompat.zoo.registry import build_spec
+
+    data = load_dataset("mnist", data_dir(), val_fraction=val_fraction, split_seed=0, download=False)
+    spec = build_spec(model, data.input_shape, data.num_classes)
+    adapter = make_adapter(name, threads=1)
+    built = adapter.build(spec, seed=seed)
+    times = BARE[name](adapter, built, spec, to_float(data.train.x), data.train.y, epochs)
+    return {"framework": name, "model": model, "seed": seed, "images": len(data.train.y),
+            "epoch_times": [float(t) for t in times], "version": adapter.version()}
+
+
 def steady(rounds: list[list[float]]) -> list[float]:
     return [t for epochs in rounds for t in epochs[1:]] or [t for epochs in rounds for t in epochs]
 
@@ -229,7 +246,14 @@ def main() -> None:
     parser.add_argument("--framework", action="append", choices=FRAMEWORKS, help="only these (repeatable)")
     parser.add_argument("--limit-train", type=int, help="fewer training images (a quick try; default all 60,000)")
     parser.add_argument("--child", choices=FRAMEWORKS, help=argparse.SUPPRESS)
+    # one bare training for benchmarks/paper_mnist.py's floor: --child NAME --bare MODEL --seed S
+    parser.add_argument("--bare", choices=("lenet1", "lenet5"), help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--val-fraction", type=float, default=0.1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child and args.bare:
+        print(json.dumps(bare_training(args.child, args.bare, args.epochs, args.seed, args.val_fraction)))
+        return
     if args.child:
         print(json.dumps(measure_framework(args.child, args.epochs, args.rounds, args.limit_train)))
         return

@@ -1,0 +1,142 @@
+"""Benchmark: the paper-mnist study's wall time against the bare training floor measured in the same run.
+
+Issue 20's target: `dlcompat run --preset paper-mnist` (20 epochs, 3 seeds) completes on this 2-core machine in
+at most 1.3x the floor and 45 minutes. The floor is every training the study runs, done by the frameworks' bare
+loops alone (`training_epoch.py`'s idiomatic loops, one thread, on the same 54,000 training images): for each
+framework and model, one training per seed, and one more for the seed-0 `reproduce` job (the study trains it
+again to check bit-reproducibility). Two figures of it:
+
+- ideal: the loops' own seconds summed and divided by `--jobs` (perfect packing onto the cores, nothing else:
+  no process start, import, data load or validation pass). The ratio is taken against this one;
+- queued: the wall of running those trainings `--jobs` at a time, each in a fresh process of its framework's
+  environment (process start, imports and data loading included), as a reference.
+
+Then the study, with the preset's epochs and seeds replaced by `--epochs` / `--seeds` (a smaller profile keeps
+everything else at the paper's scale: 10,000 test images, six attacks on 1,000 images, every route), cold, into
+a fresh output folder, `--jobs` at a time. It prints the two walls, the ratio, the load before and after each
+part, and where the study's time went: per job kind, the jobs' count and summed seconds (from its store).
+
+Run: `.venv/bin/python benchmarks/paper_mnist.py [--epochs 20] [--seeds 3] [--jobs 2] [--keep DIR]
+[--skip-floor]` (the full size is over an hour on two cores; `--epochs 1 --seeds 1` profiles the rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from harness_overhead import child_result
+from quick_study import load
+from training_epoch import FRAMEWORKS, data_dir
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("lenet1", "lenet5")
+
+
+def trainings(config: Any) -> list[tuple[str, str, int]]:
+    """(framework, model, seed) of every training the study runs, a reproduce job's included."""
+    out = []
+    for framework in FRAMEWORKS:
+        for model in MODELS:
+            out += [(framework, model, seed) for seed in config.seeds]
+            if config.check_reproducibility:
+                out.append((framework, model, config.seeds[0]))
+    return out
+
+
+def floor(runs: list[tuple[str, str, int]], epochs: int, jobs: int) -> tuple[float, float, list[str]]:
+    """(ideal seconds, queued wall seconds, skipped frameworks) of the bare trainings `runs`."""
+    from dlcompat.envs.registry import get_env
+    from dlcompat.frameworks.registry import framework_entry
+
+    script = Path(__file__).with_name("training_epoch.py")
+    skipped = sorted({fw for fw, _, _ in runs if not get_env(framework_entry(fw).env).exists()})
+
+    def one(run: tuple[str, str, int]) -> float:
+        framework, model, seed = run
+        env = get_env(framework_entry(framework).env)
+        result = child_result([str(env.interpreter()), str(script), "--child", framework, "--bare", model,
+                               "--seed", str(seed), "--epochs", str(epochs)], framework,
+                              env={**env.worker_environ(1), "DLCOMPAT_DATA_DIR": str(data_dir())})
+        if "skipped" in result:
+            raise SystemExit(f"bare training of {framework} {model} failed: {result['skipped']}")
+        return sum(result["epoch_times"])
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as pool:
+        loops = list(pool.map(one, [r for r in runs if r[0] not in skipped]))
+    return sum(loops) / jobs, time.perf_counter() - start, skipped
+
+
+def study_config(epochs: int, seeds: int, folder: Path) -> Path:
+    from dlcompat.study.config import config_to_toml, load_preset
+
+    preset = load_preset("paper-mnist")
+    config = preset.model_copy(update={"seeds": list(range(seeds)),
+                                       "train": preset.train.model_copy(update={"epochs": epochs})})
+    path = folder / "paper-mnist.toml"
+    path.write_text(config_to_toml(config))
+    return path
+
+
+def where_time_went(out: Path) -> list[str]:
+    with sqlite3.connect(out / "results.sqlite") as db:
+        found = db.execute("select kind, status, count(*), sum(duration_s) from jobs group by kind, status "
+                           "order by sum(duration_s) desc").fetchall()
+    return [f"  {kind:12s} {status:11s} {count:5d} jobs {seconds or 0:9.1f} s"
+            for kind, status, count, seconds in found]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20, help="epochs per training (the preset's 20)")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 (the preset's 3)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="jobs at once, study and floor alike")
+    parser.add_argument("--keep", type=Path, help="keep the study's output folder here")
+    parser.add_argument("--skip-floor", action="store_true", help="run the study only (no ratio)")
+    args = parser.parse_args()
+    if not (data_dir() / "mnist").is_dir():
+        raise SystemExit(f"MNIST not found under {data_dir()}: set DLCOMPAT_DATA_DIR to the folder holding mnist/")
+    sys.path.insert(0, str(REPO / "src"))
+    scratch = Path(tempfile.mkdtemp(prefix="dlcompat-paper-"))
+    out = args.keep or scratch / "out"
+    try:
+        config_path = study_config(args.epochs, args.seeds, scratch)
+        from dlcompat.study.config import load_config
+
+        config = load_config(config_path)
+        print(f"paper-mnist at {args.epochs} epochs x {args.seeds} seeds; {os.cpu_count()} CPUs, --jobs {args.jobs}; "
+              f"load {load()} at the start", flush=True)
+        ideal = queued = None
+        if not args.skip_floor:
+            runs = trainings(config)
+            ideal, queued, skipped = floor(runs, args.epochs, args.jobs)
+            print(f"floor: {len(runs)} bare trainings, ideal {ideal:.1f} s, queued {queued:.1f} s"
+                  f"{f' (skipped, not built: {skipped})' if skipped else ''}; load {load()} after", flush=True)
+        before = load()
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "dlcompat.cli", "run", str(config_path), "--out", str(out),
+                        "--data-dir", str(data_dir()), "--jobs", str(args.jobs), "--quiet"], check=True,
+                       stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO / "src")}, cwd=REPO)
+        wall = time.perf_counter() - start
+        print(f"study: {wall:.1f} s ({wall / 60:.1f} min; load {before} before, {load()} after)")
+        print("where its time went (jobs' own seconds, summed over the workers):")
+        print("\n".join(where_time_went(out)))
+        if ideal:
+            print(f"study / ideal floor = {wall / ideal:.2f}x (target <= 1.3x); study / queued floor = "
+                  f"{wall / queued:.2f}x; at the preset's size the study must also end within 45 min")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -49,6 +49,16 @@ def test_bad_config_exits_2_naming_the_key(tmp_path):
     assert "train.epochs" in message
 
 
+def test_run_help_names_every_preset():
+    import inspect
+
+    from dlcompat.study.config import preset_names
+
+    (preset,) = [p for name, p in inspect.signature(cli.run).parameters.items() if name == "preset"]
+    helped = preset.default if isinstance(preset.default, str) else str(preset.annotation)
+    assert all(name in helped for name in preset_names())
+
+
 def test_missing_config_and_unknown_preset_exit_2(tmp_path):
     assert "does not exist" in one_sentence_error(dlcompat("run", str(tmp_path / "none.toml")))
     assert "unknown preset" in one_sentence_error(dlcompat("run", "--preset", "nope"))

@@ -157,7 +157,9 @@ def closing_lines(summary: Any, groups: list[Any], out: Path, database: str | No
 @app.command()
 def run(
     config: Annotated[Path | None, typer.Argument(help="A study config (TOML). Default: the `quick` preset.")] = None,
-    preset: Annotated[str | None, typer.Option(help="A built-in study: quick, paper-mnist, paper-cifar10.")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="A built-in study: quick, paper-mnist, cifar10-short, paper-cifar10.")
+    ] = None,
     out: OutOption = DEFAULT_OUT,
     data_dir: Annotated[
         Path | None, typer.Option(help="Existing dataset files (else DLCOMPAT_DATA_DIR, else download).")

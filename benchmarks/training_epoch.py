@@ -159,7 +159,7 @@ def bare_pytensor(adapter: Any, model: Any, spec: Any, x: np.ndarray, y: np.ndar
 
     xs, ys = pytensor_adapter._inputs(pt, spec)
     builder = pytensor_adapter._GraphBuilder(model, training=True)  # the model: the adapter's graph of the spec
-    loss = pytensor_adapter._mean_cross_entropy(pt, builder.forward(xs), ys, spec.num_classes)
+    loss = pytensor_adapter._cross_entropy(builder.forward(xs), ys, spec.num_classes)
     params = [model.params[name] for name in spec.trainable_weight_names()]
     updates = _momentum_sgd(pytensor.grad, pytensor.shared, params, loss) + builder.bn_updates
     train = pytensor.function([xs, ys], loss, updates=updates, mode=pytensor_adapter._mode())
@@ -174,7 +174,7 @@ def bare_theano(adapter: Any, model: Any, spec: Any, x: np.ndarray, y: np.ndarra
     g = model.activate()  # the model: the adapter's shared variables and symbolic graph of the spec
     xs, ys = theano.tensor.tensor4("x", dtype="float32"), theano.tensor.lvector("y")
     trace = theano_adapter._Trace(training=True, differentiable=True)
-    loss = theano_adapter._cross_entropy(theano_adapter._layers(g, spec.layers, xs, trace), ys)
+    loss = theano_adapter._cross_entropy(theano_adapter._layers(g, spec.layers, xs, trace), ys, spec.num_classes)
     updates = _momentum_sgd(theano.grad, theano.shared, g.trainable(), loss) + trace.updates
     train = theano.function([xs, ys], loss, updates=updates)
     return _bare_loop(train, np.ascontiguousarray(x.transpose(0, 3, 1, 2)), y.astype(np.int64), epochs)
@@ -230,6 +230,10 @@ def bare_training(name: str, model: str, epochs: int, seed: int, val_fraction: f
     spec = build_spec(model, data.input_shape, data.num_classes)
     adapter = make_adapter(name, threads=1)
     built = adapter.build(spec, seed=seed)
+    if name == "tensorflow":  # model.fit's shuffle needs a seed under the op determinism the adapter turns on
+        import tensorflow as tf
+
+        tf.keras.utils.set_random_seed(seed)
     times = BARE[name](adapter, built, spec, to_float(data.train.x), data.train.y, epochs)
     return {"framework": name, "model": model, "seed": seed, "images": len(data.train.y),
             "epoch_times": [float(t) for t in times], "version": adapter.version()}

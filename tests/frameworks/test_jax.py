@@ -224,6 +224,38 @@ def test_class_gradient_matches_pytorch(adapter, torch_adapter, mnist_256):
     np.testing.assert_allclose(got[0], got[1], rtol=0, atol=1e-5 * np.abs(got[1]).max())
 
 
+def test_attack_gradients_and_predictions_compile_once_per_bucket_and_equal_the_unpadded_ones(adapter, mnist_256):
+    """ART's attacks ask for every batch size as their active sets shrink (DeepFool, JSMA); each size used to
+    compile anew. Sizes 65-128 share one compiled function, and the padded rows change nothing in the real ones."""
+    import jax
+    import optax
+
+    from dlcompat.frameworks.jax import _program
+
+    spec = build_spec("lenet5", MNIST, 10)
+    model = adapter.build(spec, seed=7)
+    program, params, rest = _program(model)
+    x, y = mnist_256[0][:128], mnist_256[1][:128]
+
+    def mean_loss(xb, yb):
+        return optax.softmax_cross_entropy_with_integer_labels(program.merge(params, rest)(xb), yb).mean()
+
+    for n in (128, 101, 77, 65):
+        expected = np.asarray(jax.grad(mean_loss)(x[:n], y[:n].astype(np.int32)))
+        got = adapter.loss_gradient(model, x[:n], y[:n])
+        assert got.shape == x[:n].shape
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6 * np.abs(expected).max())
+        picked = np.asarray(jax.grad(lambda xb, n=n: program.merge(params, rest)(xb)[np.arange(n), y[:n]].sum())(
+            x[:n]))
+        np.testing.assert_allclose(adapter.class_gradient(model, x[:n], y[:n]), picked, rtol=0,
+                                   atol=1e-6 * np.abs(picked).max())
+        np.testing.assert_allclose(adapter.predict(model, x[:n], batch_size=128),
+                                   np.asarray(program.forward(params, rest, x[:n])), rtol=0, atol=1e-5)
+    assert program.input_gradient._cache_size() == 1
+    assert program.class_gradient._cache_size() == 1
+    assert len(adapter.loss_gradient(model, x[:0], y[:0])) == 0
+
+
 def test_layers_are_addressable_by_their_canonical_names(adapter):
     spec = build_spec("resnet20", (32, 32, 3), 10)
     model = adapter.build(spec, seed=2)

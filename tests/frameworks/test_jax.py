@@ -240,6 +240,7 @@ def test_attack_gradients_and_predictions_compile_once_per_bucket_and_equal_the_
     def mean_loss(xb, yb):
         return optax.softmax_cross_entropy_with_integer_labels(program.merge(params, rest)(xb), yb).mean()
 
+    compiled = []  # after the first size, the bucket's: what other tests in this process compiled stays apart
     for n in (128, 101, 77, 65):
         expected = np.asarray(jax.grad(mean_loss)(x[:n], y[:n].astype(np.int32)))
         got = adapter.loss_gradient(model, x[:n], y[:n])
@@ -251,8 +252,8 @@ def test_attack_gradients_and_predictions_compile_once_per_bucket_and_equal_the_
                                    atol=1e-6 * np.abs(picked).max())
         np.testing.assert_allclose(adapter.predict(model, x[:n], batch_size=128),
                                    np.asarray(program.forward(params, rest, x[:n])), rtol=0, atol=1e-5)
-    assert program.input_gradient._cache_size() == 1
-    assert program.class_gradient._cache_size() == 1
+        compiled.append((program.input_gradient._cache_size(), program.class_gradient._cache_size()))
+    assert compiled[1:] == compiled[:1] * 3  # sizes 101, 77 and 65 compiled nothing new
     assert len(adapter.loss_gradient(model, x[:0], y[:0])) == 0
 
 

@@ -516,9 +516,7 @@ class FlaxAdapter(FrameworkAdapter):
             return np.asarray(program.forward(params, rest, self._put(padded)), dtype=np.float32)[:n]
         out = []
         for i in range(0, n, batch_size):
-            xb = x[i : i + batch_size]
-            if len(xb) < batch_size:  # pad the last batch: one compiled shape (inference has no batch coupling)
-                xb = np.concatenate([xb, np.zeros((batch_size - len(xb), *xb.shape[1:]), np.float32)])
+            xb = _padded(x[i : i + batch_size], batch_size)  # the last batch padded: one compiled shape
             out.append(program.forward(params, rest, self._put(xb)))
         return np.concatenate([np.asarray(o) for o in out])[:n].astype(np.float32, copy=False)
 

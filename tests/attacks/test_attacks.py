@@ -1,10 +1,11 @@
 """Every attack of the catalog on LeNet-5 through every kind of ART estimator dlcompat builds.
 
-- `pytorch`: ART's own PyTorchClassifier over the adapter's module;
-- `pytorch-adapter`: dlcompat's AdapterClassifier, every gradient the PyTorch adapter's (the path of
-  JAX, PyTensor and Theano);
+- `pytorch`: ART's own PyTorchClassifier over the adapter's module (the cross-check, `native=True`);
+- `pytorch-adapter`: dlcompat's AdapterClassifier, every gradient the PyTorch adapter's (the study's path
+  for every framework);
 - `tensorflow`: ART's TensorFlowV2Classifier over the Keras adapter's model, holding the PyTorch
   model's weights (canonical weight transfer), so the two frameworks attack the same function;
+- `tensorflow-adapter`: the AdapterClassifier over that Keras model (the study's path for Keras);
 - `pytensor`: the AdapterClassifier over the PyTensor adapter with those weights too: every gradient,
   the class gradients of C&W-L2, DeepFool and JSMA included, compiled by PyTensor.
 """
@@ -27,7 +28,7 @@ SETTINGS = AttackSettings(epsilons=(0.1, 0.3), images=IMAGES, steps=10, cw_steps
 #: the least success each attack must reach on the 16 images at its largest budget (measured, the same on
 #: PyTorch and Keras: FGSM 0.94, BIM/PGD 1.0, C&W 0.62 with these few steps, DeepFool 1.0, JSMA 0.88)
 FLOOR = {"fgsm": 0.6, "bim": 0.9, "pgd": 0.9, "cw-l2": 0.4, "deepfool": 0.9, "jsma": 0.6}
-ESTIMATORS = ("pytorch", "pytorch-adapter", "tensorflow", "pytensor")
+ESTIMATORS = ("pytorch", "pytorch-adapter", "tensorflow", "tensorflow-adapter", "pytensor")
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +61,10 @@ def classifiers(lenet5, request):
     def get(kind):
         if kind not in made:
             x = lenet5.x[:IMAGES]
-            if kind in ("tensorflow", "pytensor"):
-                adapter, model = request.getfixturevalue("keras_lenet5" if kind == "tensorflow" else "pytensor_lenet5")
-                made[kind] = (adapter, model, art_classifier(adapter, model, lenet5.spec, x)[0])
+            if kind in ("tensorflow", "tensorflow-adapter", "pytensor"):
+                adapter, model = request.getfixturevalue("pytensor_lenet5" if kind == "pytensor" else "keras_lenet5")
+                made[kind] = (adapter, model, art_classifier(adapter, model, lenet5.spec, x,
+                                                             native=kind == "tensorflow")[0])
             else:
                 made[kind] = (lenet5.adapter, lenet5.model, art_classifier(
                     lenet5.adapter, lenet5.model, lenet5.spec, x, native=kind == "pytorch")[0])
@@ -113,11 +115,22 @@ def test_each_attack_runs_on_lenet5(lenet5, results, kind, name):
 
 
 @pytest.mark.parametrize("name", attack_names())
-def test_the_adapter_classifier_finds_what_arts_pytorch_classifier_finds(results, name):
-    ours, _ = results("pytorch-adapter", name)
-    arts, _ = results("pytorch", name)
+@pytest.mark.parametrize("framework", ["pytorch", "tensorflow"])
+def test_the_adapter_classifier_finds_what_arts_own_classifier_finds(results, classifiers, framework, name):
+    """The study attacks through the adapter classifier; ART's classifier for the framework is the cross-check."""
+    assert type(classifiers(framework)[2]).__name__ == {"pytorch": "PyTorchClassifier",
+                                                         "tensorflow": "TensorFlowV2Classifier"}[framework]
+    assert isinstance(classifiers(f"{framework}-adapter")[2], AdapterClassifier)
+    ours, _ = results(f"{framework}-adapter", name)
+    arts, _ = results(framework, name)
     for a, b in zip(ours, arts, strict=True):
         np.testing.assert_allclose(a.images, b.images, rtol=0, atol=1e-5, err_msg=a.variant)
+
+
+def test_the_study_attacks_through_the_adapter_classifier(lenet5):
+    classifier, facts = art_classifier(lenet5.adapter, lenet5.model, lenet5.spec, lenet5.x[:4])
+    assert isinstance(classifier, AdapterClassifier)
+    assert facts["estimator"] == "dlcompat.attacks.art.AdapterClassifier" and facts["class_gradient"]
 
 
 @pytest.mark.parametrize("name", ["fgsm", "pgd", "deepfool"])
@@ -202,6 +215,6 @@ def test_a_native_classifier_that_disagrees_with_the_adapter_is_replaced_and_the
         def predict(self, model, x, batch_size=256):
             return super().predict(model, x, batch_size) + 1.0
 
-    classifier, facts = art_classifier(Shifted(threads=1), lenet5.model, lenet5.spec, lenet5.x[:4])
+    classifier, facts = art_classifier(Shifted(threads=1), lenet5.model, lenet5.spec, lenet5.x[:4], native=True)
     assert isinstance(classifier, AdapterClassifier)
     assert "logits differ from the adapter's" in facts["native_estimator_rejected"]

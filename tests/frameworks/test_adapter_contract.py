@@ -123,6 +123,19 @@ def test_class_gradient_matches_finite_differences_of_the_chosen_logit(adapter):
     np.testing.assert_allclose(alone, grad[1:2], rtol=1e-4, atol=1e-6 * float(np.abs(grad).max()))
 
 
+@pytest.mark.parametrize("count", [5, 0])
+def test_class_gradients_are_every_class_gradient_at_once(adapter, count):
+    """DeepFool's all-class gradient (an adapter may batch it): row i, class c is class_gradient with label c."""
+    spec = build_spec("lenet1", MNIST, 10)
+    model = adapter.build(spec, seed=0)
+    x = np.random.default_rng(1).random((count, *MNIST), dtype=np.float32)
+    every = adapter.class_gradients(model, x, 10)
+    assert every.shape == (count, 10, *MNIST) and every.dtype == np.float32
+    if count:
+        one_by_one = np.stack([adapter.class_gradient(model, x, np.full(count, c)) for c in range(10)], axis=1)
+        np.testing.assert_allclose(every, one_by_one, rtol=1e-4, atol=1e-6 * float(np.abs(one_by_one).max()))
+
+
 def test_save_load_round_trip_and_foreign_files(adapter, mnist_x, tmp_path):
     spec = build_spec("lenet5", MNIST, 10)
     model = adapter.build(spec, seed=0)

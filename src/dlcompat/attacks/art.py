@@ -1,14 +1,17 @@
 """dlcompat's models as ART classifiers, so the Adversarial Robustness Toolbox attacks every framework.
 
-Where ART ships a classifier for the framework, that one is used, over the very model the adapter
-loaded: `PyTorchClassifier` (through a two-line module taking NHWC, the layout of the adversarial
-sets) and `TensorFlowV2Classifier` for Keras 3. Every other framework — JAX/Flax, PyTensor, Theano,
-and any adapter added later — gets `AdapterClassifier`, ART's estimator interface over the adapter
-protocol: `predict`, `loss_gradient` and `class_gradient` are the adapter's, so each framework
-computes its own gradients and ART only does the attack arithmetic in NumPy.
+Every framework is attacked through `AdapterClassifier`, ART's estimator interface over the adapter
+protocol: `predict`, `loss_gradient`, `class_gradient` and `class_gradients` are the adapter's, so each
+framework computes its own gradients with its own compiled functions (a `tf.function`, `jax.jit`, a
+Theano/PyTensor function) and ART only does the attack arithmetic in NumPy.
 
-A native classifier is used only after its logits match the adapter's on a probe batch; otherwise
-(or when building it fails) the adapter classifier takes over and the reason is recorded.
+ART's own classifiers for PyTorch (`PyTorchClassifier`, through a two-line module taking NHWC, the layout
+of the adversarial sets) and Keras 3 (`TensorFlowV2Classifier`) are kept as the cross-check (`native=True`):
+over the same model they produce the same adversarial images, bit for bit on LeNet-5, but slower — ART's
+TensorFlow classifier runs every gradient eagerly (C&W-L2 10x, BIM and DeepFool 2.9x the adapter's time),
+its PyTorch classifier pays per call (C&W-L2 4x, JSMA 5x): `benchmarks/attack_estimators.py`. A native
+classifier is used only after its logits match the adapter's on a probe batch; otherwise (or when
+building it fails) the adapter classifier takes over and the reason is recorded.
 
 ART is imported by this module: it runs where ART is installed, the `main` environment and the
 `theano` one (envs/theano.txt pins ART 1.20.1 beside numpy 1.23.5), so every framework's models are
@@ -97,8 +100,12 @@ class AdapterClassifier(ClassGradientsMixin, ClassifierMixin, LossGradientsMixin
         def one(labels: np.ndarray) -> np.ndarray:
             return self._batched(lambda xb, lb: self.adapter.class_gradient(self.model, xb, lb), x, labels)
 
-        if label is None:
-            return np.stack([one(np.full(n, c, np.int64)) for c in range(self.nb_classes)], axis=1)
+        if label is None:  # every class: the adapter's all-class gradient, batch by batch
+            x = np.asarray(x, dtype=np.float32)
+            parts = [self.adapter.class_gradients(self.model, x[i : i + self.batch_size], self.nb_classes)
+                     for i in range(0, n, self.batch_size)]
+            return (np.concatenate(parts).astype(np.float32) if parts
+                    else np.zeros((0, self.nb_classes, *x.shape[1:]), np.float32))
         if isinstance(label, int | np.integer):
             return one(np.full(n, int(label), np.int64))[:, None]
         labels = np.asarray(label, dtype=np.int64).reshape(-1)
@@ -172,11 +179,11 @@ def _keras_classifier(_adapter: FrameworkAdapter, model: Any, spec: ModelSpec, _
 
 
 def art_classifier(adapter: FrameworkAdapter, model: Any, spec: ModelSpec, probe: np.ndarray, *,
-                   batch_size: int = 128, native: bool = True) -> tuple[Any, dict[str, Any]]:
+                   batch_size: int = 128, native: bool = False) -> tuple[Any, dict[str, Any]]:
     """The ART classifier to attack `model` with, and facts for the record (which estimator, and why).
 
-    `probe` (a few float32 NHWC images) checks that a native ART classifier computes the adapter's
-    logits; `native=False` forces the adapter classifier (the tests compare both on one model).
+    `native=True` asks for ART's own classifier where ART has one (the cross-check; the study uses the adapter
+    classifier): `probe` (a few float32 NHWC images) checks that it computes the adapter's logits.
     """
     facts: dict[str, Any] = {}
     if native and adapter.name in NATIVE_CLASSIFIERS:

@@ -145,6 +145,16 @@ class FrameworkAdapter(ABC):
         raise Unavailable(f"the {self.name} adapter has no class_gradient (the gradient of one logit with "
                           "respect to the input), which C&W-L2, DeepFool and JSMA need")
 
+    def class_gradients(self, model: Any, x: np.ndarray, classes: int) -> np.ndarray:
+        """(N, classes, *input): d logits[i, c] / d x[i] for every class c, in the layout of `x` (NHWC).
+
+        DeepFool asks for every class's gradient at each step. This default calls `class_gradient` once per
+        class; an adapter whose framework differentiates every output at once (a batched backward pass)
+        overrides it with that.
+        """
+        n = len(x)
+        return np.stack([self.class_gradient(model, x, np.full(n, c, np.int64)) for c in range(classes)], axis=1)
+
     @abstractmethod
     def get_weights(self, model: Any) -> dict[str, np.ndarray]:
         """Canonical weights (see `dlcompat.zoo.spec`)."""

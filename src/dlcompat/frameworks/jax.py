@@ -305,6 +305,8 @@ class _Program:
         self.taps = jax.jit(self._taps)
         self.input_gradient = jax.jit(jax.grad(self._loss_of_input))
         self.class_gradient = jax.jit(jax.grad(self._picked_logits))
+        #: (classes, N, *input): every class's logit differentiated at once (reverse mode, vmapped over classes)
+        self.class_gradients = jax.jit(jax.jacrev(self._summed_logits))
         self._steps: dict[tuple[Any, ...], Callable[..., Any]] = {}
 
     def merge(self, params: list[Any], rest: list[Any]) -> Any:
@@ -329,6 +331,9 @@ class _Program:
     def _picked_logits(self, x: Any, params: list[Any], rest: list[Any], labels: Any) -> Any:
         logits = self.merge(params, rest)(x)
         return logits[_flax().jnp.arange(logits.shape[0]), labels].sum()  # inputs are independent in eval mode
+
+    def _summed_logits(self, x: Any, params: list[Any], rest: list[Any]) -> Any:
+        return self.merge(params, rest)(x).sum(axis=0)  # (classes,): inputs are independent in eval mode
 
     def train_step(self, settings: TrainSettings) -> tuple[Any, Callable[..., Any]]:
         """The optimiser and its jitted step, one per optimiser configuration (the seed is an argument), so a
@@ -558,6 +563,15 @@ class FlaxAdapter(FrameworkAdapter):
         grad = program.class_gradient(self._put(_padded(np.asarray(x, dtype=np.float32), size)), params, rest,
                                       self._put(_padded(np.asarray(labels, dtype=np.int32), size)))
         return np.array(grad[:n], dtype=np.float32)
+
+    def class_gradients(self, model: Any, x: np.ndarray, classes: int) -> np.ndarray:
+        """Every class's gradient in one compiled call (`jax.jacrev`), at the bucket size."""
+        program, params, rest = _program(model)
+        n = len(x)
+        if n == 0:
+            return np.zeros((0, classes, *np.shape(x)[1:]), np.float32)
+        grads = program.class_gradients(self._put(_padded(np.asarray(x, dtype=np.float32), _bucket(n))), params, rest)
+        return np.ascontiguousarray(np.swapaxes(np.asarray(grads)[:, :n], 0, 1), dtype=np.float32)
 
     def activations(self, model: Any, x: np.ndarray, layers: list[str] | None = None) -> dict[str, np.ndarray]:
         program, params, rest = _program(model)

@@ -273,6 +273,19 @@ class PyTorchAdapter(FrameworkAdapter):
         (grad,) = torch.autograd.grad(picked, xt)
         return grad.numpy().transpose(0, 2, 3, 1).copy()
 
+    def class_gradients(self, model: Any, x: np.ndarray, classes: int) -> np.ndarray:
+        """Every class's gradient from one forward pass: one batched backward pass over the classes' one-hot
+        cotangents (`torch.autograd.grad(..., is_grads_batched=True)`, vmapped)."""
+        torch = _torch()
+        model.eval()
+        if len(x) == 0:
+            return np.zeros((0, classes, *x.shape[1:]), np.float32)
+        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).requires_grad_(True)
+        logits = model(xt)
+        onehot = torch.eye(classes, dtype=logits.dtype)[:, None, :].expand(classes, *logits.shape)
+        (grads,) = torch.autograd.grad(logits, xt, grad_outputs=onehot, is_grads_batched=True)
+        return grads.numpy().transpose(1, 0, 3, 4, 2).copy()  # (classes, N, C, H, W) -> (N, classes, H, W, C)
+
     def activations(self, model: Any, x: np.ndarray, layers: list[str] | None = None) -> dict[str, np.ndarray]:
         torch = _torch()
         model.eval()

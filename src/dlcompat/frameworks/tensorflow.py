@@ -110,6 +110,7 @@ class _Plan:
     forward: Any = None
     gradient: Any = None
     class_gradient: Any = None
+    class_gradients: Any = None
     taps: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
 
@@ -208,6 +209,16 @@ def _class_gradient(model: Any, x: Any, labels: Any) -> Any:
         picked = tf.gather(model(x, training=False), labels[:, None], batch_dims=1)
         total = tf.reduce_sum(picked)
     return tape.gradient(total, x)
+
+
+def _class_gradients(model: Any, x: Any) -> Any:
+    """(N, classes, *input): every logit's gradient with respect to its own image, one batched Jacobian."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = model(x, training=False)
+    return tape.batch_jacobian(logits, x)
 
 
 # --- optimisers with torch.optim's semantics ----------------------------------------------------------------
@@ -489,6 +500,17 @@ class KerasAdapter(FrameworkAdapter):
         parts = [plan.class_gradient(tf.constant(x[i : i + _BATCH]), tf.constant(labels[i : i + _BATCH])).numpy()
                  for i in range(0, len(x), _BATCH)]
         return np.concatenate(parts).astype(np.float32) if parts else np.zeros_like(x)
+
+    def class_gradients(self, model: Any, x: np.ndarray, classes: int) -> np.ndarray:
+        tf, _ = _runtime()
+        plan = _plan_of(model)
+        if plan.class_gradients is None:
+            signature = [tf.TensorSpec((None, *plan.spec.input_shape), tf.float32)]
+            plan.class_gradients = _compiled(_class_gradients, model, signature)
+        x = np.asarray(x, dtype=np.float32)
+        parts = [plan.class_gradients(tf.constant(x[i : i + _BATCH])).numpy() for i in range(0, len(x), _BATCH)]
+        return (np.concatenate(parts).astype(np.float32) if parts
+                else np.zeros((0, classes, *x.shape[1:]), np.float32))
 
     def activations(self, model: Any, x: np.ndarray, layers: list[str] | None = None) -> dict[str, np.ndarray]:
         tf, keras = _runtime()

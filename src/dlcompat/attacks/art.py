@@ -7,9 +7,10 @@ Theano/PyTensor function) and ART only does the attack arithmetic in NumPy.
 
 ART's own classifiers for PyTorch (`PyTorchClassifier`, through a two-line module taking NHWC, the layout
 of the adversarial sets) and Keras 3 (`TensorFlowV2Classifier`) are kept as the cross-check (`native=True`):
-over the same model they produce the same adversarial images, bit for bit on LeNet-5, but slower — ART's
-TensorFlow classifier runs every gradient eagerly (C&W-L2 10x, BIM and DeepFool 2.9x the adapter's time),
-its PyTorch classifier pays per call (C&W-L2 4x, JSMA 5x): `benchmarks/attack_estimators.py`. A native
+over the same model they produce the same adversarial images (to 1e-5, on 300 MNIST images through paper-mnist's
+six attacks), but slower — ART's TensorFlow classifier runs every gradient eagerly (JSMA 17.9x, C&W-L2 13.6x,
+BIM and PGD 4.6-4.8x, DeepFool 3-4x the adapter's time on LeNet-5), its PyTorch classifier pays per call (JSMA
+5.9x, C&W-L2 4.3x, BIM and PGD 1.2-1.3x; DeepFool 0.96x): `benchmarks/attack_estimators.py`. A native
 classifier is used only after its logits match the adapter's on a probe batch; otherwise (or when
 building it fails) the adapter classifier takes over and the reason is recorded.
 

@@ -91,6 +91,7 @@ def test_pipeline_reduces_and_merges_to_one_reproducer(tmp_path, monkeypatch):
     with RouteServer(TOOLS["onnxruntime"]) as ort:
         verdicts, answers = run_route(ort, list(cases.values()), None)
     assert [v.status for v in verdicts] == ["pass", "pass"]
+    assert not ort.workdir.exists()  # a closed server leaves no folder behind
     floors = {name: floors_of(answers[name], case.outputs) for name, case in cases.items()}
     with RouteServer(TOOLS["planted"]) as server:
         verdicts, _ = run_route(server, list(cases.values()), floors)

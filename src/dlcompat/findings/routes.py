@@ -14,6 +14,7 @@ from __future__ import annotations
 import inspect
 import json
 import queue
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -152,6 +153,7 @@ class RouteServer:
         return Answer(outputs)
 
     def close(self) -> None:
+        """Stop the tool's process and remove its folder (script, log, exchanged arrays): a closed server is done."""
         if self.process is not None and self.process.stdin is not None:
             self.process.stdin.close()
             try:
@@ -159,6 +161,7 @@ class RouteServer:
             except subprocess.TimeoutExpired:
                 self._stop()
         self.process = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> RouteServer:
         return self

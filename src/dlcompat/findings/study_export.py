@@ -111,7 +111,9 @@ def export_study_causes(causes: Sequence[StudyCause], export: Path, say: Callabl
             if name is None:
                 say(f"  {cause.label}: {cause.tool} is not a tool a reproducer drives here: left out")
                 continue
-            server = servers.setdefault(name, RouteServer(tool(name)))
+            if name not in servers:  # one server per tool (setdefault would build, and leak, one per cause)
+                servers[name] = RouteServer(tool(name))
+            server = servers[name]
             problem = _export_one(cause, name, server, export, taken, say)
             if problem is not None:
                 problems.append(problem)

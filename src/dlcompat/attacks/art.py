@@ -80,11 +80,13 @@ class AdapterClassifier(ClassGradientsMixin, ClassifierMixin, LossGradientsMixin
         raise NotImplementedError("dlcompat trains models with the framework adapter, not through ART")
 
     def _batched(self, fn: Callable[[np.ndarray, np.ndarray], np.ndarray], x: np.ndarray,
-                 labels: np.ndarray) -> np.ndarray:
+                 labels: np.ndarray, per_row: tuple[int, ...] = ()) -> np.ndarray:
+        """`fn` over `batch_size` rows at a time; each row's result has shape (*per_row, *input)."""
         x = np.asarray(x, dtype=np.float32)
         parts = [fn(x[i : i + self.batch_size], labels[i : i + self.batch_size])
                  for i in range(0, len(x), self.batch_size)]
-        return np.concatenate(parts).astype(np.float32) if parts else np.zeros_like(x)
+        return (np.concatenate(parts).astype(np.float32) if parts
+                else np.zeros((0, *per_row, *x.shape[1:]), np.float32))
 
     def loss_gradient(self, x: np.ndarray, y: np.ndarray, **kwargs: Any) -> np.ndarray:
         """d(mean cross-entropy)/dx, as the adapter computes it (ART's PyTorch classifier reduces by the mean too)."""
@@ -102,11 +104,8 @@ class AdapterClassifier(ClassGradientsMixin, ClassifierMixin, LossGradientsMixin
             return self._batched(lambda xb, lb: self.adapter.class_gradient(self.model, xb, lb), x, labels)
 
         if label is None:  # every class: the adapter's all-class gradient, batch by batch
-            x = np.asarray(x, dtype=np.float32)
-            parts = [self.adapter.class_gradients(self.model, x[i : i + self.batch_size], self.nb_classes)
-                     for i in range(0, n, self.batch_size)]
-            return (np.concatenate(parts).astype(np.float32) if parts
-                    else np.zeros((0, self.nb_classes, *x.shape[1:]), np.float32))
+            return self._batched(lambda xb, _: self.adapter.class_gradients(self.model, xb, self.nb_classes), x,
+                                 np.zeros(n, np.int64), per_row=(self.nb_classes,))
         if isinstance(label, int | np.integer):
             return one(np.full(n, int(label), np.int64))[:, None]
         labels = np.asarray(label, dtype=np.int64).reshape(-1)
